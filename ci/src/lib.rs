@@ -1,1 +1,30 @@
-//! lab
+//! The pairos lab: QEMU nodes booted from our own kernels and images, joined by links, driven
+//! through their serial consoles. Integration and end-to-end tests share it.
+//!
+//! - [`Lab`] is one test's world: a network namespace named after the test (stale leftovers of
+//!   an earlier run are cleared first), a work folder, and links (bridges) inside the namespace.
+//! - [`Lab::start`] boots a [`VmSpec`] under TCG with SeaBIOS or OVMF; NICs are tap devices on
+//!   the named links, at the PCI slots the `qemu-q35` board profile expects.
+//! - [`Console`] captures a serial console to a file and waits for lines with a timeout, by
+//!   polling; it also types commands and reads their exit codes.
+//! - [`Lab::endpoint`] puts a host-side program (a server under test, a real client) on a link,
+//!   in a namespace of its own.
+//! - [`kernel`] and [`initramfs`] provide the Debian kernel (cached by package version) and a
+//!   small initramfs with the `pairos` binary.
+//!
+//! Everything that needs teardown is a guard whose `Drop` cleans up and never panics.
+
+mod console;
+mod error;
+pub mod initramfs;
+pub mod kernel;
+mod lab;
+mod netns;
+pub mod paths;
+mod qemu;
+
+pub use console::Console;
+pub use error::LabError;
+pub use lab::{Endpoint, Lab};
+pub use netns::Netns;
+pub use qemu::{blank_disk, DirectBoot, DiskBus, Firmware, NicModel, Vm, VmSpec};

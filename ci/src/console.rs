@@ -1,0 +1,152 @@
+//! A VM's serial console. QEMU serves it on a unix socket and waits for us before it starts the
+//! guest; a thread copies everything the socket delivers into the log file, and waiting polls
+//! that file. (QEMU's own `logfile=` is not used: when the socket is momentarily full, QEMU logs
+//! a buffer and the serial device later sends it again, so the log shows doubled bytes.)
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::io;
+use crate::LabError;
+
+const POLL: Duration = Duration::from_millis(100);
+
+#[derive(Debug)]
+pub struct Console {
+    vm: String,
+    log: PathBuf,
+    socket: PathBuf,
+    input: UnixStream,
+    /// Bytes of the log already consumed by waits; a wait looks only past it.
+    cursor: usize,
+    commands: u32,
+}
+
+impl Console {
+    /// Connects to QEMU's console socket and starts recording into `log`.
+    pub(crate) fn connect(vm: &str, socket: PathBuf, log: PathBuf) -> Result<Self, LabError> {
+        let stream = UnixStream::connect(&socket).map_err(io(&socket))?;
+        let mut output = stream.try_clone().map_err(io(&socket))?;
+        let mut file = std::fs::File::create(&log).map_err(io(&log))?;
+        // Ends when QEMU closes the socket (the VM stopped).
+        std::thread::spawn(move || std::io::copy(&mut output, &mut file));
+        Ok(Console {
+            vm: vm.to_owned(),
+            log,
+            socket,
+            input: stream,
+            cursor: 0,
+            commands: 0,
+        })
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Everything the console printed so far.
+    pub fn text(&self) -> String {
+        std::fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The last `n` lines, for error messages.
+    pub fn tail(&self, n: usize) -> String {
+        let text = self.text();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Waits until a line past the cursor satisfies `matches`, and moves the cursor past it.
+    /// `alive` is polled too, so a VM that died is reported at once instead of at the timeout.
+    pub fn wait_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        matches: impl Fn(&str) -> bool,
+        mut alive: impl FnMut() -> Result<(), pairos_host::CommandError>,
+    ) -> Result<String, LabError> {
+        let start = Instant::now();
+        loop {
+            let bytes = std::fs::read(&self.log).unwrap_or_default();
+            let fresh = &bytes[self.cursor.min(bytes.len())..];
+            let mut offset = 0;
+            // Only complete lines: a half-written line may still grow into a match.
+            while let Some(nl) = fresh[offset..].iter().position(|&b| b == b'\n') {
+                let line = String::from_utf8_lossy(&fresh[offset..offset + nl]);
+                let line = line.trim_end_matches('\r');
+                offset += nl + 1;
+                if matches(line) {
+                    self.cursor += offset;
+                    return Ok(line.to_owned());
+                }
+            }
+            if let Err(source) = alive() {
+                return Err(LabError::Exited {
+                    vm: self.vm.clone(),
+                    what: what.into(),
+                    source,
+                    tail: self.tail(30),
+                });
+            }
+            if start.elapsed() > timeout {
+                return Err(LabError::Timeout {
+                    vm: self.vm.clone(),
+                    what: what.into(),
+                    waited: timeout,
+                    tail: self.tail(30),
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Types `line` and Enter on the console.
+    pub fn send_line(&mut self, line: &str) -> Result<(), LabError> {
+        self.input
+            .write_all(format!("{line}\n").as_bytes())
+            .map_err(io(&self.socket))?;
+        Ok(())
+    }
+
+    /// Runs a shell command on the console and returns its exit code and what it printed.
+    /// The end is marked by a line the echo of the command itself cannot produce.
+    pub fn run(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+        alive: impl FnMut() -> Result<(), pairos_host::CommandError>,
+    ) -> Result<(i32, String), LabError> {
+        self.commands += 1;
+        let marker = format!("@@lab-done-{}", self.commands);
+        // The echoed command line shows `@@lab-done-N $?`; the output line shows the code.
+        let start_cursor = self.cursor;
+        self.send_line(&format!("{command}; echo {marker} $?"))?;
+        let end = self.wait_line(
+            &format!("the end of `{command}`"),
+            timeout,
+            |l| {
+                l.strip_prefix(&marker)
+                    .is_some_and(|r| r.trim().parse::<i32>().is_ok())
+            },
+            alive,
+        )?;
+        let code = end[marker.len()..].trim().parse().unwrap_or(-1);
+        let bytes = std::fs::read(&self.log).map_err(io(&self.log))?;
+        let window = String::from_utf8_lossy(&bytes[start_cursor..self.cursor.min(bytes.len())])
+            .replace('\r', "");
+        // Drop the echoed command line and the marker line.
+        let mut lines: Vec<&str> = window.lines().collect();
+        if let Some(pos) = lines
+            .iter()
+            .position(|l| l.contains(&format!("{marker} $?")))
+        {
+            lines.drain(..=pos);
+        }
+        lines.pop();
+        Ok((code, lines.join("\n")))
+    }
+}

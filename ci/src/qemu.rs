@@ -1,0 +1,325 @@
+//! QEMU nodes: a spec, and the running VM as a guard.
+//!
+//! Every VM is a q35 machine under TCG (KVM cannot boot a kernel on these hosts). NICs and the
+//! system disk sit at the PCI slots the `qemu-q35` board profile names: the first NIC (the
+//! private link) at 00:03.0, the second (public) at 00:04.0, virtio disks from 00:05.0 on.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pairos_host::Child;
+
+use crate::error::io;
+use crate::{Console, Lab, LabError};
+
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+const FIRST_NIC_SLOT: u8 = 3;
+const FIRST_DISK_SLOT: u8 = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    SeaBios,
+    /// OVMF with a fresh copy of its variable store in the VM's work folder.
+    Ovmf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NicModel {
+    VirtioNet,
+    E1000e,
+}
+
+impl NicModel {
+    fn device(self) -> &'static str {
+        match self {
+            NicModel::VirtioNet => "virtio-net-pci",
+            NicModel::E1000e => "e1000e",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskBus {
+    Virtio,
+    /// A port of the q35's built-in ICH9 AHCI controller (00:1f.2).
+    Ahci,
+}
+
+#[derive(Debug, Clone)]
+struct NicSpec {
+    link: String,
+    model: NicModel,
+}
+
+#[derive(Debug, Clone)]
+struct DiskSpec {
+    path: PathBuf,
+    bus: DiskBus,
+    format: &'static str,
+}
+
+/// Boot a kernel directly (QEMU's `-kernel`), skipping the firmware's boot devices.
+#[derive(Debug, Clone)]
+pub struct DirectBoot {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub append: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct VmSpec {
+    name: String,
+    memory_mib: u32,
+    cpus: u32,
+    firmware: Firmware,
+    direct: Option<DirectBoot>,
+    nics: Vec<NicSpec>,
+    disks: Vec<DiskSpec>,
+    exit_on_reboot: bool,
+}
+
+impl VmSpec {
+    /// A VM with 1 GiB, one CPU, SeaBIOS, no NICs and no disks.
+    pub fn new(name: &str) -> Self {
+        VmSpec {
+            name: name.to_owned(),
+            memory_mib: 1024,
+            cpus: 1,
+            firmware: Firmware::SeaBios,
+            direct: None,
+            nics: Vec::new(),
+            disks: Vec::new(),
+            exit_on_reboot: false,
+        }
+    }
+
+    /// QEMU exits when the guest reboots or panics, instead of starting it again.
+    pub fn exit_on_reboot(mut self) -> Self {
+        self.exit_on_reboot = true;
+        self
+    }
+
+    pub fn memory_mib(mut self, mib: u32) -> Self {
+        self.memory_mib = mib;
+        self
+    }
+
+    pub fn cpus(mut self, cpus: u32) -> Self {
+        self.cpus = cpus;
+        self
+    }
+
+    pub fn firmware(mut self, firmware: Firmware) -> Self {
+        self.firmware = firmware;
+        self
+    }
+
+    pub fn direct_boot(mut self, boot: DirectBoot) -> Self {
+        self.direct = Some(boot);
+        self
+    }
+
+    /// Adds a NIC on `link`; the first one added is the private link's port.
+    pub fn nic(mut self, link: &str, model: NicModel) -> Self {
+        self.nics.push(NicSpec {
+            link: link.to_owned(),
+            model,
+        });
+        self
+    }
+
+    /// Adds a raw disk image; the first virtio disk is the system disk.
+    pub fn disk(mut self, path: &Path, bus: DiskBus) -> Self {
+        self.disks.push(DiskSpec {
+            path: path.to_owned(),
+            bus,
+            format: "raw",
+        });
+        self
+    }
+}
+
+/// A running VM; killed on drop. Its console log stays in the lab's folder.
+#[derive(Debug)]
+pub struct Vm {
+    name: String,
+    child: Child,
+    console: Console,
+}
+
+/// MAC addresses in QEMU's locally administered range, unique per VM and NIC within a lab.
+fn mac(vm_index: usize, nic: usize) -> String {
+    format!("52:54:00:12:{:02x}:{:02x}", vm_index & 0xff, nic & 0xff)
+}
+
+impl Lab {
+    /// Boots `spec`. Returns once QEMU runs; wait on the console for the guest.
+    pub fn start(&mut self, spec: VmSpec) -> Result<Vm, LabError> {
+        let dir = self.dir().join(&spec.name);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let log = dir.join("console.log");
+        let socket = dir.join("console.sock");
+        let vm_index = self.next_vm();
+
+        let mut args: Vec<String> = vec![
+            "-machine".into(),
+            "q35,accel=tcg".into(),
+            "-m".into(),
+            spec.memory_mib.to_string(),
+            "-smp".into(),
+            spec.cpus.to_string(),
+            "-nodefaults".into(),
+            "-no-user-config".into(),
+            "-display".into(),
+            "none".into(),
+            "-chardev".into(),
+            // wait=on: the guest starts only once the lab listens, so no output is lost.
+            format!("socket,id=con,path={},server=on,wait=on", socket.display()),
+            "-serial".into(),
+            "chardev:con".into(),
+        ];
+        if spec.exit_on_reboot {
+            args.push("-no-reboot".into());
+        }
+        if spec.firmware == Firmware::Ovmf {
+            let vars = dir.join("OVMF_VARS.fd");
+            std::fs::copy(OVMF_VARS, &vars).map_err(io(OVMF_VARS))?;
+            args.push("-drive".into());
+            args.push(format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
+            ));
+            args.push("-drive".into());
+            args.push(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                vars.display()
+            ));
+        }
+        if let Some(boot) = &spec.direct {
+            args.extend([
+                "-kernel".into(),
+                boot.kernel.display().to_string(),
+                "-initrd".into(),
+                boot.initrd.display().to_string(),
+                "-append".into(),
+                boot.append.clone(),
+            ]);
+        }
+        for (i, nic) in spec.nics.iter().enumerate() {
+            let tap = self.tap(&nic.link)?;
+            let slot = FIRST_NIC_SLOT + i as u8;
+            args.push("-netdev".into());
+            args.push(format!(
+                "tap,id=net{i},ifname={tap},script=no,downscript=no"
+            ));
+            args.push("-device".into());
+            args.push(format!(
+                "{},netdev=net{i},mac={},bus=pcie.0,addr={slot:#x}",
+                nic.model.device(),
+                mac(vm_index, i)
+            ));
+        }
+        let (mut virtio_slot, mut ahci_port) = (FIRST_DISK_SLOT, 0);
+        for (i, disk) in spec.disks.iter().enumerate() {
+            args.push("-drive".into());
+            args.push(format!(
+                "file={},format={},if=none,id=disk{i}",
+                disk.path.display(),
+                disk.format
+            ));
+            args.push("-device".into());
+            match disk.bus {
+                DiskBus::Virtio => {
+                    args.push(format!(
+                        "virtio-blk-pci,drive=disk{i},bus=pcie.0,addr={virtio_slot:#x}"
+                    ));
+                    virtio_slot += 1;
+                }
+                DiskBus::Ahci => {
+                    args.push(format!("ide-hd,drive=disk{i},bus=ide.{ahci_port}"));
+                    ahci_port += 1;
+                }
+            }
+        }
+
+        let child = self
+            .netns()
+            .cmd("qemu-system-x86_64")
+            .args(&args)
+            .spawn(Some(&dir.join("qemu.log")))?;
+        let mut child = child;
+        wait_for_socket(&spec.name, &mut child, &socket)?;
+        let console = Console::connect(&spec.name, socket, log)?;
+        tracing::info!(vm = %spec.name, "started");
+        Ok(Vm {
+            name: spec.name,
+            child,
+            console,
+        })
+    }
+}
+
+impl Vm {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn console(&mut self) -> &mut Console {
+        &mut self.console
+    }
+
+    /// Waits for a console line containing `needle`; returns that line.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<String, LabError> {
+        let child = &mut self.child;
+        self.console.wait_line(
+            needle,
+            timeout,
+            |l| l.contains(needle),
+            || child.check_running(),
+        )
+    }
+
+    /// Runs a shell command on the console (the guest must be at a shell prompt).
+    pub fn run(&mut self, command: &str, timeout: Duration) -> Result<(i32, String), LabError> {
+        let child = &mut self.child;
+        self.console.run(command, timeout, || child.check_running())
+    }
+
+    /// Stops the VM now (also done on drop).
+    pub fn kill(&mut self) {
+        self.child.kill();
+    }
+}
+
+fn wait_for_socket(vm: &str, child: &mut Child, socket: &Path) -> Result<(), LabError> {
+    let start = std::time::Instant::now();
+    while !socket.exists() {
+        child.check_running()?;
+        if start.elapsed() > Duration::from_secs(30) {
+            return Err(LabError::Setup(format!(
+                "{vm}: QEMU did not open {}",
+                socket.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Creates a sparse raw disk image of `size` bytes.
+pub fn blank_disk(path: &Path, size: u64) -> Result<(), LabError> {
+    let f = std::fs::File::create(path).map_err(io(path))?;
+    f.set_len(size).map_err(io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mac;
+
+    #[test]
+    fn macs_are_distinct_per_vm_and_nic() {
+        assert_ne!(mac(1, 0), mac(1, 1));
+        assert_ne!(mac(1, 0), mac(2, 0));
+        assert_eq!(mac(1, 0), "52:54:00:12:01:00");
+    }
+}
