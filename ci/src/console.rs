@@ -88,7 +88,7 @@ impl Console {
                 return Err(LabError::Exited {
                     vm: self.vm.clone(),
                     what: what.into(),
-                    source,
+                    source: Box::new(source),
                     tail: self.tail(30),
                 });
             }

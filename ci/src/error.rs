@@ -6,7 +6,7 @@ use pairos_host::CommandError;
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     #[error(transparent)]
-    Command(#[from] CommandError),
+    Command(#[from] Box<CommandError>),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -23,7 +23,7 @@ pub enum LabError {
     Exited {
         vm: String,
         what: String,
-        source: CommandError,
+        source: Box<CommandError>,
         tail: String,
     },
     #[error("{0}")]
@@ -34,6 +34,12 @@ pub enum LabError {
     Kmod(#[from] pairos_image::kmod::KmodError),
     #[error(transparent)]
     Initramfs(#[from] pairos_image::initramfs::InitramfsError),
+}
+
+impl From<CommandError> for LabError {
+    fn from(e: CommandError) -> Self {
+        LabError::Command(Box::new(e))
+    }
 }
 
 pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> LabError {

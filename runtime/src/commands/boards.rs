@@ -38,6 +38,11 @@ fn list(args: &ProfilesArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
+/// One line of `boards show`: a label column, then the value.
+fn row(label: &str, value: &str) {
+    println!("  {label:18}{value}");
+}
+
 fn show(args: &ShowArgs) -> anyhow::Result<Exit> {
     let profiles = load(&args.profiles)?;
     let p = profiles::find(&profiles, &args.name).map_err(anyhow::Error::msg)?;
@@ -53,12 +58,15 @@ fn show(args: &ShowArgs) -> anyhow::Result<Exit> {
     if let Some(board) = &p.dmi.board_name {
         ident.push_str(&format!(", board {board:?}"));
     }
-    println!("  identified by   {ident}");
+    row("identified by", &ident);
     let fw: Vec<String> = p.firmware.iter().map(ToString::to_string).collect();
-    println!("  firmware        {}", fw.join(", "));
-    println!(
-        "  minimum         {} cores, {} MiB RAM, {} GiB system disk",
-        p.minimum.cpu_cores, p.minimum.ram_mib, p.minimum.system_disk_gib
+    row("firmware", &fw.join(", "));
+    row(
+        "minimum",
+        &format!(
+            "{} cores, {} MiB RAM, {} GiB system disk",
+            p.minimum.cpu_cores, p.minimum.ram_mib, p.minimum.system_disk_gib
+        ),
     );
     for role in [NicRole::Private, NicRole::Public] {
         let n = p.nic(role);
@@ -66,31 +74,35 @@ fn show(args: &ShowArgs) -> anyhow::Result<Exit> {
             .min_speed_mbps
             .map(|s| format!(", at least {s} Mb/s"))
             .unwrap_or_default();
-        println!(
-            "  {:15} {} ({}{speed})",
-            format!("{role} NIC"),
-            n.location,
-            n.drivers.join(" or ")
+        row(
+            &format!("{role} NIC"),
+            &format!("{} ({}{speed})", n.location, n.drivers.join(" or ")),
         );
     }
     for (i, s) in p.system_disk.iter().enumerate() {
         let label = if i == 0 { "system disk" } else { "  else" };
-        println!("  {label:15} the one {s}");
+        row(label, &format!("the one {s}"));
     }
-    println!("  modules         storage: {}", p.modules.storage.join(" "));
-    println!("                  nic: {}", p.modules.nic.join(" "));
+    row(
+        "modules",
+        &format!("storage: {}", p.modules.storage.join(" ")),
+    );
+    row("", &format!("nic: {}", p.modules.nic.join(" ")));
     if !p.modules.sensors.is_empty() {
-        println!("                  sensors: {}", p.modules.sensors.join(" "));
+        row("", &format!("sensors: {}", p.modules.sensors.join(" ")));
     }
     for s in &p.sensors {
         let lim = |v: Option<f64>| v.map_or("-".to_owned(), |v| v.to_string());
-        println!(
-            "  sensor          {} {:?} ({}), warn {}, critical {}",
-            s.chip,
-            s.label,
-            s.kind,
-            lim(s.warn),
-            lim(s.critical)
+        row(
+            "sensor",
+            &format!(
+                "{} {:?} ({}), warn {}, critical {}",
+                s.chip,
+                s.label,
+                s.kind,
+                lim(s.warn),
+                lim(s.critical)
+            ),
         );
     }
     Ok(Exit::Success)
