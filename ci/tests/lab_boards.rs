@@ -9,7 +9,8 @@ use std::time::Duration;
 use pairos_boards::profiles;
 use pairos_host::Cmd;
 use pairos_lab::{
-    blank_disk, initramfs, kernel, paths, DirectBoot, DiskBus, Lab, LabError, NicModel, Vm, VmSpec,
+    blank_disk, initramfs, kernel, paths, DirectBoot, DiskBus, Firmware, Lab, LabError, NicModel,
+    Vm, VmSpec,
 };
 use serde_json::Value;
 
@@ -63,14 +64,15 @@ fn host_check(root: &Path) -> (i32, Value) {
 }
 
 #[test]
-fn a_q35_vm_is_certified_as_qemu_q35_and_its_capture_agrees() -> Result<(), LabError> {
+fn an_ovmf_q35_vm_is_certified_as_qemu_q35_and_its_capture_agrees() -> Result<(), LabError> {
     let mut lab = Lab::new("boards-q35")?;
     let system = lab.dir().join("system.raw");
     let capture = lab.dir().join("capture.raw");
     blank_disk(&system, 8 * GIB)?;
     blank_disk(&capture, 64 << 20)?;
     let mut vm = boot(&mut lab, 1024, |s| {
-        s.nic("private", NicModel::VirtioNet)
+        s.firmware(Firmware::Ovmf)
+            .nic("private", NicModel::VirtioNet)
             .nic("public", NicModel::E1000e)
             .disk(&system, DiskBus::Virtio)
             .disk(&capture, DiskBus::Virtio)
@@ -146,7 +148,7 @@ fn a_q35_vm_is_certified_as_qemu_q35_and_its_capture_agrees() -> Result<(), LabE
 }
 
 #[test]
-fn a_vm_short_of_the_profile_is_refused_with_every_reason() -> Result<(), LabError> {
+fn a_seabios_vm_short_of_the_profile_is_refused_with_every_reason() -> Result<(), LabError> {
     let mut lab = Lab::new("boards-short")?;
     let small = lab.dir().join("small.raw");
     blank_disk(&small, 2 * GIB)?;
@@ -166,5 +168,9 @@ fn a_vm_short_of_the_profile_is_refused_with_every_reason() -> Result<(), LabErr
     assert!(out.contains("FAIL  memory:"), "{out}");
     assert!(out.contains("FAIL  system disk: vda"), "{out}");
     assert!(out.contains("at least 8 GiB required"), "{out}");
+    assert!(
+        out.contains("ok    firmware mode: booted in bios mode"),
+        "{out}"
+    );
     Ok(())
 }

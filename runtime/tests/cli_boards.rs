@@ -57,6 +57,12 @@ fn every_certified_fixture_gets_its_profile_and_roles() {
         assert_eq!(v["public_nic"], public, "{fixture}");
         assert_eq!(v["system_disk"], disk, "{fixture}");
         assert_eq!(v["reasons"].as_array().map(Vec::len), Some(0), "{fixture}");
+        // Every certified fixture was captured (or modelled) booted under UEFI.
+        let firmware = v["checks"][1]["detail"].as_str().unwrap_or_default();
+        assert!(
+            firmware.starts_with("booted in uefi mode"),
+            "{fixture}: {firmware}"
+        );
     }
 }
 
