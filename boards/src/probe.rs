@@ -10,19 +10,13 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::inventory::{
-    Cpu, Disk, Dmi, FirmwareMode, Inventory, Memory, Nic, PciDevice, Transport,
-};
+use crate::inventory::{Cpu, Disk, Dmi, FirmwareMode, Inventory, Memory, Nic, PciDevice, Transport};
 use crate::profile::is_pci_address;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     #[error("{}: {what}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        what: &'static str,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, what: &'static str, source: std::io::Error },
     #[error("{}: {what}", path.display())]
     Format { path: PathBuf, what: String },
 }
@@ -46,11 +40,7 @@ pub fn probe(root: &Path) -> Result<Inventory, ProbeError> {
     let disks = probe_disks(&sys)?;
     Ok(Inventory {
         dmi: probe_dmi(&sys),
-        firmware: if sys.join("firmware/efi").is_dir() {
-            FirmwareMode::Uefi
-        } else {
-            FirmwareMode::Bios
-        },
+        firmware: if sys.join("firmware/efi").is_dir() { FirmwareMode::Uefi } else { FirmwareMode::Bios },
         cpu: probe_cpu(&root.join("proc/cpuinfo"))?,
         memory: probe_memory(&root.join("proc/meminfo"))?,
         pci,
@@ -81,18 +71,10 @@ fn list_dir(dir: &Path) -> Result<Vec<String>, ProbeError> {
         Ok(e) => e,
         // A machine without any NIC or disk driver loaded may lack the class folder.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(ProbeError::Io {
-                path: dir.to_owned(),
-                what: "listing",
-                source,
-            })
-        }
+        Err(source) => return Err(ProbeError::Io { path: dir.to_owned(), what: "listing", source }),
     };
-    let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut names: Vec<String> =
+        entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     Ok(names)
 }
@@ -104,10 +86,7 @@ fn resolve(path: &Path) -> Option<PathBuf> {
 
 /// The PCI function a device belongs to: the nearest folder, from `dev` up, named like one.
 fn pci_ancestor(dev: &Path) -> Option<String> {
-    dev.ancestors()
-        .filter_map(|p| p.file_name()?.to_str())
-        .find(|n| is_pci_address(n))
-        .map(str::to_owned)
+    dev.ancestors().filter_map(|p| p.file_name()?.to_str()).find(|n| is_pci_address(n)).map(str::to_owned)
 }
 
 fn probe_dmi(sys: &Path) -> Dmi {
@@ -131,8 +110,7 @@ fn probe_pci(sys: &Path) -> Result<Vec<PciDevice>, ProbeError> {
         let Some(dev) = resolve(&dir.join(&address)) else {
             continue;
         };
-        let (Some(vendor), Some(device)) =
-            (attr_hex(&dev.join("vendor")), attr_hex(&dev.join("device")))
+        let (Some(vendor), Some(device)) = (attr_hex(&dev.join("vendor")), attr_hex(&dev.join("device")))
         else {
             continue;
         };
@@ -193,8 +171,7 @@ fn transport_of(path: &Path) -> Transport {
     let parts: Vec<&str> = path.iter().filter_map(|c| c.to_str()).collect();
     let numbered = |prefix: &str| {
         parts.iter().any(|c| {
-            c.strip_prefix(prefix)
-                .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+            c.strip_prefix(prefix).is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
         })
     };
     if numbered("usb") {
@@ -271,16 +248,8 @@ pub fn parse_cpuinfo(text: &str) -> Cpu {
             _ => {}
         }
     }
-    let cores = if cores.is_empty() {
-        logical
-    } else {
-        cores.len() as u32
-    };
-    Cpu {
-        logical,
-        cores,
-        model,
-    }
+    let cores = if cores.is_empty() { logical } else { cores.len() as u32 };
+    Cpu { logical, cores, model }
 }
 
 fn probe_memory(path: &Path) -> Result<Memory, ProbeError> {
@@ -293,9 +262,7 @@ fn probe_memory(path: &Path) -> Result<Memory, ProbeError> {
             path: path.to_owned(),
             what: "expected a line \"MemTotal: N kB\"".into(),
         })?;
-    Ok(Memory {
-        total_mib: kib / 1024,
-    })
+    Ok(Memory { total_mib: kib / 1024 })
 }
 
 #[cfg(test)]
@@ -315,19 +282,16 @@ mod tests {
     #[test]
     fn transport_comes_from_the_device_path() {
         let t = |p: &str| transport_of(Path::new(p));
-        assert_eq!(
-            t("/sys/devices/pci0000:00/0000:00:05.0/virtio2/block/vda"),
-            Transport::Virtio
-        );
+        assert_eq!(t("/sys/devices/pci0000:00/0000:00:05.0/virtio2/block/vda"), Transport::Virtio);
         assert_eq!(
             t("/sys/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda"),
             Transport::Sata
         );
+        assert_eq!(t("/sys/devices/pci0000:00/0000:01:00.0/nvme/nvme0/nvme0n1"), Transport::Nvme);
         assert_eq!(
-            t("/sys/devices/pci0000:00/0000:01:00.0/nvme/nvme0/nvme0n1"),
-            Transport::Nvme
+            t("/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host6/target6:0:0/6:0:0:0/block/sdb"),
+            Transport::Usb
         );
-        assert_eq!(t("/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host6/target6:0:0/6:0:0:0/block/sdb"), Transport::Usb);
         assert_eq!(
             t("/sys/devices/pci0000:00/0000:18:00.0/host0/target0:2:0/0:2:0:0/block/sda"),
             Transport::Scsi

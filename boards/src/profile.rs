@@ -15,25 +15,13 @@ use crate::wire;
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
     #[error("{}: reading the profile: {source}", file.display())]
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
+    Read { file: PathBuf, source: std::io::Error },
     #[error("{}: not a valid profile: {message}", file.display())]
     Syntax { file: PathBuf, message: String },
     #[error("{}: field `{field}`: expected {expected}, found {found}", file.display())]
-    Field {
-        file: PathBuf,
-        field: String,
-        expected: String,
-        found: String,
-    },
+    Field { file: PathBuf, field: String, expected: String, found: String },
     #[error("{}: two profiles are named `{name}` (the other is {})", file.display(), other.display())]
-    Duplicate {
-        file: PathBuf,
-        other: PathBuf,
-        name: String,
-    },
+    Duplicate { file: PathBuf, other: PathBuf, name: String },
 }
 
 /// What an invalid value was, before the file name is known.
@@ -46,11 +34,7 @@ pub struct FieldError {
 
 impl FieldError {
     fn new(field: impl Into<String>, expected: impl Into<String>, found: impl fmt::Debug) -> Self {
-        Self {
-            field: field.into(),
-            expected: expected.into(),
-            found: format!("{found:?}"),
-        }
+        Self { field: field.into(), expected: expected.into(), found: format!("{found:?}") }
     }
 
     pub fn in_file(self, file: &Path) -> ProfileError {
@@ -191,53 +175,36 @@ impl Profile {
             message: e.to_string().trim_end().replace('\n', "\n    "),
         })?;
         let profile = Profile::try_from(raw).map_err(|e| e.in_file(file))?;
-        let stem = file
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default();
+        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         if !stem.is_empty() && stem != profile.name {
-            return Err(FieldError::new(
-                "name",
-                format!("the file's stem {stem:?}"),
-                &profile.name,
-            )
-            .in_file(file));
+            return Err(
+                FieldError::new("name", format!("the file's stem {stem:?}"), &profile.name).in_file(file)
+            );
         }
         Ok(profile)
     }
 
     /// Reads and parses one profile file.
     pub fn load(file: &Path) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(file).map_err(|source| ProfileError::Read {
-            file: file.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|source| ProfileError::Read { file: file.to_owned(), source })?;
         Profile::parse(file, &text)
     }
 
     pub fn nic(&self, role: NicRole) -> &NicRule {
-        self.nics
-            .iter()
-            .find(|n| n.role == role)
-            .expect("TryFrom keeps exactly one NIC rule per role")
+        self.nics.iter().find(|n| n.role == role).expect("TryFrom keeps exactly one NIC rule per role")
     }
 }
 
 fn check_name(field: &str, value: &str) -> Result<(), FieldError> {
     let ok = !value.is_empty()
         && value.len() <= 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !value.starts_with('-');
     if ok {
         Ok(())
     } else {
-        Err(FieldError::new(
-            field,
-            "a kebab-case name (a-z, 0-9, -)",
-            value,
-        ))
+        Err(FieldError::new(field, "a kebab-case name (a-z, 0-9, -)", value))
     }
 }
 
@@ -248,9 +215,7 @@ pub fn is_pci_address(s: &str) -> bool {
         && b[4] == b':'
         && b[7] == b':'
         && b[10] == b'.'
-        && [0, 1, 2, 3, 5, 6, 8, 9]
-            .iter()
-            .all(|&i| b[i].is_ascii_hexdigit())
+        && [0, 1, 2, 3, 5, 6, 8, 9].iter().all(|&i| b[i].is_ascii_hexdigit())
         && matches!(b[11], b'0'..=b'7')
 }
 
@@ -258,25 +223,15 @@ fn check_pci(field: &str, value: &str) -> Result<String, FieldError> {
     if is_pci_address(value) {
         Ok(value.to_ascii_lowercase())
     } else {
-        Err(FieldError::new(
-            field,
-            "a PCI address like \"0000:00:03.0\"",
-            value,
-        ))
+        Err(FieldError::new(field, "a PCI address like \"0000:00:03.0\"", value))
     }
 }
 
 fn check_module_names(field: &str, names: &[String]) -> Result<(), FieldError> {
     for (i, m) in names.iter().enumerate() {
-        let ok = !m.is_empty()
-            && m.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let ok = !m.is_empty() && m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !ok {
-            return Err(FieldError::new(
-                format!("{field}[{i}]"),
-                "a kernel module name",
-                m,
-            ));
+            return Err(FieldError::new(format!("{field}[{i}]"), "a kernel module name", m));
         }
     }
     Ok(())
@@ -288,11 +243,7 @@ impl TryFrom<wire::ProfileFile> for Profile {
     fn try_from(w: wire::ProfileFile) -> Result<Self, FieldError> {
         check_name("name", &w.name)?;
         if w.description.trim().is_empty() {
-            return Err(FieldError::new(
-                "description",
-                "one line describing the board",
-                "",
-            ));
+            return Err(FieldError::new("description", "one line describing the board", ""));
         }
 
         let mut firmware = Vec::new();
@@ -300,31 +251,17 @@ impl TryFrom<wire::ProfileFile> for Profile {
             let mode = match f.as_str() {
                 "uefi" => FirmwareMode::Uefi,
                 "bios" => FirmwareMode::Bios,
-                _ => {
-                    return Err(FieldError::new(
-                        format!("firmware[{i}]"),
-                        "\"uefi\" or \"bios\"",
-                        f,
-                    ))
-                }
+                _ => return Err(FieldError::new(format!("firmware[{i}]"), "\"uefi\" or \"bios\"", f)),
             };
             firmware.push(mode);
         }
         // pairos images boot through a UKI; a board without UEFI cannot run them.
         if !firmware.contains(&FirmwareMode::Uefi) {
-            return Err(FieldError::new(
-                "firmware",
-                "a list that includes \"uefi\"",
-                &w.firmware,
-            ));
+            return Err(FieldError::new("firmware", "a list that includes \"uefi\"", &w.firmware));
         }
 
         if w.dmi.sys_vendor.trim().is_empty() {
-            return Err(FieldError::new(
-                "match.sys_vendor",
-                "the DMI system vendor",
-                "",
-            ));
+            return Err(FieldError::new("match.sys_vendor", "the DMI system vendor", ""));
         }
         if w.dmi.product_name.is_none() && w.dmi.board_name.is_none() {
             return Err(FieldError::new(
@@ -351,23 +288,13 @@ impl TryFrom<wire::ProfileFile> for Profile {
             let role = match n.role.as_str() {
                 "private" => NicRole::Private,
                 "public" => NicRole::Public,
-                _ => {
-                    return Err(FieldError::new(
-                        field("role"),
-                        "\"private\" or \"public\"",
-                        &n.role,
-                    ))
-                }
+                _ => return Err(FieldError::new(field("role"), "\"private\" or \"public\"", &n.role)),
             };
             let location = match (&n.pci_path, n.onboard_index) {
                 (Some(p), None) => NicLocation::PciPath(check_pci(&field("pci_path"), p)?),
                 (None, Some(idx)) if idx > 0 => NicLocation::OnboardIndex(idx),
                 (None, Some(idx)) => {
-                    return Err(FieldError::new(
-                        field("onboard_index"),
-                        "an index from 1",
-                        idx,
-                    ))
+                    return Err(FieldError::new(field("onboard_index"), "an index from 1", idx))
                 }
                 _ => {
                     return Err(FieldError::new(
@@ -378,11 +305,7 @@ impl TryFrom<wire::ProfileFile> for Profile {
                 }
             };
             if n.drivers.is_empty() {
-                return Err(FieldError::new(
-                    field("drivers"),
-                    "at least one kernel driver",
-                    "[]",
-                ));
+                return Err(FieldError::new(field("drivers"), "at least one kernel driver", "[]"));
             }
             check_module_names(&field("drivers"), &n.drivers)?;
             nics.push(NicRule {
@@ -404,19 +327,11 @@ impl TryFrom<wire::ProfileFile> for Profile {
         }
         // Exactly one rule per role, so there are two rules.
         if nics[0].location == nics[1].location {
-            return Err(FieldError::new(
-                "nic",
-                "two different ports",
-                nics[0].location.to_string(),
-            ));
+            return Err(FieldError::new("nic", "two different ports", nics[0].location.to_string()));
         }
 
         if w.system_disk.is_empty() {
-            return Err(FieldError::new(
-                "system_disk",
-                "at least one disk selector",
-                "[]",
-            ));
+            return Err(FieldError::new("system_disk", "at least one disk selector", "[]"));
         }
         let mut system_disk = Vec::new();
         for (i, s) in w.system_disk.iter().enumerate() {
@@ -438,22 +353,14 @@ impl TryFrom<wire::ProfileFile> for Profile {
                     "an empty selector",
                 ));
             }
-            system_disk.push(DiskSelector {
-                transport,
-                pci_path,
-                model_contains: s.model_contains.clone(),
-            });
+            system_disk.push(DiskSelector { transport, pci_path, model_contains: s.model_contains.clone() });
         }
 
         check_module_names("modules.storage", &w.modules.storage)?;
         check_module_names("modules.nic", &w.modules.nic)?;
         check_module_names("modules.sensors", &w.modules.sensors)?;
         if w.modules.storage.is_empty() {
-            return Err(FieldError::new(
-                "modules.storage",
-                "the storage drivers the board needs",
-                "[]",
-            ));
+            return Err(FieldError::new("modules.storage", "the storage drivers the board needs", "[]"));
         }
         for (i, n) in nics.iter().enumerate() {
             if !n.drivers.iter().any(|d| w.modules.nic.contains(d)) {
@@ -469,11 +376,7 @@ impl TryFrom<wire::ProfileFile> for Profile {
         for (i, s) in w.sensors.iter().enumerate() {
             const KINDS: [&str; 5] = ["temperature", "fan", "voltage", "power", "disk-health"];
             if !KINDS.contains(&s.kind.as_str()) {
-                return Err(FieldError::new(
-                    format!("sensor[{i}].kind"),
-                    KINDS.join(", "),
-                    &s.kind,
-                ));
+                return Err(FieldError::new(format!("sensor[{i}].kind"), KINDS.join(", "), &s.kind));
             }
             if let (Some(w), Some(c)) = (s.warn, s.critical) {
                 if s.kind != "fan" && w > c {
@@ -509,11 +412,7 @@ impl TryFrom<wire::ProfileFile> for Profile {
             },
             nics,
             system_disk,
-            modules: Modules {
-                storage: w.modules.storage,
-                nic: w.modules.nic,
-                sensors: w.modules.sensors,
-            },
+            modules: Modules { storage: w.modules.storage, nic: w.modules.nic, sensors: w.modules.sensors },
             sensors,
         })
     }

@@ -7,23 +7,11 @@ use crate::profile::{Profile, ProfileError};
 /// The profiles shipped in `boards/profiles/`, compiled in so that a node, a recovery initramfs
 /// and the build agree on what is certified without reading files at run time.
 const BUILTIN: &[(&str, &str)] = &[
-    (
-        "dell-poweredge-r650.toml",
-        include_str!("../profiles/dell-poweredge-r650.toml"),
-    ),
-    (
-        "hpe-proliant-dl360-gen10-plus.toml",
-        include_str!("../profiles/hpe-proliant-dl360-gen10-plus.toml"),
-    ),
-    (
-        "lenovo-thinksystem-sr630-v2.toml",
-        include_str!("../profiles/lenovo-thinksystem-sr630-v2.toml"),
-    ),
+    ("dell-poweredge-r650.toml", include_str!("../profiles/dell-poweredge-r650.toml")),
+    ("hpe-proliant-dl360-gen10-plus.toml", include_str!("../profiles/hpe-proliant-dl360-gen10-plus.toml")),
+    ("lenovo-thinksystem-sr630-v2.toml", include_str!("../profiles/lenovo-thinksystem-sr630-v2.toml")),
     ("qemu-q35.toml", include_str!("../profiles/qemu-q35.toml")),
-    (
-        "supermicro-sys-510p-m.toml",
-        include_str!("../profiles/supermicro-sys-510p-m.toml"),
-    ),
+    ("supermicro-sys-510p-m.toml", include_str!("../profiles/supermicro-sys-510p-m.toml")),
 ];
 
 /// The built-in profiles, sorted by name. Their validity is a unit test, so this cannot fail at
@@ -41,16 +29,11 @@ pub fn builtin() -> Result<Vec<Profile>, ProfileError> {
 /// Every `*.toml` in `dir`, sorted by name. One broken file fails the whole set: a certification
 /// decision made with a profile silently missing would be wrong.
 pub fn load_dir(dir: &Path) -> Result<Vec<Profile>, ProfileError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| ProfileError::Read {
-        file: dir.to_owned(),
-        source,
-    })?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|source| ProfileError::Read { file: dir.to_owned(), source })?;
     let mut files = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| ProfileError::Read {
-            file: dir.to_owned(),
-            source,
-        })?;
+        let entry = entry.map_err(|source| ProfileError::Read { file: dir.to_owned(), source })?;
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "toml") {
             files.push(path);
@@ -66,11 +49,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Profile>, ProfileError> {
     Ok(out.into_iter().map(|(p, _)| p).collect())
 }
 
-fn push_unique(
-    out: &mut Vec<(Profile, PathBuf)>,
-    profile: Profile,
-    path: &Path,
-) -> Result<(), ProfileError> {
+fn push_unique(out: &mut Vec<(Profile, PathBuf)>, profile: Profile, path: &Path) -> Result<(), ProfileError> {
     if let Some((_, other)) = out.iter().find(|(p, _)| p.name == profile.name) {
         return Err(ProfileError::Duplicate {
             file: path.to_owned(),
@@ -86,10 +65,7 @@ fn push_unique(
 pub fn find<'a>(profiles: &'a [Profile], name: &str) -> Result<&'a Profile, String> {
     profiles.iter().find(|p| p.name == name).ok_or_else(|| {
         let names: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
-        format!(
-            "no board profile named {name:?}; known profiles: {}",
-            names.join(", ")
-        )
+        format!("no board profile named {name:?}; known profiles: {}", names.join(", "))
     })
 }
 
@@ -124,10 +100,7 @@ mod tests {
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
         on_disk.sort();
-        assert_eq!(
-            listed, on_disk,
-            "every profile file must be listed in BUILTIN"
-        );
+        assert_eq!(listed, on_disk, "every profile file must be listed in BUILTIN");
         assert_eq!(from_dir.len(), builtin().expect("builtin").len());
     }
 }

@@ -45,16 +45,8 @@ fn dmi_field_matches(pattern: &str, value: Option<&str>) -> bool {
 pub fn dmi_matches(profile: &Profile, inv: &Inventory) -> bool {
     let d = &inv.dmi;
     dmi_field_matches(&profile.dmi.sys_vendor, d.sys_vendor.as_deref())
-        && profile
-            .dmi
-            .product_name
-            .as_deref()
-            .is_none_or(|p| dmi_field_matches(p, d.product_name.as_deref()))
-        && profile
-            .dmi
-            .board_name
-            .as_deref()
-            .is_none_or(|p| dmi_field_matches(p, d.board_name.as_deref()))
+        && profile.dmi.product_name.as_deref().is_none_or(|p| dmi_field_matches(p, d.product_name.as_deref()))
+        && profile.dmi.board_name.as_deref().is_none_or(|p| dmi_field_matches(p, d.board_name.as_deref()))
 }
 
 /// Decides whether `inv` is one of `profiles`.
@@ -62,8 +54,7 @@ pub fn check(profiles: &[Profile], inv: &Inventory) -> Verdict {
     let candidates: Vec<&Profile> = profiles.iter().filter(|p| dmi_matches(p, inv)).collect();
     if candidates.is_empty() {
         let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
-        let reason =
-            format!(
+        let reason = format!(
             "unknown board: DMI vendor {:?}, product {:?}, board {:?} match no certified profile \
              (certified: {})",
             show(&inv.dmi.sys_vendor),
@@ -89,10 +80,7 @@ pub fn check(profiles: &[Profile], inv: &Inventory) -> Verdict {
     // profile that certifies wins, otherwise the first one's reasons are reported.
     let verdicts: Vec<Verdict> = candidates.iter().map(|p| check_profile(p, inv)).collect();
     let first_certified = verdicts.iter().position(|v| v.certified).unwrap_or(0);
-    verdicts
-        .into_iter()
-        .nth(first_certified)
-        .expect("at least one candidate")
+    verdicts.into_iter().nth(first_certified).expect("at least one candidate")
 }
 
 fn check_profile(profile: &Profile, inv: &Inventory) -> Verdict {
@@ -102,11 +90,7 @@ fn check_profile(profile: &Profile, inv: &Inventory) -> Verdict {
         detail: format!(
             "{} {}",
             inv.dmi.sys_vendor.as_deref().unwrap_or_default(),
-            inv.dmi
-                .product_name
-                .as_deref()
-                .or(inv.dmi.board_name.as_deref())
-                .unwrap_or_default()
+            inv.dmi.product_name.as_deref().or(inv.dmi.board_name.as_deref()).unwrap_or_default()
         ),
     }];
 
@@ -117,12 +101,7 @@ fn check_profile(profile: &Profile, inv: &Inventory) -> Verdict {
         detail: format!(
             "booted in {} mode; the profile allows {}",
             inv.firmware,
-            profile
-                .firmware
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            profile.firmware.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
         ),
     });
 
@@ -130,18 +109,12 @@ fn check_profile(profile: &Profile, inv: &Inventory) -> Verdict {
     checks.push(Check {
         requirement: "CPU cores".into(),
         ok: inv.cpu.cores >= min.cpu_cores,
-        detail: format!(
-            "{} cores, at least {} required",
-            inv.cpu.cores, min.cpu_cores
-        ),
+        detail: format!("{} cores, at least {} required", inv.cpu.cores, min.cpu_cores),
     });
     checks.push(Check {
         requirement: "memory".into(),
         ok: inv.memory.total_mib >= min.ram_mib,
-        detail: format!(
-            "{} MiB, at least {} MiB required",
-            inv.memory.total_mib, min.ram_mib
-        ),
+        detail: format!("{} MiB, at least {} MiB required", inv.memory.total_mib, min.ram_mib),
     });
 
     let mut assigned = [None, None];
@@ -152,15 +125,11 @@ fn check_profile(profile: &Profile, inv: &Inventory) -> Verdict {
         checks.push(check);
     }
 
-    let (disk_check, system_disk) =
-        check_system_disk(&profile.system_disk, min.system_disk_gib, &inv.disks);
+    let (disk_check, system_disk) = check_system_disk(&profile.system_disk, min.system_disk_gib, &inv.disks);
     checks.push(disk_check);
 
-    let reasons: Vec<String> = checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| format!("{}: {}", c.requirement, c.detail))
-        .collect();
+    let reasons: Vec<String> =
+        checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.requirement, c.detail)).collect();
     let [private_nic, public_nic] = assigned;
     Verdict {
         certified: reasons.is_empty(),
@@ -181,12 +150,7 @@ fn describe_nics(nics: &[Nic]) -> String {
         .iter()
         .map(|n| {
             let at = n.pci_address.as_deref().unwrap_or("no PCI address");
-            format!(
-                "{} at {} ({})",
-                n.name,
-                at,
-                n.driver.as_deref().unwrap_or("no driver")
-            )
+            format!("{} at {} ({})", n.name, at, n.driver.as_deref().unwrap_or("no driver"))
         })
         .collect();
     format!("ports present: {}", list.join(", "))
@@ -200,80 +164,35 @@ fn check_nic(rule: &NicRule, nics: &[Nic]) -> (Check, Option<String>) {
     });
     let Some(nic) = found else {
         let detail = format!("not found; {}", describe_nics(nics));
-        return (
-            Check {
-                requirement,
-                ok: false,
-                detail,
-            },
-            None,
-        );
+        return (Check { requirement, ok: false, detail }, None);
     };
     let driver = nic.driver.as_deref().unwrap_or("none");
     if !rule.drivers.iter().any(|d| d == driver) {
-        let detail = format!(
-            "{} is driven by {driver}, expected one of {}",
-            nic.name,
-            rule.drivers.join(", ")
-        );
-        return (
-            Check {
-                requirement,
-                ok: false,
-                detail,
-            },
-            Some(nic.name.clone()),
-        );
+        let detail =
+            format!("{} is driven by {driver}, expected one of {}", nic.name, rule.drivers.join(", "));
+        return (Check { requirement, ok: false, detail }, Some(nic.name.clone()));
     }
     if let (Some(min), Some(speed)) = (rule.min_speed_mbps, nic.speed_mbps) {
         if speed < min {
-            let detail = format!(
-                "{} links at {speed} Mb/s, at least {min} Mb/s required",
-                nic.name
-            );
-            return (
-                Check {
-                    requirement,
-                    ok: false,
-                    detail,
-                },
-                Some(nic.name.clone()),
-            );
+            let detail = format!("{} links at {speed} Mb/s, at least {min} Mb/s required", nic.name);
+            return (Check { requirement, ok: false, detail }, Some(nic.name.clone()));
         }
     }
     let detail = format!("{} ({driver})", nic.name);
-    (
-        Check {
-            requirement,
-            ok: true,
-            detail,
-        },
-        Some(nic.name.clone()),
-    )
+    (Check { requirement, ok: true, detail }, Some(nic.name.clone()))
 }
 
 fn selector_matches(s: &DiskSelector, d: &Disk) -> bool {
     !d.removable
         && s.transport.is_none_or(|t| t == d.transport)
-        && s.pci_path
-            .as_deref()
-            .is_none_or(|p| d.pci_address.as_deref() == Some(p))
-        && s.model_contains
-            .as_deref()
-            .is_none_or(|m| d.model.as_deref().is_some_and(|dm| dm.contains(m)))
+        && s.pci_path.as_deref().is_none_or(|p| d.pci_address.as_deref() == Some(p))
+        && s.model_contains.as_deref().is_none_or(|m| d.model.as_deref().is_some_and(|dm| dm.contains(m)))
 }
 
-fn check_system_disk(
-    selectors: &[DiskSelector],
-    min_gib: u64,
-    disks: &[Disk],
-) -> (Check, Option<String>) {
+fn check_system_disk(selectors: &[DiskSelector], min_gib: u64, disks: &[Disk]) -> (Check, Option<String>) {
     let requirement = "system disk".to_owned();
     for selector in selectors {
-        let matching: Vec<&Disk> = disks
-            .iter()
-            .filter(|d| selector_matches(selector, d))
-            .collect();
+        let matching: Vec<&Disk> = disks.iter().filter(|d| selector_matches(selector, d)).collect();
         match matching.as_slice() {
             [] => continue,
             [disk] => {
@@ -282,20 +201,9 @@ fn check_system_disk(
                     "{} ({selector}), {:.1} GiB{}",
                     disk.name,
                     disk.size_gib(),
-                    if ok {
-                        String::new()
-                    } else {
-                        format!(", at least {min_gib} GiB required")
-                    }
+                    if ok { String::new() } else { format!(", at least {min_gib} GiB required") }
                 );
-                return (
-                    Check {
-                        requirement,
-                        ok,
-                        detail,
-                    },
-                    ok.then(|| disk.name.clone()),
-                );
+                return (Check { requirement, ok, detail }, ok.then(|| disk.name.clone()));
             }
             several => {
                 let names: Vec<&str> = several.iter().map(|d| d.name.as_str()).collect();
@@ -304,14 +212,7 @@ fn check_system_disk(
                     names.len(),
                     names.join(", ")
                 );
-                return (
-                    Check {
-                        requirement,
-                        ok: false,
-                        detail,
-                    },
-                    None,
-                );
+                return (Check { requirement, ok: false, detail }, None);
             }
         }
     }
@@ -331,18 +232,7 @@ fn check_system_disk(
     let detail = format!(
         "no disk matches {}; disks present: {}",
         rules.join(" or "),
-        if present.is_empty() {
-            "none".into()
-        } else {
-            present.join(", ")
-        }
+        if present.is_empty() { "none".into() } else { present.join(", ") }
     );
-    (
-        Check {
-            requirement,
-            ok: false,
-            detail,
-        },
-        None,
-    )
+    (Check { requirement, ok: false, detail }, None)
 }

@@ -32,14 +32,7 @@ impl Console {
         let mut file = std::fs::File::create(&log).map_err(io(&log))?;
         // Ends when QEMU closes the socket (the VM stopped).
         std::thread::spawn(move || std::io::copy(&mut output, &mut file));
-        Ok(Console {
-            vm: vm.to_owned(),
-            log,
-            socket,
-            input: stream,
-            cursor: 0,
-            commands: 0,
-        })
+        Ok(Console { vm: vm.to_owned(), log, socket, input: stream, cursor: 0, commands: 0 })
     }
 
     pub fn log_path(&self) -> &Path {
@@ -48,9 +41,7 @@ impl Console {
 
     /// Everything the console printed so far.
     pub fn text(&self) -> String {
-        std::fs::read(&self.log)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        std::fs::read(&self.log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
     }
 
     /// The last `n` lines, for error messages.
@@ -106,9 +97,7 @@ impl Console {
 
     /// Types `line` and Enter on the console.
     pub fn send_line(&mut self, line: &str) -> Result<(), LabError> {
-        self.input
-            .write_all(format!("{line}\n").as_bytes())
-            .map_err(io(&self.socket))?;
+        self.input.write_all(format!("{line}\n").as_bytes()).map_err(io(&self.socket))?;
         Ok(())
     }
 
@@ -128,22 +117,16 @@ impl Console {
         let end = self.wait_line(
             &format!("the end of `{command}`"),
             timeout,
-            |l| {
-                l.strip_prefix(&marker)
-                    .is_some_and(|r| r.trim().parse::<i32>().is_ok())
-            },
+            |l| l.strip_prefix(&marker).is_some_and(|r| r.trim().parse::<i32>().is_ok()),
             alive,
         )?;
         let code = end[marker.len()..].trim().parse().unwrap_or(-1);
         let bytes = std::fs::read(&self.log).map_err(io(&self.log))?;
-        let window = String::from_utf8_lossy(&bytes[start_cursor..self.cursor.min(bytes.len())])
-            .replace('\r', "");
+        let window =
+            String::from_utf8_lossy(&bytes[start_cursor..self.cursor.min(bytes.len())]).replace('\r', "");
         // Drop the echoed command line and the marker line.
         let mut lines: Vec<&str> = window.lines().collect();
-        if let Some(pos) = lines
-            .iter()
-            .position(|l| l.contains(&format!("{marker} $?")))
-        {
+        if let Some(pos) = lines.iter().position(|l| l.contains(&format!("{marker} $?"))) {
             lines.drain(..=pos);
         }
         lines.pop();

@@ -8,24 +8,11 @@ pub enum LabError {
     #[error(transparent)]
     Command(#[from] Box<CommandError>),
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{vm}: waited {waited:?} for {what:?} on the console; last console lines:\n{tail}")]
-    Timeout {
-        vm: String,
-        what: String,
-        waited: Duration,
-        tail: String,
-    },
+    Timeout { vm: String, what: String, waited: Duration, tail: String },
     #[error("{vm}: QEMU exited while waiting for {what:?}: {source}\nlast console lines:\n{tail}")]
-    Exited {
-        vm: String,
-        what: String,
-        source: Box<CommandError>,
-        tail: String,
-    },
+    Exited { vm: String, what: String, source: Box<CommandError>, tail: String },
     #[error("{0}")]
     Setup(String),
     #[error(transparent)]

@@ -35,11 +35,7 @@ exec setsid cttyhack sh
 "#;
 
 /// Builds the initramfs into `out` for `kernel`, with the modules of `profile`.
-pub fn shell_initramfs(
-    kernel: &KernelTree,
-    profile: &Profile,
-    out: &Path,
-) -> Result<PathBuf, LabError> {
+pub fn shell_initramfs(kernel: &KernelTree, profile: &Profile, out: &Path) -> Result<PathBuf, LabError> {
     let mut img = Initramfs::new();
     img.file("/init", INIT, 0o755);
     img.host_file("/bin/busybox", Path::new("/bin/busybox"), 0o755)?;
@@ -50,12 +46,7 @@ pub fn shell_initramfs(
     // The test binary is a debug build; strip it so the VM loads megabytes, not tens of them.
     let pairos = paths::pairos_bin()?;
     let stripped = out.with_file_name("pairos.stripped");
-    Cmd::new("strip")
-        .arg("--strip-debug")
-        .arg("-o")
-        .arg(&stripped)
-        .arg(&pairos)
-        .run()?;
+    Cmd::new("strip").arg("--strip-debug").arg("-o").arg(&stripped).arg(&pairos).run()?;
     img.program("/bin/pairos", &stripped)?;
     img.file("/capture-sysfs.sh", CAPTURE_SCRIPT, 0o755);
 

@@ -36,14 +36,8 @@ impl Lab {
     /// A fresh lab for the test `name` (letters, digits, `-` and `_`). Leftovers of an earlier
     /// run of the same test (namespaces, processes, files) are cleared first.
     pub fn new(name: &str) -> Result<Lab, LabError> {
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(LabError::Setup(format!(
-                "lab name {name:?}: use letters, digits, - and _"
-            )));
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(LabError::Setup(format!("lab name {name:?}: use letters, digits, - and _")));
         }
         let ns = Netns::create(&format!("plab-{name}"))?;
         let dir = paths::work_root().join(name);
@@ -51,14 +45,7 @@ impl Lab {
             std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
         }
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        Ok(Lab {
-            name: name.to_owned(),
-            dir,
-            ns,
-            links: Vec::new(),
-            next_if: 0,
-            vms: 0,
-        })
+        Ok(Lab { name: name.to_owned(), dir, ns, links: Vec::new(), next_if: 0, vms: 0 })
     }
 
     pub fn name(&self) -> &str {
@@ -84,22 +71,10 @@ impl Lab {
             return Ok(());
         }
         if name.is_empty() || name.len() > 12 || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(LabError::Setup(format!(
-                "link name {name:?}: use up to 12 letters and digits"
-            )));
+            return Err(LabError::Setup(format!("link name {name:?}: use up to 12 letters and digits")));
         }
         let br = Self::bridge(name);
-        self.ns.ip(&[
-            "link",
-            "add",
-            &br,
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-        ])?;
+        self.ns.ip(&["link", "add", &br, "type", "bridge", "stp_state", "0", "forward_delay", "0"])?;
         self.ns.ip(&["link", "set", &br, "up"])?;
         self.links.push(name.to_owned());
         Ok(())
@@ -121,8 +96,7 @@ impl Lab {
         self.link(link)?;
         let tap = self.next_ifname("tap");
         self.ns.ip(&["tuntap", "add", "dev", &tap, "mode", "tap"])?;
-        self.ns
-            .ip(&["link", "set", &tap, "master", &Self::bridge(link), "up"])?;
+        self.ns.ip(&["link", "set", &tap, "master", &Self::bridge(link), "up"])?;
         Ok(tap)
     }
 
@@ -132,26 +106,11 @@ impl Lab {
         let ns = Netns::create(&format!("plab-{}-{name}", self.name))?;
         let outer = self.next_ifname("ve");
         let inner = format!("{outer}p");
-        self.ns.ip(&[
-            "link",
-            "add",
-            &outer,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &inner,
-            "netns",
-            ns.name(),
-        ])?;
-        self.ns
-            .ip(&["link", "set", &outer, "master", &Self::bridge(link), "up"])?;
+        self.ns.ip(&["link", "add", &outer, "type", "veth", "peer", "name", &inner, "netns", ns.name()])?;
+        self.ns.ip(&["link", "set", &outer, "master", &Self::bridge(link), "up"])?;
         ns.ip(&["link", "set", &inner, "name", "eth0"])?;
         ns.ip(&["addr", "add", cidr, "dev", "eth0"])?;
         ns.ip(&["link", "set", "eth0", "up"])?;
-        Ok(Endpoint {
-            ns,
-            cidr: cidr.to_owned(),
-        })
+        Ok(Endpoint { ns, cidr: cidr.to_owned() })
     }
 }

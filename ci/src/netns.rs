@@ -18,9 +18,7 @@ impl Netns {
         }
         remove(name);
         Cmd::new("ip").args(["netns", "add", name]).run()?;
-        let ns = Netns {
-            name: name.to_owned(),
-        };
+        let ns = Netns { name: name.to_owned() };
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
     }
@@ -31,10 +29,7 @@ impl Netns {
 
     /// Runs `ip ARGS` inside the namespace.
     pub fn ip(&self, args: &[&str]) -> Result<String, LabError> {
-        Ok(Cmd::new("ip")
-            .args(["-n", &self.name])
-            .args(args)
-            .run_text()?)
+        Ok(Cmd::new("ip").args(["-n", &self.name]).args(args).run_text()?)
     }
 
     /// A command that runs `program` inside the namespace.

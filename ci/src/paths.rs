@@ -19,18 +19,13 @@ pub fn work_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("PAIROS_LAB_DIR") {
         return PathBuf::from(dir);
     }
-    target_dir().map_or_else(
-        || std::env::temp_dir().join("pairos-lab"),
-        |t| t.join("lab"),
-    )
+    target_dir().map_or_else(|| std::env::temp_dir().join("pairos-lab"), |t| t.join("lab"))
 }
 
 /// The cargo target folder, found from the running test binary (`target/<profile>/deps/x`).
 fn target_dir() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
-    exe.ancestors()
-        .find(|p| p.file_name().is_some_and(|n| n == "target"))
-        .map(PathBuf::from)
+    exe.ancestors().find(|p| p.file_name().is_some_and(|n| n == "target")).map(PathBuf::from)
 }
 
 /// The `pairos` binary under test: `$PAIROS_BIN`, else the one cargo built beside the tests.
@@ -40,15 +35,11 @@ pub fn pairos_bin() -> Result<PathBuf, LabError> {
     }
     let exe = std::env::current_exe().map_err(crate::error::io("current test binary"))?;
     // target/<profile>/deps/test-binary → target/<profile>/pairos
-    let candidate = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|p| p.join("pairos"));
+    let candidate = exe.parent().and_then(|deps| deps.parent()).map(|p| p.join("pairos"));
     match candidate {
         Some(bin) if bin.is_file() => Ok(bin),
         _ => Err(LabError::Setup(
-            "the pairos binary is not built; run `cargo build -p pairos-runtime` or set PAIROS_BIN"
-                .into(),
+            "the pairos binary is not built; run `cargo build -p pairos-runtime` or set PAIROS_BIN".into(),
         )),
     }
 }

@@ -122,20 +122,13 @@ impl VmSpec {
 
     /// Adds a NIC on `link`; the first one added is the private link's port.
     pub fn nic(mut self, link: &str, model: NicModel) -> Self {
-        self.nics.push(NicSpec {
-            link: link.to_owned(),
-            model,
-        });
+        self.nics.push(NicSpec { link: link.to_owned(), model });
         self
     }
 
     /// Adds a raw disk image; the first virtio disk is the system disk.
     pub fn disk(mut self, path: &Path, bus: DiskBus) -> Self {
-        self.disks.push(DiskSpec {
-            path: path.to_owned(),
-            bus,
-            format: "raw",
-        });
+        self.disks.push(DiskSpec { path: path.to_owned(), bus, format: "raw" });
         self
     }
 }
@@ -186,14 +179,9 @@ impl Lab {
             let vars = dir.join("OVMF_VARS.fd");
             std::fs::copy(OVMF_VARS, &vars).map_err(io(OVMF_VARS))?;
             args.push("-drive".into());
-            args.push(format!(
-                "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
-            ));
+            args.push(format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"));
             args.push("-drive".into());
-            args.push(format!(
-                "if=pflash,format=raw,unit=1,file={}",
-                vars.display()
-            ));
+            args.push(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
         }
         if let Some(boot) = &spec.direct {
             args.extend([
@@ -209,9 +197,7 @@ impl Lab {
             let tap = self.tap(&nic.link)?;
             let slot = FIRST_NIC_SLOT + i as u8;
             args.push("-netdev".into());
-            args.push(format!(
-                "tap,id=net{i},ifname={tap},script=no,downscript=no"
-            ));
+            args.push(format!("tap,id=net{i},ifname={tap},script=no,downscript=no"));
             args.push("-device".into());
             args.push(format!(
                 "{},netdev=net{i},mac={},bus=pcie.0,addr={slot:#x}",
@@ -222,17 +208,11 @@ impl Lab {
         let (mut virtio_slot, mut ahci_port) = (FIRST_DISK_SLOT, 0);
         for (i, disk) in spec.disks.iter().enumerate() {
             args.push("-drive".into());
-            args.push(format!(
-                "file={},format={},if=none,id=disk{i}",
-                disk.path.display(),
-                disk.format
-            ));
+            args.push(format!("file={},format={},if=none,id=disk{i}", disk.path.display(), disk.format));
             args.push("-device".into());
             match disk.bus {
                 DiskBus::Virtio => {
-                    args.push(format!(
-                        "virtio-blk-pci,drive=disk{i},bus=pcie.0,addr={virtio_slot:#x}"
-                    ));
+                    args.push(format!("virtio-blk-pci,drive=disk{i},bus=pcie.0,addr={virtio_slot:#x}"));
                     virtio_slot += 1;
                 }
                 DiskBus::Ahci => {
@@ -242,20 +222,12 @@ impl Lab {
             }
         }
 
-        let child = self
-            .netns()
-            .cmd("qemu-system-x86_64")
-            .args(&args)
-            .spawn(Some(&dir.join("qemu.log")))?;
+        let child = self.netns().cmd("qemu-system-x86_64").args(&args).spawn(Some(&dir.join("qemu.log")))?;
         let mut child = child;
         wait_for_socket(&spec.name, &mut child, &socket)?;
         let console = Console::connect(&spec.name, socket, log)?;
         tracing::info!(vm = %spec.name, "started");
-        Ok(Vm {
-            name: spec.name,
-            child,
-            console,
-        })
+        Ok(Vm { name: spec.name, child, console })
     }
 }
 
@@ -271,12 +243,7 @@ impl Vm {
     /// Waits for a console line containing `needle`; returns that line.
     pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<String, LabError> {
         let child = &mut self.child;
-        self.console.wait_line(
-            needle,
-            timeout,
-            |l| l.contains(needle),
-            || child.check_running(),
-        )
+        self.console.wait_line(needle, timeout, |l| l.contains(needle), || child.check_running())
     }
 
     /// Runs a shell command on the console (the guest must be at a shell prompt).
@@ -296,10 +263,7 @@ fn wait_for_socket(vm: &str, child: &mut Child, socket: &Path) -> Result<(), Lab
     while !socket.exists() {
         child.check_running()?;
         if start.elapsed() > Duration::from_secs(30) {
-            return Err(LabError::Setup(format!(
-                "{vm}: QEMU did not open {}",
-                socket.display()
-            )));
+            return Err(LabError::Setup(format!("{vm}: QEMU did not open {}", socket.display())));
         }
         std::thread::sleep(Duration::from_millis(50));
     }

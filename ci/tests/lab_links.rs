@@ -10,11 +10,7 @@ fn endpoints_on_a_link_reach_each_other_and_no_other_link() -> Result<(), LabErr
     let c = lab.endpoint("public", "c", "10.77.0.3/24")?;
 
     let ping = |from: &pairos_lab::Endpoint, to: &str| {
-        from.ns
-            .cmd("ping")
-            .args(["-c", "1", "-W", "2", to])
-            .succeeds()
-            .expect("run ping")
+        from.ns.cmd("ping").args(["-c", "1", "-W", "2", to]).succeeds().expect("run ping")
     };
     assert!(ping(&a, b.addr()), "a reaches b over the private link");
     assert!(ping(&b, a.addr()), "b reaches a over the private link");

@@ -12,21 +12,11 @@ const STDERR_TAIL: usize = 2000;
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     #[error("starting `{command}`: {source}")]
-    Spawn {
-        command: String,
-        source: std::io::Error,
-    },
+    Spawn { command: String, source: std::io::Error },
     #[error("`{command}` failed ({status}){}", tail_suffix(.stderr))]
-    Failed {
-        command: String,
-        status: ExitStatus,
-        stderr: String,
-    },
+    Failed { command: String, status: ExitStatus, stderr: String },
     #[error("waiting for `{command}`: {source}")]
-    Wait {
-        command: String,
-        source: std::io::Error,
-    },
+    Wait { command: String, source: std::io::Error },
 }
 
 fn tail_suffix(stderr: &str) -> String {
@@ -41,9 +31,7 @@ fn tail_suffix(stderr: &str) -> String {
 fn tail(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let start = text.len().saturating_sub(STDERR_TAIL);
-    let start = (start..text.len())
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(text.len());
+    let start = (start..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
     text[start..].to_owned()
 }
 
@@ -64,10 +52,7 @@ impl Cmd {
         let program = program.as_ref();
         let mut inner = Command::new(program);
         inner.stdin(Stdio::null());
-        Self {
-            inner,
-            shown: program.to_string_lossy().into_owned(),
-        }
+        Self { inner, shown: program.to_string_lossy().into_owned() }
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -112,18 +97,11 @@ impl Cmd {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .output()
-            .map_err(|source| CommandError::Spawn {
-                command: self.shown.clone(),
-                source,
-            })?;
+            .map_err(|source| CommandError::Spawn { command: self.shown.clone(), source })?;
         if out.status.success() {
             Ok(out.stdout)
         } else {
-            Err(CommandError::Failed {
-                command: self.shown,
-                status: out.status,
-                stderr: tail(&out.stderr),
-            })
+            Err(CommandError::Failed { command: self.shown, status: out.status, stderr: tail(&out.stderr) })
         }
     }
 
@@ -141,10 +119,7 @@ impl Cmd {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .map_err(|source| CommandError::Spawn {
-                command: self.shown.clone(),
-                source,
-            })?;
+            .map_err(|source| CommandError::Spawn { command: self.shown.clone(), source })?;
         Ok(status.success())
     }
 
@@ -153,23 +128,36 @@ impl Cmd {
     /// and with our thread if we are killed (PR_SET_PDEATHSIG).
     pub fn spawn(mut self, log: Option<&Path>) -> Result<Child, CommandError> {
         tracing::debug!(command = %self.shown, "spawning");
-        let spawn_err = |shown: &str, source| CommandError::Spawn {
-            command: shown.to_owned(),
-            source,
-        };
+        let spawn_err = |shown: &str, source| CommandError::Spawn { command: shown.to_owned(), source };
         let stdout = match log {
-            Some(path) => {
-                Stdio::from(std::fs::File::create(path).map_err(|e| spawn_err(&self.shown, e))?)
-            }
+            Some(path) => Stdio::from(std::fs::File::create(path).map_err(|e| spawn_err(&self.shown, e))?),
             None => Stdio::null(),
         };
         self.inner.stdout(stdout).stderr(Stdio::piped());
         set_parent_death_signal(&mut self.inner);
         let child = self.inner.spawn().map_err(|e| spawn_err(&self.shown, e))?;
-        Ok(Child {
-            child: Some(child),
-            shown: self.shown,
-        })
+        Ok(Child { child: Some(child), shown: self.shown })
+    }
+
+    /// Starts the command with our stdin, stdout and stderr (a console shell), detached from
+    /// any guard: the caller reaps it (PID 1 reaps everything). Returns its process id.
+    pub fn spawn_attached(mut self) -> Result<u32, CommandError> {
+        tracing::debug!(command = %self.shown, "spawning on our terminal");
+        self.inner.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit());
+        let child = self
+            .inner
+            .spawn()
+            .map_err(|source| CommandError::Spawn { command: self.shown.clone(), source })?;
+        Ok(child.id())
+    }
+
+    /// Replaces this process with the command; returns only if that failed.
+    pub fn exec(mut self) -> CommandError {
+        use std::os::unix::process::CommandExt;
+        tracing::debug!(command = %self.shown, "exec");
+        self.inner.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit());
+        let source = self.inner.exec();
+        CommandError::Spawn { command: self.shown, source }
     }
 }
 
@@ -180,8 +168,7 @@ fn set_parent_death_signal(cmd: &mut Command) {
     // syscall (prctl), allocating nothing.
     unsafe {
         cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(std::io::Error::from)
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
         });
     }
 }
@@ -210,16 +197,9 @@ impl Child {
                 if let Some(mut e) = child.stderr.take() {
                     let _ = e.read_to_end(&mut stderr);
                 }
-                Err(CommandError::Failed {
-                    command: self.shown.clone(),
-                    status,
-                    stderr: tail(&stderr),
-                })
+                Err(CommandError::Failed { command: self.shown.clone(), status, stderr: tail(&stderr) })
             }
-            Err(source) => Err(CommandError::Wait {
-                command: self.shown.clone(),
-                source,
-            }),
+            Err(source) => Err(CommandError::Wait { command: self.shown.clone(), source }),
         }
     }
 
@@ -245,25 +225,16 @@ mod tests {
 
     #[test]
     fn a_failure_carries_the_command_and_stderr() {
-        let err = Cmd::new("sh")
-            .args(["-c", "echo boom >&2; exit 3"])
-            .run()
-            .expect_err("exit 3");
+        let err = Cmd::new("sh").args(["-c", "echo boom >&2; exit 3"]).run().expect_err("exit 3");
         let text = err.to_string();
-        assert!(
-            text.contains("`sh -c echo boom >&2; exit 3` failed"),
-            "{text}"
-        );
+        assert!(text.contains("`sh -c echo boom >&2; exit 3` failed"), "{text}");
         assert!(text.contains("boom"), "{text}");
     }
 
     #[test]
     fn a_missing_program_is_named() {
         let err = Cmd::new("/nonexistent/prog").run().expect_err("missing");
-        assert!(
-            err.to_string().starts_with("starting `/nonexistent/prog`"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("starting `/nonexistent/prog`"), "{err}");
     }
 
     #[test]
@@ -277,9 +248,6 @@ mod tests {
         let pid = child.id();
         assert!(child.check_running().is_ok());
         drop(child);
-        assert!(
-            !Path::new(&format!("/proc/{pid}")).exists(),
-            "child {pid} outlived its guard"
-        );
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "child {pid} outlived its guard");
     }
 }

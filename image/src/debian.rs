@@ -9,24 +9,19 @@ use pairos_host::{Cmd, CommandError};
 #[derive(Debug, thiserror::Error)]
 pub enum DebianError {
     #[error("package {package}: {source}")]
-    Apt {
-        package: String,
-        source: CommandError,
-    },
-    #[error("package {package}: apt knows no such package (is `apt-get update` done, and the source reachable?)")]
+    Apt { package: String, source: CommandError },
+    #[error(
+        "package {package}: apt knows no such package (is `apt-get update` done, and the source reachable?)"
+    )]
     Unknown { package: String },
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("package {package}: the download's sha256 is {actual}, apt's index says {expected}")]
+    Checksum { package: String, expected: String, actual: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DebianError + '_ {
-    move |source| DebianError::Io {
-        path: path.to_owned(),
-        source,
-    }
+    move |source| DebianError::Io { path: path.to_owned(), source }
 }
 
 /// A package version apt offers: the candidate of `name`.
@@ -35,6 +30,8 @@ pub struct PackageVersion {
     pub name: String,
     pub version: String,
     pub depends: Vec<String>,
+    /// The .deb's sha256 from apt's index, checked after download.
+    pub sha256: Option<String>,
 }
 
 /// The candidate version of `name` and its direct dependencies (first alternative of each).
@@ -42,22 +39,14 @@ pub fn candidate(name: &str) -> Result<PackageVersion, DebianError> {
     let text = Cmd::new("apt-cache")
         .args(["show", "--no-all-versions", name])
         .run_text()
-        .map_err(|source| DebianError::Apt {
-            package: name.to_owned(),
-            source,
-        })?;
-    parse_show(name, &text).ok_or_else(|| DebianError::Unknown {
-        package: name.to_owned(),
-    })
+        .map_err(|source| DebianError::Apt { package: name.to_owned(), source })?;
+    parse_show(name, &text).ok_or_else(|| DebianError::Unknown { package: name.to_owned() })
 }
 
 fn parse_show(name: &str, text: &str) -> Option<PackageVersion> {
     let field = |key: &str| {
-        text.lines().find_map(|l| {
-            l.strip_prefix(key)
-                .and_then(|r| r.strip_prefix(':'))
-                .map(|v| v.trim().to_owned())
-        })
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')).map(|v| v.trim().to_owned()))
     };
     let version = field("Version")?;
     let depends = field("Depends")
@@ -69,11 +58,7 @@ fn parse_show(name: &str, text: &str) -> Option<PackageVersion> {
                 .collect()
         })
         .unwrap_or_default();
-    Some(PackageVersion {
-        name: name.to_owned(),
-        version,
-        depends,
-    })
+    Some(PackageVersion { name: name.to_owned(), version, depends, sha256: field("SHA256") })
 }
 
 /// The concrete kernel image package behind the `linux-image-amd64` metapackage.
@@ -103,10 +88,7 @@ pub fn unpacked(pkg: &PackageVersion, cache: &Path) -> Result<PathBuf, DebianErr
     }
     std::fs::create_dir_all(&work).map_err(io(&work))?;
     tracing::info!(package = %pkg.name, version = %pkg.version, "downloading");
-    let apt = |source| DebianError::Apt {
-        package: pkg.name.clone(),
-        source,
-    };
+    let apt = |source| DebianError::Apt { package: pkg.name.clone(), source };
     Cmd::new("apt-get")
         .args(["download", "-q", &format!("{}={}", pkg.name, pkg.version)])
         .current_dir(&work)
@@ -117,16 +99,19 @@ pub fn unpacked(pkg: &PackageVersion, cache: &Path) -> Result<PathBuf, DebianErr
         .filter_map(Result::ok)
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|e| e == "deb"))
-        .ok_or_else(|| DebianError::Unknown {
-            package: pkg.name.clone(),
-        })?;
+        .ok_or_else(|| DebianError::Unknown { package: pkg.name.clone() })?;
+    if let Some(expected) = &pkg.sha256 {
+        let actual = crate::digest::sha256_file(&deb).map_err(io(&deb))?;
+        if &actual != expected {
+            return Err(DebianError::Checksum {
+                package: pkg.name.clone(),
+                expected: expected.clone(),
+                actual,
+            });
+        }
+    }
     let root = work.join("root");
-    Cmd::new("dpkg-deb")
-        .arg("-x")
-        .arg(&deb)
-        .arg(&root)
-        .run()
-        .map_err(apt)?;
+    Cmd::new("dpkg-deb").arg("-x").arg(&deb).arg(&root).run().map_err(apt)?;
     std::fs::remove_file(&deb).map_err(io(&deb))?;
     std::fs::rename(&root, &tree).map_err(io(&tree))?;
     std::fs::remove_dir_all(&work).map_err(io(&work))?;
@@ -140,9 +125,10 @@ mod tests {
     #[test]
     fn show_output_is_parsed() {
         let text = "Package: linux-image-amd64\nVersion: 6.1.192-2\n\
-                    Depends: linux-image-6.1.0-56-amd64 (= 6.1.192-2), foo | bar\n";
+                    Depends: linux-image-6.1.0-56-amd64 (= 6.1.192-2), foo | bar\nSHA256: abc\n";
         let p = parse_show("linux-image-amd64", text).expect("parsed");
         assert_eq!(p.version, "6.1.192-2");
         assert_eq!(p.depends, ["linux-image-6.1.0-56-amd64", "foo"]);
+        assert_eq!(p.sha256.as_deref(), Some("abc"));
     }
 }

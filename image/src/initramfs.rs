@@ -14,10 +14,7 @@ use pairos_host::Cmd;
 #[derive(Debug, thiserror::Error)]
 pub enum InitramfsError {
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("finding the libraries of {}: {message}", path.display())]
     Libraries { path: PathBuf, message: String },
     #[error("initramfs entry {path:?}: {what}")]
@@ -37,9 +34,7 @@ pub struct Initramfs {
 }
 
 fn clean(path: &str) -> String {
-    path.trim_start_matches('/')
-        .trim_end_matches('/')
-        .to_owned()
+    path.trim_start_matches('/').trim_end_matches('/').to_owned()
 }
 
 impl Initramfs {
@@ -55,9 +50,7 @@ impl Initramfs {
                 acc.push('/');
             }
             acc.push_str(part);
-            self.entries
-                .entry(acc.clone())
-                .or_insert(Entry::Dir { mode: 0o755 });
+            self.entries.entry(acc.clone()).or_insert(Entry::Dir { mode: 0o755 });
         }
     }
 
@@ -71,39 +64,21 @@ impl Initramfs {
     pub fn file(&mut self, path: &str, data: impl Into<Vec<u8>>, mode: u32) -> &mut Self {
         let path = clean(path);
         self.parents(&path);
-        self.entries.insert(
-            path,
-            Entry::File {
-                data: data.into(),
-                mode,
-            },
-        );
+        self.entries.insert(path, Entry::File { data: data.into(), mode });
         self
     }
 
     pub fn symlink(&mut self, path: &str, target: &str) -> &mut Self {
         let path = clean(path);
         self.parents(&path);
-        self.entries.insert(
-            path,
-            Entry::Symlink {
-                target: target.to_owned(),
-            },
-        );
+        self.entries.insert(path, Entry::Symlink { target: target.to_owned() });
         self
     }
 
     /// Adds a host file (following links) at `path`.
-    pub fn host_file(
-        &mut self,
-        path: &str,
-        src: &Path,
-        mode: u32,
-    ) -> Result<&mut Self, InitramfsError> {
-        let data = std::fs::read(src).map_err(|source| InitramfsError::Io {
-            path: src.to_owned(),
-            source,
-        })?;
+    pub fn host_file(&mut self, path: &str, src: &Path, mode: u32) -> Result<&mut Self, InitramfsError> {
+        let data =
+            std::fs::read(src).map_err(|source| InitramfsError::Io { path: src.to_owned(), source })?;
         Ok(self.file(path, data, mode))
     }
 
@@ -124,13 +99,8 @@ impl Initramfs {
 
     /// The archive, gzip-compressed, with every mtime set to `mtime`.
     pub fn to_gzip(&self, mtime: u32) -> Result<Vec<u8>, InitramfsError> {
-        let io = |source| InitramfsError::Io {
-            path: PathBuf::from("<initramfs>"),
-            source,
-        };
-        let mut gz = GzBuilder::new()
-            .mtime(0)
-            .write(Vec::new(), Compression::new(6));
+        let io = |source| InitramfsError::Io { path: PathBuf::from("<initramfs>"), source };
+        let mut gz = GzBuilder::new().mtime(0).write(Vec::new(), Compression::new(6));
         for (ino, (path, entry)) in self.entries.iter().enumerate() {
             let (mode, data): (u32, &[u8]) = match entry {
                 Entry::Dir { mode } => (0o040000 | mode, &[]),
@@ -146,11 +116,7 @@ impl Initramfs {
                 .mode(mode)
                 .uid(0)
                 .gid(0)
-                .nlink(if matches!(entry, Entry::Dir { .. }) {
-                    2
-                } else {
-                    1
-                })
+                .nlink(if matches!(entry, Entry::Dir { .. }) { 2 } else { 1 })
                 .mtime(mtime);
             let mut w = header.write(&mut gz, size);
             w.write_all(data).map_err(io)?;
@@ -164,10 +130,7 @@ impl Initramfs {
     pub fn write(&self, out: &Path, mtime: u32) -> Result<(), InitramfsError> {
         let bytes = self.to_gzip(mtime)?;
         let tmp = out.with_extension("partial");
-        let io = |source| InitramfsError::Io {
-            path: out.to_owned(),
-            source,
-        };
+        let io = |source| InitramfsError::Io { path: out.to_owned(), source };
         std::fs::write(&tmp, bytes).map_err(io)?;
         std::fs::rename(&tmp, out).map_err(io)
     }
@@ -179,12 +142,7 @@ pub fn shared_libraries(program: &Path) -> Result<Vec<PathBuf>, InitramfsError> 
     let text = match out {
         Ok(text) => text,
         Err(e) if e.to_string().contains("not a dynamic executable") => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(InitramfsError::Libraries {
-                path: program.to_owned(),
-                message: e.to_string(),
-            })
-        }
+        Err(e) => return Err(InitramfsError::Libraries { path: program.to_owned(), message: e.to_string() }),
     };
     Ok(parse_ldd(&text))
 }
@@ -244,9 +202,6 @@ mod tests {
             .arg(format!("zcat {} | cpio -it --quiet", gz.display()))
             .run_text()
             .expect("cpio lists it");
-        assert_eq!(
-            listing.lines().collect::<Vec<_>>(),
-            ["bin", "bin/a", "sbin", "sbin/init"]
-        );
+        assert_eq!(listing.lines().collect::<Vec<_>>(), ["bin", "bin/a", "sbin", "sbin/init"]);
     }
 }

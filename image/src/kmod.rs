@@ -14,10 +14,7 @@ pub enum KmodError {
     #[error("{}: {what}", path.display())]
     Layout { path: PathBuf, what: String },
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("running depmod: {0}")]
     Depmod(#[from] CommandError),
     #[error("kernel {version}: no module named {name:?} (neither a file nor built in)")]
@@ -48,10 +45,7 @@ pub fn module_name(file: &str) -> String {
 impl KernelTree {
     pub fn open(root: &Path) -> Result<Self, KmodError> {
         let mods = root.join("lib/modules");
-        let io = |source| KmodError::Io {
-            path: mods.clone(),
-            source,
-        };
+        let io = |source| KmodError::Io { path: mods.clone(), source };
         let mut versions: Vec<String> = std::fs::read_dir(&mods)
             .map_err(io)?
             .filter_map(Result::ok)
@@ -64,22 +58,12 @@ impl KernelTree {
                 what: format!("expected exactly one kernel version, found {versions:?}"),
             });
         };
-        let tree = KernelTree {
-            root: root.to_owned(),
-            version: version.clone(),
-        };
+        let tree = KernelTree { root: root.to_owned(), version: version.clone() };
         if !tree.vmlinuz().is_file() {
-            return Err(KmodError::Layout {
-                path: tree.vmlinuz(),
-                what: "kernel image missing".into(),
-            });
+            return Err(KmodError::Layout { path: tree.vmlinuz(), what: "kernel image missing".into() });
         }
         if !tree.modules_dir().join("modules.dep").is_file() {
-            Cmd::new("depmod")
-                .arg("-b")
-                .arg(root)
-                .arg(&tree.version)
-                .run()?;
+            Cmd::new("depmod").arg("-b").arg(root).arg(&tree.version).run()?;
         }
         Ok(tree)
     }
@@ -101,11 +85,7 @@ impl KernelTree {
     /// skipped; an unknown name is an error.
     pub fn load_order(&self, names: &[String]) -> Result<Vec<ModuleFile>, KmodError> {
         let deps = parse_modules_dep(&self.read("modules.dep")?);
-        let builtin: BTreeSet<String> = self
-            .read("modules.builtin")?
-            .lines()
-            .map(module_name)
-            .collect();
+        let builtin: BTreeSet<String> = self.read("modules.builtin")?.lines().map(module_name).collect();
         let mut order = Vec::new();
         let mut seen = BTreeSet::new();
         for name in names {
@@ -114,10 +94,7 @@ impl KernelTree {
                 continue;
             }
             if !deps.contains_key(&name) {
-                return Err(KmodError::Unknown {
-                    version: self.version.clone(),
-                    name,
-                });
+                return Err(KmodError::Unknown { version: self.version.clone(), name });
             }
             visit(&name, &deps, &mut seen, &mut order);
         }
@@ -149,10 +126,7 @@ fn visit(name: &str, deps: &DepMap, seen: &mut BTreeSet<String>, order: &mut Vec
     for dep in needs {
         visit(dep, deps, seen, order);
     }
-    order.push(ModuleFile {
-        name: name.to_owned(),
-        rel_path: path.clone(),
-    });
+    order.push(ModuleFile { name: name.to_owned(), rel_path: path.clone() });
 }
 
 #[cfg(test)]
@@ -178,10 +152,7 @@ mod tests {
 
     #[test]
     fn names_are_normalised() {
-        assert_eq!(
-            module_name("kernel/drivers/hid/hid-generic.ko"),
-            "hid_generic"
-        );
+        assert_eq!(module_name("kernel/drivers/hid/hid-generic.ko"), "hid_generic");
         assert_eq!(module_name("kernel/fs/xfs/xfs.ko.xz"), "xfs");
     }
 }

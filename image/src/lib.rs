@@ -1,14 +1,23 @@
-//! The pairos build pipeline: a spec becomes a disk image, a PXE boot set and an ISO under one
-//! signed manifest.
+//! The pairos build pipeline: a spec becomes one signed image: `disk.raw` (+ `disk.bmap`), a PXE
+//! boot set, a hybrid ISO, and `manifest.json` + `manifest.sig` covering all of it.
 //!
-//! The pipeline's stages arrive with `pairos build`. What is here are the parts every boot of a
-//! pairos kernel needs, shared by the build and by the lab:
+//! Start reading at [`stages::build`]: it runs the stages in order (fetch, debootstrap, rootfs,
+//! root-image, initramfs, uki, disk, pxe, iso, manifest), each a module of [`stages`], caching
+//! the slow ones by input digest ([`cache`]). Shared with the rest of pairos:
 //!
-//! - [`debian`] fetches Debian packages through the machine's apt and unpacks them (a cache keyed
-//!   by package name and version);
-//! - [`kmod`] resolves kernel modules and their dependencies from a kernel tree, in load order;
-//! - [`initramfs`] writes a deterministic gzip-compressed cpio (newc) archive.
+//! - [`layout`]: the disk layout and the Discoverable Partitions type GUIDs;
+//! - [`manifest`]: the manifest format, the disk's chunk map, ed25519 signing and checking;
+//! - [`spec`]: the build spec (TOML) and its embedded default;
+//! - [`debian`], [`kmod`], [`initramfs`]: packages through apt, module resolution, and the
+//!   deterministic cpio writer (the lab uses them too).
 
+pub mod bmap;
+pub mod cache;
 pub mod debian;
+pub mod digest;
 pub mod initramfs;
 pub mod kmod;
+pub mod layout;
+pub mod manifest;
+pub mod spec;
+pub mod stages;

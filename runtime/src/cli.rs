@@ -24,6 +24,40 @@ pub enum Command {
     /// Certified hardware: list and show board profiles, check this machine.
     #[command(subcommand)]
     Boards(BoardsCommand),
+    /// Build the node OS image: disk.raw (+ disk.bmap), the PXE set, the ISO, and the signed manifest.
+    Build(BuildArgs),
+    /// The pair runtime: started by the initramfs as the node's first process.
+    Run(RunArgs),
+    /// Early boot: what the initramfs runs as /init (normally started by the kernel, not by hand).
+    #[command(hide = true)]
+    Init,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The build spec (TOML); without it, the embedded default spec builds the default image.
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+    /// Output folder; replaced as a whole when the build succeeds, untouched when it fails.
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    pub out: PathBuf,
+    /// ed25519 private key in PKCS#8 PEM (`openssl genpkey -algorithm ed25519`). Without it a
+    /// throw-away development key signs the image.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+    /// Stage cache (results keyed by the digest of their inputs) [default: ~/.cache/pairos/build].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Print a JSON summary on stdout (progress stays on stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Do not open the root shell on the console (for tests of the runtime alone).
+    #[arg(long)]
+    pub no_console: bool,
 }
 
 #[derive(Debug, Subcommand)]

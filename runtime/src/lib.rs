@@ -2,11 +2,21 @@
 //!
 //! `main.rs` only sets up logging, parses the command line ([`cli`], the one clap module) and
 //! calls a handler in [`commands`]; handlers call the libraries and map the outcome to an
-//! [`Exit`] code. The pair daemon (`pairos run`) arrives with its own issue.
+//! [`Exit`] code. [`boot`] is the early-boot code the initramfs runs as `/init`; [`run`] is the
+//! node's first process after it.
 
+pub mod boot;
 pub mod cli;
 pub mod commands;
 mod exit;
 mod output;
+pub mod run;
 
 pub use exit::Exit;
+
+/// A field of an os-release file, unquoted.
+pub fn os_release_field(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .map(|v| v.trim().trim_matches('"').to_owned())
+}

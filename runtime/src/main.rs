@@ -1,5 +1,6 @@
 //! `pairos`: parses the command line, sets up logging and calls the handler. Nothing else.
-//! No async runtime yet: every command so far is a short synchronous job.
+//! No async runtime yet: every command so far is synchronous, and early boot runs before one
+//! could be of use.
 
 use std::process::ExitCode;
 
@@ -7,7 +8,10 @@ use clap::Parser;
 use pairos_runtime::{cli::Cli, commands, Exit};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The kernel starts the initramfs's /init (a link to us) with no arguments.
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let as_init = std::path::Path::new(&argv0).file_name().is_some_and(|n| n == "init");
+    let cli = if as_init { Cli { command: commands::init_command() } } else { Cli::parse() };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

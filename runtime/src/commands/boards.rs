@@ -70,23 +70,14 @@ fn show(args: &ShowArgs) -> anyhow::Result<Exit> {
     );
     for role in [NicRole::Private, NicRole::Public] {
         let n = p.nic(role);
-        let speed = n
-            .min_speed_mbps
-            .map(|s| format!(", at least {s} Mb/s"))
-            .unwrap_or_default();
-        row(
-            &format!("{role} NIC"),
-            &format!("{} ({}{speed})", n.location, n.drivers.join(" or ")),
-        );
+        let speed = n.min_speed_mbps.map(|s| format!(", at least {s} Mb/s")).unwrap_or_default();
+        row(&format!("{role} NIC"), &format!("{} ({}{speed})", n.location, n.drivers.join(" or ")));
     }
     for (i, s) in p.system_disk.iter().enumerate() {
         let label = if i == 0 { "system disk" } else { "  else" };
         row(label, &format!("the one {s}"));
     }
-    row(
-        "modules",
-        &format!("storage: {}", p.modules.storage.join(" ")),
-    );
+    row("modules", &format!("storage: {}", p.modules.storage.join(" ")));
     row("", &format!("nic: {}", p.modules.nic.join(" ")));
     if !p.modules.sensors.is_empty() {
         row("", &format!("sensors: {}", p.modules.sensors.join(" ")));
@@ -121,19 +112,9 @@ fn probe_cmd(args: &ProbeArgs) -> anyhow::Result<Exit> {
 fn print_inventory(inv: &Inventory) {
     let d = &inv.dmi;
     let s = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
-    println!(
-        "board     {} {} (board {})",
-        s(&d.sys_vendor),
-        s(&d.product_name),
-        s(&d.board_name)
-    );
+    println!("board     {} {} (board {})", s(&d.sys_vendor), s(&d.product_name), s(&d.board_name));
     println!("firmware  {}", inv.firmware);
-    println!(
-        "cpu       {} cores, {} threads, {}",
-        inv.cpu.cores,
-        inv.cpu.logical,
-        s(&inv.cpu.model)
-    );
+    println!("cpu       {} cores, {} threads, {}", inv.cpu.cores, inv.cpu.logical, s(&inv.cpu.model));
     println!("memory    {} MiB", inv.memory.total_mib);
     for n in &inv.nics {
         println!(
@@ -142,9 +123,7 @@ fn print_inventory(inv: &Inventory) {
             s(&n.mac),
             s(&n.pci_address),
             s(&n.driver),
-            n.onboard_index
-                .map(|i| format!(" onboard {i}"))
-                .unwrap_or_default()
+            n.onboard_index.map(|i| format!(" onboard {i}")).unwrap_or_default()
         );
     }
     for disk in &inv.disks {
@@ -169,11 +148,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<Exit> {
     } else {
         print_verdict(&v);
     }
-    Ok(if v.certified {
-        Exit::Success
-    } else {
-        Exit::Negative
-    })
+    Ok(if v.certified { Exit::Success } else { Exit::Negative })
 }
 
 fn print_verdict(v: &Verdict) {
@@ -185,12 +160,7 @@ fn print_verdict(v: &Verdict) {
         (None, _) => println!("not certified: unknown board"),
     }
     for c in &v.checks {
-        println!(
-            "  {}  {}: {}",
-            if c.ok { "ok  " } else { "FAIL" },
-            c.requirement,
-            c.detail
-        );
+        println!("  {}  {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.requirement, c.detail);
     }
     if v.certified {
         let s = |o: &Option<String>| o.clone().unwrap_or_default();

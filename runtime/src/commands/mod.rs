@@ -1,13 +1,22 @@
 //! One handler per subcommand; each returns the [`crate::Exit`] code.
 
 pub mod boards;
+pub mod build;
 
 use crate::cli::{Cli, Command};
 use crate::Exit;
+
+/// The command the kernel's `/init` stands for.
+pub fn init_command() -> Command {
+    Command::Init
+}
 
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Boards(cmd) => boards::run(cmd),
+        Command::Build(args) => build::run(&args),
+        Command::Run(args) => crate::run::run(&args),
+        Command::Init => crate::boot::init(),
     }
 }

@@ -1,0 +1,134 @@
+//! Stage 6, disk: `disk.raw`, a GPT disk made with the gpt crate, holding the ESP (FAT, with
+//! the UKI as \EFI\BOOT\BOOTX64.EFI), root A with verity A, and an empty root B with verity B.
+//! The state and data partitions are made on the node at first boot, never here.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use gpt::disk::LogicalBlockSize;
+use gpt::mbr::ProtectiveMBR;
+use gpt::partition::Partition;
+use gpt::partition_types::{OperatingSystem, Type};
+use pairos_host::Cmd;
+
+use crate::layout::{DiskLayout, PartitionEntry, SECTOR};
+use crate::stages::StageError;
+
+/// GPT arrays hold 128 entries, as every tool expects; unused ones are zero.
+const GPT_ENTRIES: u32 = 128;
+
+/// A FAT32 file system image of `size_mib` holding `files` (path on FAT, source file).
+/// mkfs.fat's --invariant and mtools' SOURCE_DATE_EPOCH make it reproducible.
+pub fn fat_image(
+    out: &Path,
+    size_mib: u64,
+    label: &str,
+    files: &[(&str, &Path)],
+    epoch: u64,
+) -> Result<(), StageError> {
+    let _ = std::fs::remove_file(out);
+    let volid = &crate::digest::sha256_hex(label.as_bytes())[..8];
+    Cmd::new("mkfs.fat")
+        .args(["-C", "-F", "32", "-n", label, "-i", volid, "--invariant"])
+        .arg(out)
+        .arg((size_mib * 1024).to_string())
+        .run()?;
+    let mtools = |cmd: &str| Cmd::new(cmd).env("SOURCE_DATE_EPOCH", epoch.to_string()).env("TZ", "UTC");
+    for (fat_path, src) in files {
+        let mut dirs = Vec::new();
+        let mut acc = String::new();
+        for part in fat_path
+            .trim_start_matches('/')
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map_or(&[][..], |(_, d)| d)
+        {
+            acc = format!("{acc}/{part}");
+            dirs.push(format!("::{acc}"));
+        }
+        for d in dirs {
+            // An existing folder is fine; mmd says so and fails, which we do not treat as an error.
+            let _ = mtools("mmd").arg("-i").arg(out).arg(&d).succeeds();
+        }
+        mtools("mcopy").arg("-m").arg("-i").arg(out).arg(src).arg(format!("::{fat_path}")).run()?;
+    }
+    Ok(())
+}
+
+fn gpt_err(disk: &Path) -> impl Fn(gpt::GptError) -> StageError + '_ {
+    move |e| StageError::Disk { path: disk.to_owned(), message: e.to_string() }
+}
+
+/// Writes an empty GPT for `layout` into `file` (protective MBR, primary and backup tables).
+pub fn write_gpt(
+    disk_path: &Path,
+    file: std::fs::File,
+    layout: &DiskLayout,
+) -> Result<std::fs::File, StageError> {
+    let lbas = layout.size / SECTOR;
+    let mut file = file;
+    ProtectiveMBR::with_lb_size(u32::try_from(lbas - 1).unwrap_or(u32::MAX))
+        .overwrite_lba0(&mut file)
+        .map_err(|e| StageError::Disk { path: disk_path.to_owned(), message: e.to_string() })?;
+    let mut gpt = gpt::GptConfig::new()
+        .writable(true)
+        .logical_block_size(LogicalBlockSize::Lb512)
+        .create_from_device(file, Some(layout.guid))
+        .map_err(gpt_err(disk_path))?;
+    gpt.update_partitions(partition_map(&layout.partitions)).map_err(gpt_err(disk_path))?;
+    gpt.write().map_err(gpt_err(disk_path))
+}
+
+/// The full 128-entry array for `entries`.
+pub fn partition_map(entries: &[PartitionEntry]) -> BTreeMap<u32, Partition> {
+    let mut map = BTreeMap::new();
+    for n in 1..=GPT_ENTRIES {
+        let part = match entries.iter().find(|p| p.number == n) {
+            Some(p) => Partition {
+                part_type_guid: Type { guid: p.type_guid, os: OperatingSystem::Linux },
+                part_guid: p.guid,
+                first_lba: p.first_lba,
+                last_lba: p.last_lba,
+                flags: 0,
+                name: p.name.clone(),
+            },
+            None => Partition::zero(),
+        };
+        map.insert(n, part);
+    }
+    map
+}
+
+/// Makes `out/disk.raw` (sparse) from the layout and the partition payloads.
+pub fn run(layout: &DiskLayout, payloads: &[(&str, &Path)], out: &Path) -> Result<PathBuf, StageError> {
+    let path = out.join("disk.raw");
+    let _ = std::fs::remove_file(&path);
+    let file = std::fs::File::create_new(&path).map_err(StageError::io(&path))?;
+    file.set_len(layout.size).map_err(StageError::io(&path))?;
+    let file = write_gpt(&path, file, layout)?;
+    for (name, src) in payloads {
+        let part = layout.partition(name).ok_or_else(|| StageError::Disk {
+            path: path.clone(),
+            message: format!("no partition named {name} in the layout"),
+        })?;
+        let data = std::fs::read(src).map_err(StageError::io(src))?;
+        if data.len() as u64 > part.size() {
+            return Err(StageError::TooBig {
+                what: format!("{name}'s contents"),
+                size: data.len() as u64,
+                room: part.size(),
+            });
+        }
+        // Whole zero blocks are skipped so that the file stays sparse.
+        for (i, block) in data.chunks(1 << 16).enumerate() {
+            if block.iter().any(|&b| b != 0) {
+                file.write_all_at(block, part.offset() + (i as u64) * (1 << 16))
+                    .map_err(StageError::io(&path))?;
+            }
+        }
+    }
+    file.sync_all().map_err(StageError::io(&path))?;
+    Ok(path)
+}

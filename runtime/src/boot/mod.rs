@@ -1,0 +1,79 @@
+//! Early boot: what the kernel runs as `/init` from the initramfs. Not a general init system:
+//!
+//! 1. mount /proc, /sys, /dev and /run, and read the kernel command line ([`cmdline`]);
+//! 2. load the kernel modules the image's boards need ([`modules`]);
+//! 3. in `pairos.mode=run` (the default): find root A and verity A by the root hash, make the
+//!    state partition on first boot ([`disks`], [`state`]), verify the whole root against the
+//!    hash, open it through device-mapper, mount it read-only, mount the state partition, and
+//!    switch to it, starting `pairos run` ([`switch`]);
+//! 4. `pairos.mode=recover` and `pairos.mode=install` enter the recovery and installer modes.
+//!
+//! Anything that goes wrong is printed on the console, and the node reboots after a pause: a
+//! node that cannot boot its disk falls back to network boot, where its peer can heal it.
+
+mod cmdline;
+mod disks;
+mod modules;
+mod state;
+mod switch;
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+pub use cmdline::{BootArgs, Mode};
+
+use crate::Exit;
+
+/// Printed before each line, so the console shows who speaks.
+const WHO: &str = "pairos-init";
+
+pub(crate) fn say(msg: impl std::fmt::Display) {
+    println!("{WHO}: {msg}");
+}
+
+/// Runs early boot; returns only on failure (after the pause and the reboot request).
+pub fn init() -> anyhow::Result<Exit> {
+    if let Err(err) = boot() {
+        say(format_args!("FATAL: {err:#}"));
+        say("refusing to boot; rebooting in 30 s");
+        std::thread::sleep(Duration::from_secs(30));
+        let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
+    }
+    Ok(Exit::Error)
+}
+
+fn boot() -> anyhow::Result<()> {
+    switch::mount_early().context("mounting /proc, /sys, /dev and /run")?;
+    let args = cmdline::read().context("reading the kernel command line")?;
+    let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let version = crate::os_release_field(&os, "IMAGE_VERSION").unwrap_or_else(|| "unknown".into());
+    say(format_args!("pairos {version}, mode {}", args.mode));
+    let loaded =
+        modules::load_all(std::path::Path::new(pairos_image::stages::boot_initramfs::MODULES_LIST_ABS))?;
+    say(format_args!("{loaded} kernel modules loaded"));
+
+    match args.mode {
+        Mode::Run => {
+            let root_hash = args.root_hash.context("no roothash= on the kernel command line")?;
+            let disk = disks::find_root(&root_hash, Duration::from_secs(60))?;
+            say(format_args!(
+                "root A is {} and verity A is {} on {}",
+                disk.root.display(),
+                disk.verity.display(),
+                disk.disk.display()
+            ));
+            let state = state::ensure(&disk)?;
+            switch::open_verity(&disk, &root_hash)?;
+            switch::mount_root_and_state(&state)?;
+            say("switching to the root filesystem and starting pairos run");
+            Err(switch::switch_root())
+        }
+        Mode::Recover | Mode::Install => {
+            let what = if args.mode == Mode::Recover { "recovery" } else { "installer" };
+            say(format_args!("{what} mode (pairos.mode={})", args.mode));
+            say(format_args!("the {what} agent is not part of this build yet; opening a console shell"));
+            crate::run::console_forever("/usr/bin/busybox")
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The state partition: the node's own writable data (identity, configuration, leases). It is
+//! never part of the image; the first boot makes it in the free space after the image's
+//! partitions. If the disk is larger than the image (it always is), the GPT is rewritten
+//! first so that its backup header sits at the disk's real end.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use pairos_host::Cmd;
+use pairos_image::layout::{
+    derived_guid, PartitionEntry, ALIGN_LBA, GPT_SECTORS, SECTOR, STATE_LABEL, TYPE_VAR,
+};
+
+use super::disks::{disk_size, partition_path, read_gpt, RootDisk};
+use super::say;
+
+/// The state partition's size; a smaller disk gets what is left, down to MIN.
+const STATE_MIB: u64 = 1024;
+const MIN_STATE_MIB: u64 = 128;
+
+/// The state partition's device, made (and formatted) first if the disk has none.
+pub fn ensure(disk: &RootDisk) -> anyhow::Result<PathBuf> {
+    let parts =
+        read_gpt(&disk.disk).with_context(|| format!("reading the GPT of {}", disk.disk.display()))?;
+    if let Some((n, _)) =
+        parts.iter().find(|(_, p)| p.part_type_guid.guid == TYPE_VAR && p.name == STATE_LABEL)
+    {
+        return Ok(partition_path(&disk.disk, *n));
+    }
+    say(format_args!("first boot: making the state partition on {}", disk.disk.display()));
+    let size = disk_size(&disk.disk)?;
+    let last_usable = size / SECTOR - GPT_SECTORS - 1;
+    let end_used = parts.iter().map(|(_, p)| p.last_lba).max().unwrap_or(0);
+    let first = (end_used + 1).next_multiple_of(ALIGN_LBA);
+    let room_mib = last_usable.saturating_sub(first) * SECTOR >> 20;
+    if room_mib < MIN_STATE_MIB {
+        bail!("{} has {room_mib} MiB after the image's partitions; the state partition needs {MIN_STATE_MIB} MiB", disk.disk.display());
+    }
+    let len = STATE_MIB.min(room_mib) * ((1 << 20) / SECTOR);
+    let number = parts.iter().map(|(n, _)| *n).max().unwrap_or(0) + 1;
+
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&disk.disk)
+        .with_context(|| format!("opening {} for writing", disk.disk.display()))?;
+    let old = gpt::GptConfig::new().writable(false).open(&disk.disk)?;
+    let disk_guid = *old.guid();
+    let mut entries: Vec<PartitionEntry> = parts
+        .iter()
+        .map(|(n, p)| PartitionEntry {
+            number: *n,
+            name: p.name.clone(),
+            type_guid: p.part_type_guid.guid,
+            guid: p.part_guid,
+            first_lba: p.first_lba,
+            last_lba: p.last_lba,
+        })
+        .collect();
+    let seed = pairos_image::layout::parse_root_hash(&pairos_image::digest::sha256_hex(disk_guid.as_bytes()))
+        .expect("a sha256 is 32 bytes");
+    entries.push(PartitionEntry {
+        number,
+        name: STATE_LABEL.into(),
+        type_guid: TYPE_VAR,
+        guid: derived_guid(&seed, "state"),
+        first_lba: first,
+        last_lba: first + len - 1,
+    });
+    let layout = pairos_image::layout::DiskLayout { guid: disk_guid, size, partitions: entries };
+    let file = pairos_image::stages::disk::write_gpt(&disk.disk, file, &layout)?;
+    file.sync_all()?;
+    drop(file);
+
+    // The kernel re-reads the table (nothing on this disk is in use yet).
+    Cmd::new("/usr/bin/busybox").args(["blockdev", "--rereadpt"]).arg(&disk.disk).run()?;
+    let dev = partition_path(&disk.disk, number);
+    let start = Instant::now();
+    while !dev.exists() {
+        if start.elapsed() > Duration::from_secs(10) {
+            bail!("{} did not appear after re-reading the partition table", dev.display());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Cmd::new("/usr/sbin/mke2fs").args(["-q", "-t", "ext4", "-L", STATE_LABEL]).arg(&dev).run()?;
+    say(format_args!("state partition {} made ({} MiB, ext4)", dev.display(), len * SECTOR >> 20));
+    Ok(dev)
+}
