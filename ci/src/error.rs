@@ -13,6 +13,8 @@ pub enum LabError {
     Timeout { vm: String, what: String, waited: Duration, tail: String },
     #[error("{vm}: QEMU exited while waiting for {what:?}: {source}\nlast console lines:\n{tail}")]
     Exited { vm: String, what: String, source: Box<CommandError>, tail: String },
+    #[error("{vm}: while waiting for {what:?} the console said {line:?}; last console lines:\n{tail}")]
+    Failed { vm: String, what: String, line: String, tail: String },
     #[error("{0}")]
     Setup(String),
     #[error(transparent)]

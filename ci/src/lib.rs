@@ -10,12 +10,14 @@
 //! - [`Lab::endpoint`] puts a host-side program (a server under test, a real client) on a link,
 //!   in a namespace of its own.
 //! - [`kernel`] and [`initramfs`] provide the Debian kernel (cached by package version) and a
-//!   small initramfs with the `pairos` binary.
+//!   small initramfs with the `pairos` binary; [`image`] builds the default pairos image with
+//!   `pairos build` (its stage cache makes a rebuild take seconds).
 //!
 //! Everything that needs teardown is a guard whose `Drop` cleans up and never panics.
 
 mod console;
 mod error;
+pub mod image;
 pub mod initramfs;
 pub mod kernel;
 mod lab;
@@ -27,4 +29,4 @@ pub use console::Console;
 pub use error::LabError;
 pub use lab::{Endpoint, Lab};
 pub use netns::Netns;
-pub use qemu::{blank_disk, DirectBoot, DiskBus, Firmware, NicModel, Vm, VmSpec};
+pub use qemu::{blank_disk, disk_from_image, DirectBoot, DiskBus, Firmware, NicModel, Vm, VmSpec};

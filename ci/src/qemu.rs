@@ -44,6 +44,8 @@ pub enum DiskBus {
     Virtio,
     /// A port of the q35's built-in ICH9 AHCI controller (00:1f.2).
     Ahci,
+    /// A read-only CD/DVD drive on an AHCI port.
+    Cdrom,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +59,8 @@ struct DiskSpec {
     path: PathBuf,
     bus: DiskBus,
     format: &'static str,
+    /// The firmware's boot order; None for disks it should not boot.
+    bootindex: Option<u32>,
 }
 
 /// Boot a kernel directly (QEMU's `-kernel`), skipping the firmware's boot devices.
@@ -128,7 +132,14 @@ impl VmSpec {
 
     /// Adds a raw disk image; the first virtio disk is the system disk.
     pub fn disk(mut self, path: &Path, bus: DiskBus) -> Self {
-        self.disks.push(DiskSpec { path: path.to_owned(), bus, format: "raw" });
+        self.disks.push(DiskSpec { path: path.to_owned(), bus, format: "raw", bootindex: None });
+        self
+    }
+
+    /// Adds a raw disk image that the firmware boots from, before anything added later.
+    pub fn boot_disk(mut self, path: &Path, bus: DiskBus) -> Self {
+        let next = self.disks.iter().filter(|d| d.bootindex.is_some()).count() as u32;
+        self.disks.push(DiskSpec { path: path.to_owned(), bus, format: "raw", bootindex: Some(next) });
         self
     }
 }
@@ -139,6 +150,8 @@ pub struct Vm {
     name: String,
     child: Child,
     console: Console,
+    /// Console lines that end any wait at once, as failures.
+    fail_on: Vec<String>,
 }
 
 /// MAC addresses in QEMU's locally administered range, unique per VM and NIC within a lab.
@@ -207,16 +220,19 @@ impl Lab {
         }
         let (mut virtio_slot, mut ahci_port) = (FIRST_DISK_SLOT, 0);
         for (i, disk) in spec.disks.iter().enumerate() {
+            let media = if disk.bus == DiskBus::Cdrom { ",media=cdrom,readonly=on" } else { "" };
             args.push("-drive".into());
-            args.push(format!("file={},format={},if=none,id=disk{i}", disk.path.display(), disk.format));
+            args.push(format!("file={},format={},if=none,id=disk{i}{media}", disk.path.display(), disk.format));
+            let boot = disk.bootindex.map(|b| format!(",bootindex={b}")).unwrap_or_default();
             args.push("-device".into());
             match disk.bus {
                 DiskBus::Virtio => {
-                    args.push(format!("virtio-blk-pci,drive=disk{i},bus=pcie.0,addr={virtio_slot:#x}"));
+                    args.push(format!("virtio-blk-pci,drive=disk{i},bus=pcie.0,addr={virtio_slot:#x}{boot}"));
                     virtio_slot += 1;
                 }
-                DiskBus::Ahci => {
-                    args.push(format!("ide-hd,drive=disk{i},bus=ide.{ahci_port}"));
+                DiskBus::Ahci | DiskBus::Cdrom => {
+                    let dev = if disk.bus == DiskBus::Cdrom { "ide-cd" } else { "ide-hd" };
+                    args.push(format!("{dev},drive=disk{i},bus=ide.{ahci_port}{boot}"));
                     ahci_port += 1;
                 }
             }
@@ -227,7 +243,7 @@ impl Lab {
         wait_for_socket(&spec.name, &mut child, &socket)?;
         let console = Console::connect(&spec.name, socket, log)?;
         tracing::info!(vm = %spec.name, "started");
-        Ok(Vm { name: spec.name, child, console })
+        Ok(Vm { name: spec.name, child, console, fail_on: vec!["pairos-init: FATAL".into()] })
     }
 }
 
@@ -240,10 +256,26 @@ impl Vm {
         &mut self.console
     }
 
-    /// Waits for a console line containing `needle`; returns that line.
+    /// Waits for a console line containing `needle`; returns that line. A line containing one
+    /// of the failure markers (by default `pairos-init: FATAL`) ends the wait as an error.
     pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<String, LabError> {
         let child = &mut self.child;
-        self.console.wait_line(needle, timeout, |l| l.contains(needle), || child.check_running())
+        let fail_on = &self.fail_on;
+        let line = self.console.wait_line(
+            needle,
+            timeout,
+            |l| l.contains(needle) || fail_on.iter().any(|f| l.contains(f.as_str())),
+            || child.check_running(),
+        )?;
+        if line.contains(needle) {
+            return Ok(line);
+        }
+        Err(LabError::Failed { vm: self.name.clone(), what: needle.to_owned(), line, tail: self.console.tail(30) })
+    }
+
+    /// Replaces the failure markers (an empty list waits through anything).
+    pub fn fail_on(&mut self, markers: &[&str]) {
+        self.fail_on = markers.iter().map(|m| m.to_string()).collect();
     }
 
     /// Runs a shell command on the console (the guest must be at a shell prompt).
@@ -268,6 +300,13 @@ fn wait_for_socket(vm: &str, child: &mut Child, socket: &Path) -> Result<(), Lab
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())
+}
+
+/// Copies a raw image into a sparse disk of `size` bytes (a node's disk is larger than the image).
+pub fn disk_from_image(image: &Path, disk: &Path, size: u64) -> Result<(), LabError> {
+    pairos_host::Cmd::new("cp").arg("--sparse=always").arg(image).arg(disk).run()?;
+    let f = std::fs::OpenOptions::new().write(true).open(disk).map_err(io(disk))?;
+    f.set_len(size).map_err(io(disk))
 }
 
 /// Creates a sparse raw disk image of `size` bytes.

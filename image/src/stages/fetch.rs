@@ -8,8 +8,9 @@ use crate::kmod::KernelTree;
 use crate::stages::StageError;
 
 pub const STUB: &str = "usr/lib/systemd/boot/efi/linuxx64.efi.stub";
-/// iPXE binaries the PXE set serves: BIOS (via the firmware's UNDI), and UEFI (SNP and native).
-pub const IPXE: [&str; 3] = ["undionly.kpxe", "snponly.efi", "ipxe.efi"];
+/// iPXE binaries the PXE set serves, where Debian's ipxe package puts them: BIOS (through the
+/// firmware's UNDI driver), UEFI through the firmware's SNP driver, and UEFI with iPXE's own.
+pub const IPXE: [&str; 3] = ["usr/lib/ipxe/undionly.kpxe", "usr/lib/ipxe/snponly.efi", "boot/ipxe.efi"];
 
 #[derive(Debug)]
 pub struct Fetched {
@@ -36,7 +37,7 @@ pub fn run(cache: &Path) -> Result<Fetched, StageError> {
     let ipxe_root = debian::unpacked(&ipxe_pkg, &debs)?;
     let mut ipxe = Vec::new();
     for name in IPXE {
-        let path = ipxe_root.join("usr/lib/ipxe").join(name);
+        let path = ipxe_root.join(name);
         if !path.is_file() {
             return Err(StageError::Missing { what: format!("iPXE's {name}"), path });
         }

@@ -69,7 +69,7 @@ impl From<CacheError<StageError>> for StageError {
 
 /// A build failure: which stage, and why.
 #[derive(Debug, thiserror::Error)]
-#[error("{stage}: {source}")]
+#[error("stage {stage}")]
 pub struct BuildError {
     pub stage: &'static str,
     #[source]
@@ -121,8 +121,9 @@ pub struct BuildSummary {
     pub seconds: f64,
 }
 
-/// Modules a booting node needs before its root is mounted.
-const BOOT_MODULES: [&str; 3] = ["dm_verity", "squashfs", "ext4"];
+/// Modules a booting node needs before its root is mounted. ext4 asks for crc32c when it
+/// mounts, and the initramfs has no modprobe helper to answer, so it is loaded up front.
+const BOOT_MODULES: [&str; 4] = ["dm_verity", "squashfs", "crc32c_generic", "ext4"];
 
 struct Runner<'a> {
     events: &'a mut dyn FnMut(Event),

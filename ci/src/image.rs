@@ -1,0 +1,39 @@
+//! The default pairos image, built by the `pairos` binary under test, for lab scenarios.
+//!
+//! Every test that needs it calls [`default_image`]; a lock makes parallel tests wait for one
+//! build, and `pairos build`'s stage cache (keyed by input digests) makes a rebuild with nothing
+//! changed take seconds. Lab images are signed with the test key in `ci/keys/`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use pairos_host::Cmd;
+
+use crate::error::io;
+use crate::{paths, LabError};
+
+/// The test-only signing key (public, never for releases).
+pub fn test_signing_key() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("keys/test-signing-key.pem")
+}
+
+/// Builds (or rebuilds from cache) the default image into the lab cache; returns its folder.
+pub fn default_image() -> Result<PathBuf, LabError> {
+    let root = paths::cache_dir().join("lab-image");
+    std::fs::create_dir_all(&root).map_err(io(&root))?;
+    let lock_path = root.join(".lock");
+    let lock = File::create(&lock_path).map_err(io(&lock_path))?;
+    lock.lock().map_err(io(&lock_path))?;
+    let out = root.join("default");
+    Cmd::new(paths::pairos_bin()?)
+        .arg("build")
+        .arg("--out")
+        .arg(&out)
+        .arg("--signing-key")
+        .arg(test_signing_key())
+        .arg("--cache")
+        .arg(paths::cache_dir().join("build"))
+        .run()?;
+    drop(lock);
+    Ok(out)
+}
