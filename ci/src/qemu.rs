@@ -222,7 +222,11 @@ impl Lab {
         for (i, disk) in spec.disks.iter().enumerate() {
             let media = if disk.bus == DiskBus::Cdrom { ",media=cdrom,readonly=on" } else { "" };
             args.push("-drive".into());
-            args.push(format!("file={},format={},if=none,id=disk{i}{media}", disk.path.display(), disk.format));
+            args.push(format!(
+                "file={},format={},if=none,id=disk{i}{media}",
+                disk.path.display(),
+                disk.format
+            ));
             let boot = disk.bootindex.map(|b| format!(",bootindex={b}")).unwrap_or_default();
             args.push("-device".into());
             match disk.bus {
@@ -270,7 +274,12 @@ impl Vm {
         if line.contains(needle) {
             return Ok(line);
         }
-        Err(LabError::Failed { vm: self.name.clone(), what: needle.to_owned(), line, tail: self.console.tail(30) })
+        Err(LabError::Failed {
+            vm: self.name.clone(),
+            what: needle.to_owned(),
+            line,
+            tail: self.console.tail(30),
+        })
     }
 
     /// Replaces the failure markers (an empty list waits through anything).

@@ -52,6 +52,10 @@ pub fn fat_image(
             // An existing folder is fine; mmd says so and fails, which we do not treat as an error.
             let _ = mtools("mmd").arg("-i").arg(out).arg(&d).succeeds();
         }
+        // mcopy -m keeps the file's mtime in the directory entry: make it the build's epoch.
+        let file = std::fs::File::options().write(true).open(src).map_err(StageError::io(src))?;
+        file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch))
+            .map_err(StageError::io(src))?;
         mtools("mcopy").arg("-m").arg("-i").arg(out).arg(src).arg(format!("::{fat_path}")).run()?;
     }
     Ok(())

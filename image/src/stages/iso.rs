@@ -19,6 +19,22 @@ pub struct IsoParts<'a> {
     pub epoch: u64,
 }
 
+/// Sets every file's and folder's mtime below `dir` to `epoch`: xorriso records them.
+fn stamp_tree(dir: &Path, epoch: u64) -> Result<(), StageError> {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch);
+    for entry in std::fs::read_dir(dir).map_err(StageError::io(dir))? {
+        let path = entry.map_err(StageError::io(dir))?.path();
+        if path.is_dir() {
+            stamp_tree(&path, epoch)?;
+        } else {
+            let f = std::fs::File::options().write(true).open(&path).map_err(StageError::io(&path))?;
+            f.set_modified(time).map_err(StageError::io(&path))?;
+        }
+    }
+    // Folders last: placing files in them changed their times.
+    std::fs::File::open(dir).and_then(|f| f.set_modified(time)).map_err(StageError::io(dir))
+}
+
 pub fn run(p: &IsoParts<'_>, work: &Path, out: &Path) -> Result<(), StageError> {
     let staging = work.join("iso-root");
     let _ = std::fs::remove_dir_all(&staging);
@@ -43,6 +59,7 @@ pub fn run(p: &IsoParts<'_>, work: &Path, out: &Path) -> Result<(), StageError> 
         }
     }
 
+    stamp_tree(&staging, p.epoch)?;
     let iso = out.join("pairos.iso");
     let _ = std::fs::remove_file(&iso);
     Cmd::new("xorriso")

@@ -305,6 +305,7 @@ fn build_into(
                 cmdline: line,
                 os_release: &os_release,
                 uname: &kernel.version,
+                epoch,
             };
             let path = work.join(format!("{name}.efi"));
             uki::build(&parts, &work.join(name), &path)?;
