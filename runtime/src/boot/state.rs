@@ -33,7 +33,7 @@ pub fn ensure(disk: &RootDisk) -> anyhow::Result<PathBuf> {
     let last_usable = size / SECTOR - GPT_SECTORS - 1;
     let end_used = parts.iter().map(|(_, p)| p.last_lba).max().unwrap_or(0);
     let first = (end_used + 1).next_multiple_of(ALIGN_LBA);
-    let room_mib = last_usable.saturating_sub(first) * SECTOR >> 20;
+    let room_mib = (last_usable.saturating_sub(first) * SECTOR) >> 20;
     if room_mib < MIN_STATE_MIB {
         bail!("{} has {room_mib} MiB after the image's partitions; the state partition needs {MIN_STATE_MIB} MiB", disk.disk.display());
     }
@@ -84,6 +84,6 @@ pub fn ensure(disk: &RootDisk) -> anyhow::Result<PathBuf> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Cmd::new("/usr/sbin/mke2fs").args(["-q", "-t", "ext4", "-L", STATE_LABEL]).arg(&dev).run()?;
-    say(format_args!("state partition {} made ({} MiB, ext4)", dev.display(), len * SECTOR >> 20));
+    say(format_args!("state partition {} made ({} MiB, ext4)", dev.display(), (len * SECTOR) >> 20));
     Ok(dev)
 }
