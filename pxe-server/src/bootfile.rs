@@ -1,0 +1,56 @@
+//! What a network-booting client is told to load.
+//!
+//! 1. Firmware PXE (no iPXE yet) gets an iPXE binary over TFTP, chosen by option 93:
+//!    `ipxe/undionly.kpxe` for BIOS, `ipxe/snponly.efi` for UEFI.
+//! 2. iPXE asks again and gets the HTTP URL of its script: `recover-{bios,uefi}.ipxe` or
+//!    `localboot-{bios,uefi}.ipxe`, by the policy's decision.
+//! 3. UEFI HTTP boot clients get the recovery UKI's URL directly.
+
+use std::net::Ipv4Addr;
+
+use crate::client::ClientInfo;
+use crate::policy::Decision;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootFile {
+    /// The bootfile name (DHCP `file` and option 67): a TFTP path or an HTTP URL.
+    pub name: String,
+    /// Whether the reply must say "HTTPClient" in option 60 (UEFI HTTP boot requires it).
+    pub http_client: bool,
+}
+
+pub fn choose(client: &ClientInfo, decision: Decision, server: Ipv4Addr, http_port: u16) -> Option<BootFile> {
+    let fw = if client.is_uefi() { "uefi" } else { "bios" };
+    let http = |path: &str| format!("http://{server}:{http_port}/{path}");
+    match decision {
+        Decision::Ignore => None,
+        _ if client.is_http_boot() => match decision {
+            Decision::Recover => Some(BootFile { name: http("pairos-recover.efi"), http_client: true }),
+            // A UEFI HTTP boot client that should boot its disk is simply not answered with a
+            // boot file: the firmware then moves on to the next boot option, the disk.
+            _ => None,
+        },
+        Decision::Recover if client.ipxe => {
+            Some(BootFile { name: http(&format!("recover-{fw}.ipxe")), http_client: false })
+        }
+        Decision::LocalBoot if client.ipxe => {
+            Some(BootFile { name: http(&format!("localboot-{fw}.ipxe")), http_client: false })
+        }
+        _ => {
+            let file = if client.is_uefi() { "ipxe/snponly.efi" } else { "ipxe/undionly.kpxe" };
+            Some(BootFile { name: file.to_owned(), http_client: false })
+        }
+    }
+}
+
+/// iPXE scripts that boot the local disk. On BIOS, `sanboot --no-describe --drive 0x80` hands
+/// the first hard disk to the BIOS boot path; on UEFI, `exit` returns to the firmware, which
+/// then tries the next boot option (the disk). `exit` on BIOS would fall back to the next BIOS
+/// boot device instead, which SeaBIOS may not have ordered after the disk.
+pub fn localboot_script(uefi: bool) -> &'static str {
+    if uefi {
+        "#!ipxe\necho pairos: booting the local disk (exit to firmware)\nexit\n"
+    } else {
+        "#!ipxe\necho pairos: booting the local disk\nsanboot --no-describe --drive 0x80 || exit\n"
+    }
+}

@@ -1,0 +1,33 @@
+//! The caller's decision for each client. The server never decides by itself whether a node is
+//! blank: the pair runtime knows which peer is missing, and a factory floor wants every client
+//! recovered.
+
+use serde::Serialize;
+
+use crate::client::ClientInfo;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    /// Serve the recovery boot.
+    Recover,
+    /// Serve a script that boots the client's local disk.
+    LocalBoot,
+    /// Do not answer.
+    Ignore,
+}
+
+pub trait Policy: Send + Sync {
+    /// The decision for `client`, and the reason, which the server logs.
+    fn decide(&self, client: &ClientInfo) -> (Decision, String);
+}
+
+/// The same decision for every client (`pairos pxe --policy`).
+#[derive(Debug, Clone, Copy)]
+pub struct Fixed(pub Decision);
+
+impl Policy for Fixed {
+    fn decide(&self, _client: &ClientInfo) -> (Decision, String) {
+        (self.0, "fixed policy of this server".into())
+    }
+}
