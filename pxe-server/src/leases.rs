@@ -144,7 +144,7 @@ impl LeaseStore {
             Some(l) if l.ip == ip => {}
             // A client we never offered to (INIT-REBOOT from another server's lease) only gets
             // the address if it is free; the `taken` check above said it is.
-            _ if self.data.leases.get(mac).is_none() => {}
+            _ if !self.data.leases.contains_key(mac) => {}
             _ => return Ok(false),
         }
         self.data.leases.insert(mac.to_owned(), Lease { ip, expires: now + secs, state: State::Bound });
