@@ -136,10 +136,16 @@ impl Initramfs {
     }
 }
 
-/// The absolute paths of the shared libraries (and the loader) that `program` needs.
+/// The absolute paths of the shared libraries (and the loader) that `program` needs, as this
+/// host's ldd resolves them.
 pub fn shared_libraries(program: &Path) -> Result<Vec<PathBuf>, InitramfsError> {
-    let out = Cmd::new("ldd").arg(program).run_text();
-    let text = match out {
+    run_ldd(Cmd::new("ldd").arg(program), program)
+}
+
+/// Runs an ldd command line (the host's, or one inside a chroot) for `program` and returns the
+/// library paths it names. A static program has none.
+pub fn run_ldd(ldd: Cmd, program: &Path) -> Result<Vec<PathBuf>, InitramfsError> {
+    let text = match ldd.run_text() {
         Ok(text) => text,
         Err(e) if e.to_string().contains("not a dynamic executable") => return Ok(Vec::new()),
         Err(e) => return Err(InitramfsError::Libraries { path: program.to_owned(), message: e.to_string() }),

@@ -7,6 +7,7 @@
 //!
 //! - [`layout`]: the disk layout and the Discoverable Partitions type GUIDs;
 //! - [`manifest`]: the manifest format, the disk's chunk map, ed25519 signing and checking;
+//! - [`partition_table`]: writing a GPT (the build's, and a node's first-boot rewrite);
 //! - [`spec`]: the build spec (TOML) and its embedded default;
 //! - [`debian`], [`kmod`], [`initramfs`]: packages through apt, module resolution, and the
 //!   deterministic cpio writer (the lab uses them too).
@@ -19,5 +20,6 @@ pub mod initramfs;
 pub mod kmod;
 pub mod layout;
 pub mod manifest;
+pub mod partition_table;
 pub mod spec;
 pub mod stages;

@@ -69,20 +69,10 @@ pub fn resolve_in(root: &Path, path: &Path) -> Result<PathBuf, StageError> {
 
 /// The libraries `program` (a path inside `tree`) loads, as the tree's own ldd finds them.
 fn libraries(tree: &Path, program: &str) -> Result<Vec<String>, StageError> {
-    let text = Cmd::new("chroot").arg(tree).arg("/usr/bin/ldd").arg(format!("/{program}")).run_text();
-    let text = match text {
-        Ok(t) => t,
-        Err(e) if e.to_string().contains("not a dynamic executable") => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
-    let mut libs: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
-        .map(str::to_owned)
-        .collect();
-    libs.sort();
-    libs.dedup();
-    Ok(libs)
+    let inside = PathBuf::from(format!("/{program}"));
+    let ldd = Cmd::new("chroot").arg(tree).arg("/usr/bin/ldd").arg(&inside);
+    let libs = crate::initramfs::run_ldd(ldd, &inside)?;
+    Ok(libs.iter().map(|l| l.to_string_lossy().into_owned()).collect())
 }
 
 #[derive(Debug)]

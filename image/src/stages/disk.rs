@@ -2,21 +2,14 @@
 //! the UKI as \EFI\BOOT\BOOTX64.EFI), root A with verity A, and an empty root B with verity B.
 //! The state and data partitions are made on the node at first boot, never here.
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use gpt::disk::LogicalBlockSize;
-use gpt::mbr::ProtectiveMBR;
-use gpt::partition::Partition;
-use gpt::partition_types::{OperatingSystem, Type};
 use pairos_host::Cmd;
 
-use crate::layout::{DiskLayout, PartitionEntry, SECTOR};
+use crate::layout::DiskLayout;
+use crate::partition_table::write_gpt;
 use crate::stages::StageError;
-
-/// GPT arrays hold 128 entries, as every tool expects; unused ones are zero.
-const GPT_ENTRIES: u32 = 128;
 
 /// A FAT32 file system image of `size_mib` holding `files` (path on FAT, source file).
 /// mkfs.fat's --invariant and mtools' SOURCE_DATE_EPOCH make it reproducible.
@@ -59,50 +52,6 @@ pub fn fat_image(
         mtools("mcopy").arg("-m").arg("-i").arg(out).arg(src).arg(format!("::{fat_path}")).run()?;
     }
     Ok(())
-}
-
-fn gpt_err(disk: &Path) -> impl Fn(gpt::GptError) -> StageError + '_ {
-    move |e| StageError::Disk { path: disk.to_owned(), message: e.to_string() }
-}
-
-/// Writes an empty GPT for `layout` into `file` (protective MBR, primary and backup tables).
-pub fn write_gpt(
-    disk_path: &Path,
-    file: std::fs::File,
-    layout: &DiskLayout,
-) -> Result<std::fs::File, StageError> {
-    let lbas = layout.size / SECTOR;
-    let mut file = file;
-    ProtectiveMBR::with_lb_size(u32::try_from(lbas - 1).unwrap_or(u32::MAX))
-        .overwrite_lba0(&mut file)
-        .map_err(|e| StageError::Disk { path: disk_path.to_owned(), message: e.to_string() })?;
-    let mut gpt = gpt::GptConfig::new()
-        .writable(true)
-        .logical_block_size(LogicalBlockSize::Lb512)
-        .create_from_device(file, Some(layout.guid))
-        .map_err(gpt_err(disk_path))?;
-    gpt.update_partitions(partition_map(&layout.partitions)).map_err(gpt_err(disk_path))?;
-    gpt.write().map_err(gpt_err(disk_path))
-}
-
-/// The full 128-entry array for `entries`.
-pub fn partition_map(entries: &[PartitionEntry]) -> BTreeMap<u32, Partition> {
-    let mut map = BTreeMap::new();
-    for n in 1..=GPT_ENTRIES {
-        let part = match entries.iter().find(|p| p.number == n) {
-            Some(p) => Partition {
-                part_type_guid: Type { guid: p.type_guid, os: OperatingSystem::Linux },
-                part_guid: p.guid,
-                first_lba: p.first_lba,
-                last_lba: p.last_lba,
-                flags: 0,
-                name: p.name.clone(),
-            },
-            None => Partition::zero(),
-        };
-        map.insert(n, part);
-    }
-    map
 }
 
 /// Makes `out/disk.raw` (sparse) from the layout and the partition payloads.

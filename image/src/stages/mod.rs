@@ -48,6 +48,8 @@ pub enum StageError {
     Initramfs(#[from] crate::initramfs::InitramfsError),
     #[error(transparent)]
     Manifest(#[from] crate::manifest::ManifestError),
+    #[error(transparent)]
+    Table(#[from] crate::partition_table::TableError),
     #[error("{0}")]
     Input(String),
 }
@@ -256,7 +258,6 @@ fn build_into(
         let overlay = rootfs::Overlay {
             pairos_bin: &opts.pairos_bin,
             version: &spec.version,
-            epoch,
             public_key_pem: public_pem,
             kernel,
             modules: &image_modules,

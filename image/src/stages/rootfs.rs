@@ -87,7 +87,6 @@ pub fn debootstrap(spec: &Spec, sources: &Path, epoch: u64, out: &Path) -> Resul
 pub struct Overlay<'a> {
     pub pairos_bin: &'a Path,
     pub version: &'a str,
-    pub epoch: u64,
     pub public_key_pem: &'a str,
     pub kernel: &'a KernelTree,
     pub modules: &'a [String],

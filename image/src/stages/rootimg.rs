@@ -52,7 +52,13 @@ pub fn run(
 ) -> Result<RootImage, StageError> {
     let root = out.join("root.img");
     let verity = out.join("verity.img");
-    Cmd::new("mksquashfs").arg(tree).arg(&root).args(mksquashfs_args(epoch)).run()?;
+    // The epoch goes in as options; mksquashfs refuses those when SOURCE_DATE_EPOCH is also set.
+    Cmd::new("mksquashfs")
+        .arg(tree)
+        .arg(&root)
+        .args(mksquashfs_args(epoch))
+        .env_remove("SOURCE_DATE_EPOCH")
+        .run()?;
     let root_size = std::fs::metadata(&root).map_err(StageError::io(&root))?.len();
     if root_size > max_root {
         return Err(StageError::TooBig {

@@ -69,7 +69,7 @@ pub fn ensure(disk: &RootDisk) -> anyhow::Result<PathBuf> {
         last_lba: first + len - 1,
     });
     let layout = pairos_image::layout::DiskLayout { guid: disk_guid, size, partitions: entries };
-    let file = pairos_image::stages::disk::write_gpt(&disk.disk, file, &layout)?;
+    let file = pairos_image::partition_table::write_gpt(&disk.disk, file, &layout)?;
     file.sync_all()?;
     drop(file);
 
