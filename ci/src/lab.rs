@@ -102,15 +102,36 @@ impl Lab {
 
     /// A namespace of its own on `link`, whose `eth0` has the address `cidr`.
     pub fn endpoint(&mut self, link: &str, name: &str, cidr: &str) -> Result<Endpoint, LabError> {
-        self.link(link)?;
         let ns = Netns::create(&format!("plab-{}-{name}", self.name))?;
+        self.attach(&ns, link, "eth0", Some(cidr))?;
+        Ok(Endpoint { ns, cidr: cidr.to_owned() })
+    }
+
+    /// A namespace on `link` whose `eth0` has no address yet: a DHCP client's.
+    pub fn client_endpoint(&mut self, link: &str, name: &str) -> Result<Endpoint, LabError> {
+        let ns = Netns::create(&format!("plab-{}-{name}", self.name))?;
+        self.attach(&ns, link, "eth0", None)?;
+        Ok(Endpoint { ns, cidr: String::new() })
+    }
+
+    /// Adds an interface `ifname` on `link` to the namespace `ns`, with `cidr` if given.
+    pub fn attach(
+        &mut self,
+        ns: &Netns,
+        link: &str,
+        ifname: &str,
+        cidr: Option<&str>,
+    ) -> Result<(), LabError> {
+        self.link(link)?;
         let outer = self.next_ifname("ve");
         let inner = format!("{outer}p");
         self.ns.ip(&["link", "add", &outer, "type", "veth", "peer", "name", &inner, "netns", ns.name()])?;
         self.ns.ip(&["link", "set", &outer, "master", &Self::bridge(link), "up"])?;
-        ns.ip(&["link", "set", &inner, "name", "eth0"])?;
-        ns.ip(&["addr", "add", cidr, "dev", "eth0"])?;
-        ns.ip(&["link", "set", "eth0", "up"])?;
-        Ok(Endpoint { ns, cidr: cidr.to_owned() })
+        ns.ip(&["link", "set", &inner, "name", ifname])?;
+        if let Some(cidr) = cidr {
+            ns.ip(&["addr", "add", cidr, "dev", ifname])?;
+        }
+        ns.ip(&["link", "set", ifname, "up"])?;
+        Ok(())
     }
 }

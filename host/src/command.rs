@@ -128,20 +128,26 @@ impl Cmd {
         Ok(status.success())
     }
 
-    /// Starts the command in the background. Its stdout goes to `log` if given (else nowhere);
-    /// stderr is kept for the error if it exits early. The child dies with the returned guard,
-    /// and with our thread if we are killed (PR_SET_PDEATHSIG).
+    /// Starts the command in the background. With `log`, its stdout and stderr both go to that
+    /// file (a pipe nobody reads would block a chatty server); without, stderr is kept for the
+    /// error if it exits early. The child dies with the returned guard, and with our thread if
+    /// we are killed (PR_SET_PDEATHSIG).
     pub fn spawn(mut self, log: Option<&Path>) -> Result<Child, CommandError> {
         tracing::debug!(command = %self.shown, "spawning");
         let spawn_err = |shown: &str, source| CommandError::Spawn { command: shown.to_owned(), source };
-        let stdout = match log {
-            Some(path) => Stdio::from(std::fs::File::create(path).map_err(|e| spawn_err(&self.shown, e))?),
-            None => Stdio::null(),
-        };
-        self.inner.stdout(stdout).stderr(Stdio::piped());
+        match log {
+            Some(path) => {
+                let file = std::fs::File::create(path).map_err(|e| spawn_err(&self.shown, e))?;
+                let err = file.try_clone().map_err(|e| spawn_err(&self.shown, e))?;
+                self.inner.stdout(Stdio::from(file)).stderr(Stdio::from(err));
+            }
+            None => {
+                self.inner.stdout(Stdio::null()).stderr(Stdio::piped());
+            }
+        }
         set_parent_death_signal(&mut self.inner);
         let child = self.inner.spawn().map_err(|e| spawn_err(&self.shown, e))?;
-        Ok(Child { child: Some(child), shown: self.shown })
+        Ok(Child { child: Some(child), shown: self.shown, log: log.map(Path::to_owned) })
     }
 
     /// Starts the command with our stdin, stdout and stderr (a console shell), detached from
@@ -183,6 +189,8 @@ fn set_parent_death_signal(cmd: &mut Command) {
 pub struct Child {
     child: Option<std::process::Child>,
     shown: String,
+    /// Where its output goes, if to a file: the error's tail comes from there.
+    log: Option<std::path::PathBuf>,
 }
 
 impl Child {
@@ -201,6 +209,8 @@ impl Child {
                 let mut stderr = Vec::new();
                 if let Some(mut e) = child.stderr.take() {
                     let _ = e.read_to_end(&mut stderr);
+                } else if let Some(log) = &self.log {
+                    stderr = std::fs::read(log).unwrap_or_default();
                 }
                 Err(CommandError::Failed { command: self.shown.clone(), status, stderr: tail(&stderr) })
             }

@@ -124,7 +124,14 @@ impl<P: Policy> DhcpServer<P> {
             None
         };
         let lease = u64::from(self.config.lease_secs);
-        let note = |what: &str| format!("{what} to {mac}: {decision:?} ({reason})");
+        let netboot = client.is_netboot() || client.ipxe;
+        let note = |what: &str| {
+            if netboot {
+                format!("{what} to {mac}: {decision:?} ({reason})")
+            } else {
+                format!("{what} to {mac}: address only ({reason})")
+            }
+        };
 
         let reply = match kind {
             MessageType::Discover => {

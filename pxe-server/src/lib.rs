@@ -1,5 +1,5 @@
-//! Network boot services for the private link: DHCPv4 (with PXE), and, to come, proxyDHCP,
-//! TFTP and HTTP, bound to one interface, answering each client by a policy its user supplies
+//! Network boot services for the private link: DHCPv4 (with PXE) served on one interface
+//! ([`serve`]), and, to come, proxyDHCP, TFTP and HTTP, bound to one interface, answering each client by a policy its user supplies
 //! (recover, boot the local disk, or ignore).
 //!
 //! Start reading at [`dhcp::DhcpServer::handle`]: one request in, at most one reply out, with
@@ -12,3 +12,5 @@ pub mod client;
 pub mod dhcp;
 pub mod leases;
 pub mod policy;
+pub mod ratelimit;
+pub mod serve;

@@ -26,6 +26,8 @@ pub enum Command {
     Boards(BoardsCommand),
     /// Build the node OS image: disk.raw (+ disk.bmap), the PXE set, the ISO, and the signed manifest.
     Build(BuildArgs),
+    /// Serve network boot on one interface (today: DHCP with the PXE boot chain).
+    Pxe(PxeArgs),
     /// The pair runtime: started by the initramfs as the node's first process.
     Run(RunArgs),
     /// Early boot: what the initramfs runs as /init (normally started by the kernel, not by hand).
@@ -51,6 +53,41 @@ pub struct BuildArgs {
     /// Print a JSON summary on stdout (progress stays on stderr).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PxePolicy {
+    /// Serve the recovery boot to every network-booting client.
+    Recover,
+    /// Tell every network-booting client to boot its local disk.
+    Local,
+    /// Answer no network-booting client (plain DHCP clients still get addresses).
+    Ignore,
+}
+
+#[derive(Debug, Args)]
+pub struct PxeArgs {
+    /// The interface to serve on; nothing is answered on any other.
+    #[arg(long, value_name = "IF")]
+    pub interface: String,
+    /// The PXE set to serve (`pxe/` of a `pairos build` output).
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// What network-booting clients are told.
+    #[arg(long, value_enum, default_value = "recover")]
+    pub policy: PxePolicy,
+    /// Address pool as FIRST-LAST [default: .100 to .199 of the interface's /24].
+    #[arg(long, value_name = "FIRST-LAST")]
+    pub pool: Option<String>,
+    /// Where leases are kept across restarts.
+    #[arg(long, value_name = "FILE", default_value = "/var/lib/pairos/pxe-leases.json")]
+    pub lease_file: PathBuf,
+    /// Lease time in seconds.
+    #[arg(long, value_name = "SECONDS", default_value = "3600")]
+    pub lease_secs: u32,
+    /// The HTTP port iPXE is sent to for its boot script.
+    #[arg(long, value_name = "PORT", default_value = "80")]
+    pub http_port: u16,
 }
 
 #[derive(Debug, Args)]

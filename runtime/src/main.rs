@@ -14,9 +14,10 @@ fn main() -> ExitCode {
     let cli = if as_init { Cli { command: commands::init_command() } } else { Cli::parse() };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PAIROS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,pairos_pxe=info")),
         )
         .init();
     match commands::dispatch(cli) {

@@ -2,6 +2,7 @@
 
 pub mod boards;
 pub mod build;
+pub mod pxe;
 
 use crate::cli::{Cli, Command};
 use crate::Exit;
@@ -16,6 +17,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Boards(cmd) => boards::run(cmd),
         Command::Build(args) => build::run(&args),
+        Command::Pxe(args) => pxe::run(&args),
         Command::Run(args) => crate::run::run(&args),
         Command::Init => crate::boot::init(),
     }

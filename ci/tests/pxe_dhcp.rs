@@ -1,0 +1,124 @@
+//! `pairos pxe`'s DHCP against real clients (busybox udhcpc, ISC dhclient) in network
+//! namespaces on a lab link; nothing answered on another interface; leases kept across a
+//! restart; a corrupt lease file set aside.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use pairos_host::{Child, Cmd};
+use pairos_lab::{paths, Endpoint, Lab, LabError};
+
+/// Starts `pairos pxe` in `server`'s namespace on eth0 and waits until it serves.
+fn start_pxe(lab: &Lab, server: &Endpoint, root: &Path, leases: &Path, log: &str) -> Result<Child, LabError> {
+    let log = lab.dir().join(log);
+    let mut child = server
+        .ns
+        .cmd(paths::pairos_bin()?.to_str().expect("utf8"))
+        .args(["pxe", "--interface", "eth0", "--http-port", "8080", "--root"])
+        .arg(root)
+        .arg("--lease-file")
+        .arg(leases)
+        .spawn(Some(&log))?;
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("DHCP serving") {
+        child.check_running()?;
+        assert!(start.elapsed() < Duration::from_secs(20), "pairos pxe did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(child)
+}
+
+/// busybox udhcpc, once, reporting what it was offered through a script.
+fn udhcpc(lab: &Lab, client: &Endpoint, extra: &[&str]) -> (bool, String) {
+    let script = lab.dir().join("udhcpc-report.sh");
+    std::fs::write(&script, "#!/bin/sh\n[ \"$1\" = bound ] && echo \"BOUND ip=$ip siaddr=$siaddr boot_file=$boot_file\"\nexit 0\n")
+        .expect("script");
+    Cmd::new("chmod").arg("+x").arg(&script).run().expect("chmod");
+    let out = client
+        .ns
+        .cmd("udhcpc")
+        .args(["-i", "eth0", "-f", "-q", "-n", "-t", "4", "-T", "1", "-s"])
+        .arg(&script)
+        .args(extra)
+        .run_text();
+    match out {
+        Ok(text) => (true, text),
+        Err(e) => (false, e.to_string()),
+    }
+}
+
+fn field<'a>(text: &'a str, key: &str) -> &'a str {
+    text.split_whitespace().find_map(|w| w.strip_prefix(key)).unwrap_or("")
+}
+
+#[test]
+fn real_clients_get_leases_and_the_boot_chain_on_one_interface_only() -> Result<(), LabError> {
+    let mut lab = Lab::new("pxe-dhcp")?;
+    let server = lab.endpoint("private", "srv", "10.77.0.1/24")?;
+    lab.attach(&server.ns, "public", "eth1", Some("10.78.0.1/24"))?;
+    let client = lab.client_endpoint("private", "cli")?;
+    let outsider = lab.client_endpoint("public", "pub")?;
+    let root = lab.dir().join("pxe");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    std::fs::write(root.join("recover-bios.ipxe"), "#!ipxe\n").expect("write");
+    let leases = lab.dir().join("leases.json");
+    let mut pxe = start_pxe(&lab, &server, &root, &leases, "pxe.log")?;
+
+    // A plain DHCP client: an address from the pool, no boot file.
+    let (ok, out) = udhcpc(&lab, &client, &[]);
+    assert!(ok, "{out}");
+    let ip = field(&out, "ip=").to_owned();
+    assert!(ip.starts_with("10.77.0.1") && ip.len() == 11, "{out}");
+    assert_eq!(field(&out, "boot_file="), "", "{out}");
+
+    // A UEFI PXE client (option 60 and 93): the iPXE binary for UEFI, over TFTP from us.
+    let (ok, out) = udhcpc(&lab, &client, &["-V", "PXEClient:Arch:00007:UNDI:003016", "-x", "0x5d:0007"]);
+    assert!(ok, "{out}");
+    assert_eq!(field(&out, "boot_file="), "ipxe/snponly.efi", "{out}");
+    assert_eq!(field(&out, "siaddr="), "10.77.0.1", "{out}");
+    assert_eq!(field(&out, "ip="), ip, "the same client keeps its address");
+    // The same firmware once it runs iPXE (option 175): the script, over HTTP.
+    let (ok, out) = udhcpc(
+        &lab,
+        &client,
+        &["-V", "PXEClient:Arch:00007:UNDI:003016", "-x", "0x5d:0007", "-x", "0xaf:010101"],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(field(&out, "boot_file="), "http://10.77.0.1:8080/recover-uefi.ipxe", "{out}");
+
+    // ISC dhclient binds too (and, as the same MAC, to the same address).
+    let lease_file = lab.dir().join("dhclient.leases");
+    client
+        .ns
+        .cmd("dhclient")
+        .args(["-1", "-v", "-sf", "/bin/true", "-lf"])
+        .arg(&lease_file)
+        .arg("-pf")
+        .arg(lab.dir().join("dhclient.pid"))
+        .arg("eth0")
+        .run()?;
+    let dl = std::fs::read_to_string(&lease_file).expect("dhclient lease");
+    assert!(dl.contains(&format!("fixed-address {ip};")), "{dl}");
+    assert!(dl.contains("option dhcp-server-identifier 10.77.0.1;"), "{dl}");
+
+    // Nothing is answered on the server's other interface.
+    let (ok, out) = udhcpc(&lab, &outsider, &[]);
+    assert!(!ok, "a client on another interface got an answer: {out}");
+
+    // The lease survives a restart.
+    pxe.kill();
+    let mut pxe = start_pxe(&lab, &server, &root, &leases, "pxe-2.log")?;
+    let (ok, out) = udhcpc(&lab, &client, &[]);
+    assert!(ok && field(&out, "ip=") == ip, "{out}");
+
+    // A corrupt lease file is set aside and reported, not trusted.
+    pxe.kill();
+    std::fs::write(&leases, "{ garbage").expect("corrupt");
+    let _pxe = start_pxe(&lab, &server, &root, &leases, "pxe-3.log")?;
+    assert_eq!(std::fs::read_to_string(lab.dir().join("leases.corrupt")).expect("set aside"), "{ garbage");
+    let log = std::fs::read_to_string(lab.dir().join("pxe-3.log")).expect("log");
+    assert!(log.contains("lease file is corrupt: set aside"), "{log}");
+    let (ok, out) = udhcpc(&lab, &client, &[]);
+    assert!(ok, "service goes on after a corrupt lease file: {out}");
+    Ok(())
+}
