@@ -11,6 +11,7 @@ pub mod bootfile;
 pub mod client;
 pub mod dhcp;
 pub mod leases;
+pub mod packet;
 pub mod policy;
 pub mod ratelimit;
 pub mod serve;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+use dhcproto::{Encodable, Encoder};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::dhcp::{Destination, DhcpConfig, DhcpServer};
@@ -102,7 +102,7 @@ pub fn serve_dhcp<P: Policy>(svc: &DhcpService, policy: P, stop: Arc<AtomicBool>
                 continue;
             }
         };
-        let msg = match dhcproto::v4::Message::decode(&mut Decoder::new(&buf[..n])) {
+        let msg = match crate::packet::decode(&buf[..n]) {
             Ok(m) => m,
             Err(e) => {
                 if let (true, dropped) = garbage_log.allow(Instant::now()) {

@@ -1,0 +1,92 @@
+//! Decoding DHCP packets from the wire, safely.
+//!
+//! dhcproto panics on some malformed input: debug assertions on option lengths while decoding,
+//! and `Message::chaddr()` slices by the packet's own hardware address length (up to 255 of 16
+//! bytes). The fuzz test found both. A packet from the network must never stop the server, so decoding
+//! runs under `catch_unwind`, and a panic hook (installed once, chained to the previous one)
+//! keeps such panics off stderr, where a flood of them would defeat the rate-limited log.
+
+use std::cell::Cell;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+
+use dhcproto::v4::Message;
+use dhcproto::{Decodable, Decoder};
+
+thread_local! {
+    static DECODING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn install_quiet_hook() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !DECODING.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeFailure {
+    #[error("not a DHCP message: {0}")]
+    Invalid(String),
+    #[error("malformed DHCP options (the decoder gave up)")]
+    Malformed,
+}
+
+/// Decodes one DHCPv4 message; never panics.
+pub fn decode(bytes: &[u8]) -> Result<Message, DecodeFailure> {
+    install_quiet_hook();
+    DECODING.with(|d| d.set(true));
+    let result = panic::catch_unwind(AssertUnwindSafe(|| Message::decode(&mut Decoder::new(bytes))));
+    DECODING.with(|d| d.set(false));
+    match result {
+        // chaddr() slices 16 bytes by this length: reject before anything calls it.
+        Ok(Ok(m)) if m.hlen() > 16 => {
+            Err(DecodeFailure::Invalid(format!("hardware address length {}", m.hlen())))
+        }
+        Ok(Ok(m)) => Ok(m),
+        Ok(Err(e)) => Err(DecodeFailure::Invalid(e.to_string())),
+        Err(_) => Err(DecodeFailure::Malformed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bootrequest(options: &[u8]) -> Vec<u8> {
+        let mut p = vec![0u8; 240];
+        p[..4].copy_from_slice(&[1, 1, 6, 0]);
+        p[236..240].copy_from_slice(&[99, 130, 83, 99]);
+        p.extend_from_slice(options);
+        p.push(255);
+        p
+    }
+
+    #[test]
+    fn a_sane_request_decodes() {
+        assert!(decode(&bootrequest(&[53, 1, 1])).is_ok());
+        assert!(decode(b"short").is_err());
+    }
+
+    #[test]
+    fn an_oversized_hardware_address_length_is_refused() {
+        let mut p = bootrequest(&[53, 1, 1]);
+        p[2] = 200;
+        assert!(
+            matches!(decode(&p), Err(DecodeFailure::Invalid(ref m)) if m == "hardware address length 200")
+        );
+    }
+
+    /// Option 152 (bulk lease query base time) must be 4 bytes; dhcproto asserts it in debug
+    /// builds, which is where this test runs.
+    #[cfg(debug_assertions)]
+    #[test]
+    fn a_decoder_panic_is_caught_as_malformed() {
+        assert!(matches!(decode(&bootrequest(&[53, 1, 1, 152, 2, 0, 0])), Err(DecodeFailure::Malformed)));
+    }
+}
