@@ -4,12 +4,10 @@
 //! build, and `pairos build`'s stage cache (keyed by input digests) makes a rebuild with nothing
 //! changed take seconds. Lab images are signed with the test key in `ci/keys/`.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use pairos_host::Cmd;
 
-use crate::error::io;
 use crate::{paths, LabError};
 
 /// The test-only signing key (public, never for releases).
@@ -19,11 +17,7 @@ pub fn test_signing_key() -> PathBuf {
 
 /// Builds (or rebuilds from cache) the default image into the lab cache; returns its folder.
 pub fn default_image() -> Result<PathBuf, LabError> {
-    let root = paths::cache_dir().join("lab-image");
-    std::fs::create_dir_all(&root).map_err(io(&root))?;
-    let lock_path = root.join(".lock");
-    let lock = File::create(&lock_path).map_err(io(&lock_path))?;
-    lock.lock().map_err(io(&lock_path))?;
+    let (root, lock) = paths::locked_cache("lab-image")?;
     let out = root.join("default");
     Cmd::new(paths::pairos_bin()?)
         .arg("build")

@@ -1,21 +1,14 @@
 //! The Debian kernel the lab boots (package linux-image-amd64), unpacked once per version into
 //! the shared cache. Parallel tests take a lock so that one of them unpacks and the rest wait.
 
-use std::fs::File;
-
 use pairos_image::debian;
 use pairos_image::kmod::KernelTree;
 
-use crate::error::io;
 use crate::{paths, LabError};
 
 /// The current linux-image-amd64 kernel, unpacked, with `modules.dep` made.
 pub fn debian_kernel() -> Result<KernelTree, LabError> {
-    let cache = paths::cache_dir().join("debs");
-    std::fs::create_dir_all(&cache).map_err(io(&cache))?;
-    let lock_path = cache.join(".lock");
-    let lock = File::create(&lock_path).map_err(io(&lock_path))?;
-    lock.lock().map_err(io(&lock_path))?;
+    let (cache, lock) = paths::locked_cache("debs")?;
     let pkg = debian::kernel_package()?;
     let tree = debian::unpacked(&pkg, &cache)?;
     let kernel = KernelTree::open(&tree)?;

@@ -14,6 +14,17 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache/pairos")
 }
 
+/// The cache folder `name`, created if needed, and an exclusive lock on it: parallel tests
+/// wait here while one of them fills it. The lock is held until the returned file drops.
+pub fn locked_cache(name: &str) -> Result<(PathBuf, std::fs::File), LabError> {
+    let dir = cache_dir().join(name);
+    std::fs::create_dir_all(&dir).map_err(crate::error::io(&dir))?;
+    let lock_path = dir.join(".lock");
+    let lock = std::fs::File::create(&lock_path).map_err(crate::error::io(&lock_path))?;
+    lock.lock().map_err(crate::error::io(&lock_path))?;
+    Ok((dir, lock))
+}
+
 /// Where a test's work folders go: `$PAIROS_LAB_DIR`, else the cargo target folder's `lab/`.
 pub fn work_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("PAIROS_LAB_DIR") {
