@@ -122,3 +122,47 @@ fn real_clients_get_leases_and_the_boot_chain_on_one_interface_only() -> Result<
     assert!(ok, "service goes on after a corrupt lease file: {out}");
     Ok(())
 }
+
+#[test]
+fn a_flood_of_garbage_does_not_stop_service_and_is_logged_sparingly() -> Result<(), LabError> {
+    let mut lab = Lab::new("pxe-flood")?;
+    let server = lab.endpoint("private", "srv", "10.77.0.1/24")?;
+    let client = lab.client_endpoint("private", "cli")?;
+    let flooder = lab.endpoint("private", "bad", "10.77.0.250/24")?;
+    let root = lab.dir().join("pxe");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    std::fs::write(root.join("recover-bios.ipxe"), "#!ipxe\n").expect("write");
+    let _pxe = start_pxe(&lab, &server, &root, &lab.dir().join("leases.json"), "pxe.log")?;
+
+    // Random datagrams to the DHCP port, broadcast, for a bounded four seconds.
+    let flood = "import os,socket,time\n\
+                 s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+                 s.setsockopt(socket.SOL_SOCKET,socket.SO_BROADCAST,1)\n\
+                 s.setsockopt(socket.SOL_SOCKET,socket.SO_BINDTODEVICE,b'eth0')\n\
+                 end=time.time()+4\n\
+                 n=0\n\
+                 while time.time()<end:\n\
+                 \x20   s.sendto(os.urandom(1+n%600),('255.255.255.255',67)); n+=1\n\
+                 print(n)\n";
+    let mut sender =
+        flooder.ns.cmd("python3").args(["-c", flood]).spawn(Some(&lab.dir().join("flood.log")))?;
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, out) = udhcpc(&lab, &client, &[]);
+    assert!(ok, "a real client is served during the flood: {out}");
+    assert!(field(&out, "ip=").starts_with("10.77.0.1"), "{out}");
+    let start = Instant::now();
+    while sender.check_running().is_ok() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sent: u64 = std::fs::read_to_string(lab.dir().join("flood.log"))
+        .expect("flood log")
+        .trim()
+        .parse()
+        .expect("count");
+    let log = std::fs::read_to_string(lab.dir().join("pxe.log")).expect("log");
+    let logged = log.lines().filter(|l| l.contains("not a DHCP message")).count() as u64;
+    assert!(sent > 1000, "the flood was a flood: {sent} packets");
+    assert!(logged * 20 < sent, "{logged} log lines for {sent} garbage packets: not rate-limited");
+    assert!(log.contains("suppressed="), "{log}");
+    Ok(())
+}

@@ -37,8 +37,21 @@ pub enum DecodeFailure {
     Malformed,
 }
 
+/// The DHCP magic cookie, after the fixed BOOTP header.
+const COOKIE: [u8; 4] = [99, 130, 83, 99];
+
+/// Whether `bytes` can be a client's DHCP message at all: a BOOTREQUEST long enough to carry the
+/// magic cookie and a message type. A few byte compares, so that a flood of garbage costs the
+/// server next to nothing and a real client's packet is still read in time.
+pub fn plausible_request(bytes: &[u8]) -> bool {
+    bytes.len() >= 243 && bytes[0] == 1 && bytes[236..240] == COOKIE
+}
+
 /// Decodes one DHCPv4 message; never panics.
 pub fn decode(bytes: &[u8]) -> Result<Message, DecodeFailure> {
+    if !plausible_request(bytes) {
+        return Err(DecodeFailure::Invalid("not a BOOTREQUEST with the DHCP magic cookie".into()));
+    }
     install_quiet_hook();
     DECODING.with(|d| d.set(true));
     let result = panic::catch_unwind(AssertUnwindSafe(|| Message::decode(&mut Decoder::new(bytes))));
@@ -71,6 +84,9 @@ mod tests {
     fn a_sane_request_decodes() {
         assert!(decode(&bootrequest(&[53, 1, 1])).is_ok());
         assert!(decode(b"short").is_err());
+        let mut reply = bootrequest(&[53, 1, 2]);
+        reply[0] = 2;
+        assert!(decode(&reply).is_err(), "a BOOTREPLY is not for a server");
     }
 
     #[test]

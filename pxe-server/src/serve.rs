@@ -59,6 +59,8 @@ fn udp_on(interface: &str, port: u16) -> Result<UdpSocket, ServeError> {
     s.bind_device(Some(interface.as_bytes())).map_err(err("binding to the interface (SO_BINDTODEVICE)"))?;
     s.set_reuse_address(true).map_err(err("SO_REUSEADDR"))?;
     s.set_broadcast(true).map_err(err("SO_BROADCAST"))?;
+    // Room for bursts: a real client's packet must not be lost behind a burst of others.
+    s.set_recv_buffer_size(4 << 20).map_err(err("SO_RCVBUF"))?;
     let any = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
     s.bind(&any.into()).map_err(err("binding the DHCP port"))?;
     let s: UdpSocket = s.into();
