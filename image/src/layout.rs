@@ -58,12 +58,13 @@ impl DiskLayout {
     }
 }
 
-/// A GUID derived from the root hash and a purpose, so that nothing in the image is random.
-pub fn derived_guid(root_hash: &[u8; 32], purpose: &str) -> Uuid {
+/// A GUID derived from a seed (in the image, the root hash) and a purpose, so that nothing in
+/// the image is random.
+pub fn derived_guid(seed: &[u8], purpose: &str) -> Uuid {
     let mut h = Sha256::new();
     h.update(b"pairos:");
     h.update(purpose.as_bytes());
-    h.update(root_hash);
+    h.update(seed);
     let d = h.finalize();
     let mut b = [0u8; 16];
     b.copy_from_slice(&d[..16]);

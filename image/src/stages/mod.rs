@@ -373,11 +373,12 @@ fn build_into(
         Ok(())
     };
 
-    run.stage("iso", || {
+    let disk_artifacts = run.stage("iso", || {
         // The ISO carries the disk with a manifest of its own, covering what is on the ISO.
         let image_dir = work.join("iso-image");
         std::fs::create_dir_all(&image_dir).map_err(StageError::io(&image_dir))?;
-        let disk_manifest = make_manifest(artifacts(out, &["disk.raw", "disk.bmap"])?);
+        let disk_artifacts = artifacts(out, &["disk.raw", "disk.bmap"], &[])?;
+        let disk_manifest = make_manifest(disk_artifacts.clone());
         write_signed(&image_dir, &disk_manifest)?;
         let files = ["manifest.json", "manifest.sig", "signing-key.pub"].map(|n| image_dir.join(n));
         let bmap_path = out.join("disk.bmap");
@@ -393,12 +394,14 @@ fn build_into(
             version: &spec.version,
             epoch,
         };
-        iso::run(&parts, &work, out).map(|()| ((), false))
+        iso::run(&parts, &work, out)?;
+        Ok((disk_artifacts, false))
     })?;
 
     let all = run.stage("manifest", || {
         std::fs::remove_dir_all(&work).map_err(StageError::io(&work))?;
-        let all = artifacts(out, &[])?;
+        // disk.raw and disk.bmap were hashed for the ISO's manifest already.
+        let all = artifacts(out, &[], &disk_artifacts)?;
         write_signed(out, &make_manifest(all.clone()))?;
         Ok((all, false))
     })?;
@@ -417,7 +420,8 @@ fn build_into(
 }
 
 /// Every file below `dir` (or only `only`, when given), with size and sha256, sorted by path.
-fn artifacts(dir: &Path, only: &[&str]) -> Result<Vec<Artifact>, StageError> {
+/// Files in `known` are not read again.
+fn artifacts(dir: &Path, only: &[&str], known: &[Artifact]) -> Result<Vec<Artifact>, StageError> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), StageError> {
         for entry in std::fs::read_dir(dir).map_err(StageError::io(dir))? {
             let path = entry.map_err(StageError::io(dir))?.path();
@@ -437,6 +441,10 @@ fn artifacts(dir: &Path, only: &[&str]) -> Result<Vec<Artifact>, StageError> {
     for rel in files {
         let name = rel.to_string_lossy().into_owned();
         if skip.contains(&name.as_str()) || (!only.is_empty() && !only.contains(&name.as_str())) {
+            continue;
+        }
+        if let Some(a) = known.iter().find(|a| a.path == name) {
+            out.push(a.clone());
             continue;
         }
         let path = dir.join(&rel);

@@ -71,8 +71,7 @@ pub fn run(
     // Salt and UUID are derived from the filesystem, so the hash tree is reproducible.
     let digest = crate::digest::sha256_file(&root).map_err(StageError::io(&root))?;
     let salt = sha256_hex(format!("pairos-verity-salt:{digest}").as_bytes());
-    let uuid =
-        crate::layout::derived_guid(&parse_root_hash(&digest).expect("sha256 is 32 bytes"), "verity-uuid");
+    let uuid = crate::layout::derived_guid(digest.as_bytes(), "verity-uuid");
     let output = Cmd::new("veritysetup")
         .args(["format", "--hash=sha256", "--data-block-size=4096", "--hash-block-size=4096"])
         .arg(format!("--salt={salt}"))

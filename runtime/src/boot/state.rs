@@ -58,13 +58,11 @@ pub fn ensure(disk: &RootDisk) -> anyhow::Result<PathBuf> {
             last_lba: p.last_lba,
         })
         .collect();
-    let seed = pairos_image::layout::parse_root_hash(&pairos_image::digest::sha256_hex(disk_guid.as_bytes()))
-        .expect("a sha256 is 32 bytes");
     entries.push(PartitionEntry {
         number,
         name: STATE_LABEL.into(),
         type_guid: TYPE_VAR,
-        guid: derived_guid(&seed, "state"),
+        guid: derived_guid(disk_guid.as_bytes(), "state"),
         first_lba: first,
         last_lba: first + len - 1,
     });
