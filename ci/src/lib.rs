@@ -23,6 +23,7 @@ pub mod kernel;
 mod lab;
 mod netns;
 pub mod paths;
+pub mod pxe;
 mod qemu;
 
 pub use console::Console;

@@ -6,26 +6,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use pairos_host::{Child, Cmd};
-use pairos_lab::{paths, Endpoint, Lab, LabError};
+use pairos_lab::pxe::{sample_pxe_root, start_pxe};
+use pairos_lab::{Endpoint, Lab, LabError};
 
-/// Starts `pairos pxe` in `server`'s namespace on eth0 and waits until it serves.
-fn start_pxe(lab: &Lab, server: &Endpoint, root: &Path, leases: &Path, log: &str) -> Result<Child, LabError> {
-    let log = lab.dir().join(log);
-    let mut child = server
-        .ns
-        .cmd(paths::pairos_bin()?.to_str().expect("utf8"))
-        .args(["pxe", "--interface", "eth0", "--http-port", "8080", "--root"])
-        .arg(root)
-        .arg("--lease-file")
-        .arg(leases)
-        .spawn(Some(&log))?;
-    let start = Instant::now();
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains("DHCP serving") {
-        child.check_running()?;
-        assert!(start.elapsed() < Duration::from_secs(20), "pairos pxe did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(child)
+fn start(lab: &Lab, server: &Endpoint, root: &Path, leases: &Path, log: &str) -> Result<Child, LabError> {
+    let args = ["--http-port", "8080", "--lease-file", leases.to_str().expect("utf8")];
+    start_pxe(server, root, &args, &lab.dir().join(log))
 }
 
 /// busybox udhcpc, once, reporting what it was offered through a script.
@@ -59,10 +45,9 @@ fn real_clients_get_leases_and_the_boot_chain_on_one_interface_only() -> Result<
     let client = lab.client_endpoint("private", "cli")?;
     let outsider = lab.client_endpoint("public", "pub")?;
     let root = lab.dir().join("pxe");
-    std::fs::create_dir_all(&root).expect("mkdir");
-    std::fs::write(root.join("recover-bios.ipxe"), "#!ipxe\n").expect("write");
+    sample_pxe_root(&root, 0).expect("pxe root");
     let leases = lab.dir().join("leases.json");
-    let mut pxe = start_pxe(&lab, &server, &root, &leases, "pxe.log")?;
+    let mut pxe = start(&lab, &server, &root, &leases, "pxe.log")?;
 
     // A plain DHCP client: an address from the pool, no boot file.
     let (ok, out) = udhcpc(&lab, &client, &[]);
@@ -107,14 +92,14 @@ fn real_clients_get_leases_and_the_boot_chain_on_one_interface_only() -> Result<
 
     // The lease survives a restart.
     pxe.kill();
-    let mut pxe = start_pxe(&lab, &server, &root, &leases, "pxe-2.log")?;
+    let mut pxe = start(&lab, &server, &root, &leases, "pxe-2.log")?;
     let (ok, out) = udhcpc(&lab, &client, &[]);
     assert!(ok && field(&out, "ip=") == ip, "{out}");
 
     // A corrupt lease file is set aside and reported, not trusted.
     pxe.kill();
     std::fs::write(&leases, "{ garbage").expect("corrupt");
-    let _pxe = start_pxe(&lab, &server, &root, &leases, "pxe-3.log")?;
+    let _pxe = start(&lab, &server, &root, &leases, "pxe-3.log")?;
     assert_eq!(std::fs::read_to_string(lab.dir().join("leases.corrupt")).expect("set aside"), "{ garbage");
     let log = std::fs::read_to_string(lab.dir().join("pxe-3.log")).expect("log");
     assert!(log.contains("lease file is corrupt: set aside"), "{log}");
@@ -130,9 +115,8 @@ fn a_flood_of_garbage_does_not_stop_service_and_is_logged_sparingly() -> Result<
     let client = lab.client_endpoint("private", "cli")?;
     let flooder = lab.endpoint("private", "bad", "10.77.0.250/24")?;
     let root = lab.dir().join("pxe");
-    std::fs::create_dir_all(&root).expect("mkdir");
-    std::fs::write(root.join("recover-bios.ipxe"), "#!ipxe\n").expect("write");
-    let _pxe = start_pxe(&lab, &server, &root, &lab.dir().join("leases.json"), "pxe.log")?;
+    sample_pxe_root(&root, 0).expect("pxe root");
+    let _pxe = start(&lab, &server, &root, &lab.dir().join("leases.json"), "pxe.log")?;
 
     // Four bounded seconds of garbage at the server, unicast so that the bridge delivers it to
     // the server's port only (broadcast garbage drowns every port, the client's own receive

@@ -31,6 +31,8 @@ pub enum Destination {
     Broadcast,
     /// The client's own address (it has one: RENEWING, INFORM).
     Unicast(Ipv4Addr),
+    /// The address and port the request came from (proxyDHCP on port 4011).
+    Sender,
 }
 
 #[derive(Debug, Clone)]
@@ -62,34 +64,49 @@ fn server_id(msg: &Message) -> Option<Ipv4Addr> {
     }
 }
 
+/// A BOOTREPLY of `kind` to `req` from `server_ip`, with the server identifier (and the subnet
+/// mask when `netmask` is given).
+pub(crate) fn reply_to(
+    req: &Message,
+    kind: MessageType,
+    yiaddr: Ipv4Addr,
+    server_ip: Ipv4Addr,
+    netmask: Option<Ipv4Addr>,
+) -> Message {
+    let mut m = Message::default();
+    m.set_opcode(Opcode::BootReply)
+        .set_xid(req.xid())
+        .set_flags(req.flags())
+        .set_chaddr(req.chaddr())
+        .set_giaddr(req.giaddr())
+        .set_yiaddr(yiaddr)
+        .set_siaddr(server_ip);
+    let opts = m.opts_mut();
+    opts.insert(DhcpOption::MessageType(kind));
+    opts.insert(DhcpOption::ServerIdentifier(server_ip));
+    if let Some(mask) = netmask {
+        opts.insert(DhcpOption::SubnetMask(mask));
+    }
+    m
+}
+
+/// Puts the boot file in `m`, as both the `file` field and option 67, with the vendor class
+/// the client expects back.
+pub(crate) fn add_boot(m: &mut Message, client: &ClientInfo, boot: &BootFile) {
+    m.set_fname_str(&boot.name);
+    let opts = m.opts_mut();
+    opts.insert(DhcpOption::BootfileName(boot.name.as_bytes().to_vec()));
+    if boot.http_client {
+        opts.insert(DhcpOption::ClassIdentifier(b"HTTPClient".to_vec()));
+    } else if client.is_netboot() {
+        opts.insert(DhcpOption::ClassIdentifier(b"PXEClient".to_vec()));
+    }
+}
+
 impl<P: Policy> DhcpServer<P> {
     fn reply(&self, req: &Message, kind: MessageType, yiaddr: Ipv4Addr) -> Message {
-        let mut m = Message::default();
-        m.set_opcode(Opcode::BootReply)
-            .set_xid(req.xid())
-            .set_flags(req.flags())
-            .set_chaddr(req.chaddr())
-            .set_giaddr(req.giaddr())
-            .set_yiaddr(yiaddr)
-            .set_siaddr(self.config.server_ip);
-        let opts = m.opts_mut();
-        opts.insert(DhcpOption::MessageType(kind));
-        opts.insert(DhcpOption::ServerIdentifier(self.config.server_ip));
-        if kind != MessageType::Nak {
-            opts.insert(DhcpOption::SubnetMask(self.config.netmask));
-        }
-        m
-    }
-
-    fn add_boot(m: &mut Message, client: &ClientInfo, boot: &BootFile) {
-        m.set_fname_str(&boot.name);
-        let opts = m.opts_mut();
-        opts.insert(DhcpOption::BootfileName(boot.name.as_bytes().to_vec()));
-        if boot.http_client {
-            opts.insert(DhcpOption::ClassIdentifier(b"HTTPClient".to_vec()));
-        } else if client.is_netboot() {
-            opts.insert(DhcpOption::ClassIdentifier(b"PXEClient".to_vec()));
-        }
+        let mask = (kind != MessageType::Nak).then_some(self.config.netmask);
+        reply_to(req, kind, yiaddr, self.config.server_ip, mask)
     }
 
     fn destination(req: &Message) -> Destination {
@@ -141,7 +158,7 @@ impl<P: Policy> DhcpServer<P> {
                 let mut m = self.reply(req, MessageType::Offer, ip);
                 m.opts_mut().insert(DhcpOption::AddressLeaseTime(self.config.lease_secs));
                 if let Some(b) = &boot {
-                    Self::add_boot(&mut m, &client, b);
+                    add_boot(&mut m, &client, b);
                 }
                 Some(Reply { message: m, to: Destination::Broadcast, note: note(&format!("OFFER {ip}")) })
             }
@@ -155,7 +172,7 @@ impl<P: Policy> DhcpServer<P> {
                     let mut m = self.reply(req, MessageType::Ack, ip);
                     m.opts_mut().insert(DhcpOption::AddressLeaseTime(self.config.lease_secs));
                     if let Some(b) = &boot {
-                        Self::add_boot(&mut m, &client, b);
+                        add_boot(&mut m, &client, b);
                     }
                     Some(Reply { message: m, to: Self::destination(req), note: note(&format!("ACK {ip}")) })
                 } else {

@@ -47,16 +47,21 @@ pub fn plausible_request(bytes: &[u8]) -> bool {
     bytes.len() >= 243 && bytes[0] == 1 && bytes[236..240] == COOKIE
 }
 
+/// Runs a decoder on untrusted bytes: a panic becomes `Err`, and is kept off stderr.
+pub(crate) fn without_panicking<T>(decode: impl FnOnce() -> T) -> std::thread::Result<T> {
+    install_quiet_hook();
+    DECODING.with(|d| d.set(true));
+    let result = panic::catch_unwind(AssertUnwindSafe(decode));
+    DECODING.with(|d| d.set(false));
+    result
+}
+
 /// Decodes one DHCPv4 message; never panics.
 pub fn decode(bytes: &[u8]) -> Result<Message, DecodeFailure> {
     if !plausible_request(bytes) {
         return Err(DecodeFailure::Invalid("not a BOOTREQUEST with the DHCP magic cookie".into()));
     }
-    install_quiet_hook();
-    DECODING.with(|d| d.set(true));
-    let result = panic::catch_unwind(AssertUnwindSafe(|| Message::decode(&mut Decoder::new(bytes))));
-    DECODING.with(|d| d.set(false));
-    match result {
+    match without_panicking(|| Message::decode(&mut Decoder::new(bytes))) {
         // chaddr() slices 16 bytes by this length: reject before anything calls it.
         Ok(Ok(m)) if m.hlen() > 16 => {
             Err(DecodeFailure::Invalid(format!("hardware address length {}", m.hlen())))

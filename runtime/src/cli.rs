@@ -85,9 +85,16 @@ pub struct PxeArgs {
     /// Lease time in seconds.
     #[arg(long, value_name = "SECONDS", default_value = "3600")]
     pub lease_secs: u32,
-    /// The HTTP port iPXE is sent to for its boot script.
+    /// The HTTP port: iPXE scripts, kernel and initramfs, the recovery UKI.
     #[arg(long, value_name = "PORT", default_value = "80")]
     pub http_port: u16,
+    /// The TFTP port (firmware PXE loads iPXE from it).
+    #[arg(long, value_name = "PORT", default_value = "69")]
+    pub tftp_port: u16,
+    /// ProxyDHCP: another server on the link gives addresses; only add the boot information
+    /// (ports 67 and 4011). No address is ever offered, and --pool and leases are not used.
+    #[arg(long, conflicts_with_all = ["pool"])]
+    pub proxy: bool,
 }
 
 #[derive(Debug, Args)]

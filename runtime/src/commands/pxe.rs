@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use pairos_pxe::policy::{Decision, Fixed};
-use pairos_pxe::serve::{interface_address, serve_dhcp, DhcpService};
+use pairos_pxe::service::{serve, AddressMode, PxeService};
+use pairos_pxe::sockets::interface_address;
 
 use crate::cli::{PxeArgs, PxePolicy};
 use crate::Exit;
@@ -23,39 +24,54 @@ fn parse_pool(text: &str) -> anyhow::Result<(Ipv4Addr, Ipv4Addr)> {
 }
 
 pub fn run(args: &PxeArgs) -> anyhow::Result<Exit> {
-    if !args.root.join("recover-bios.ipxe").is_file() {
-        bail!(
-            "--root {}: expected a PXE set (the pxe/ folder of a pairos build output)",
-            args.root.display()
-        );
+    for needed in ["recover-bios.ipxe", "recover-uefi.ipxe", "ipxe/undionly.kpxe", "ipxe/snponly.efi"] {
+        if !args.root.join(needed).is_file() {
+            bail!(
+                "--root {}: expected a PXE set (the pxe/ folder of a pairos build output); {needed} is missing",
+                args.root.display()
+            );
+        }
     }
     let (ip, _) = interface_address(&args.interface)?;
-    let pool = match &args.pool {
-        Some(p) => parse_pool(p)?,
-        None => {
-            let o = ip.octets();
-            (Ipv4Addr::new(o[0], o[1], o[2], 100), Ipv4Addr::new(o[0], o[1], o[2], 199))
+    let addresses = if args.proxy {
+        AddressMode::Proxy
+    } else {
+        let (first, last) = match &args.pool {
+            Some(p) => parse_pool(p)?,
+            None => {
+                let o = ip.octets();
+                (Ipv4Addr::new(o[0], o[1], o[2], 100), Ipv4Addr::new(o[0], o[1], o[2], 199))
+            }
+        };
+        if let Some(dir) = args.lease_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("making {}", dir.display()))?;
         }
+        AddressMode::Pool { first, last, lease_file: args.lease_file.clone(), lease_secs: args.lease_secs }
     };
-    if let Some(dir) = args.lease_file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("making {}", dir.display()))?;
-    }
     let decision = match args.policy {
         PxePolicy::Recover => Decision::Recover,
         PxePolicy::Local => Decision::LocalBoot,
         PxePolicy::Ignore => Decision::Ignore,
     };
+    let what = match &addresses {
+        AddressMode::Pool { first, last, .. } => format!("DHCP pool {first}-{last}"),
+        AddressMode::Proxy => "proxyDHCP".to_owned(),
+    };
     eprintln!(
-        "pairos pxe: DHCP on {} ({ip}), pool {}-{}, policy {:?}; TFTP and HTTP are not served yet",
-        args.interface, pool.0, pool.1, args.policy
+        "pairos pxe: on {} ({ip}): {what}, TFTP port {}, HTTP port {}, policy {:?}, serving {}",
+        args.interface,
+        args.tftp_port,
+        args.http_port,
+        args.policy,
+        args.root.display()
     );
-    let svc = DhcpService {
+    let svc = PxeService {
         interface: args.interface.clone(),
-        pool,
-        lease_file: args.lease_file.clone(),
-        lease_secs: args.lease_secs,
+        root: args.root.clone(),
+        addresses,
+        tftp_port: args.tftp_port,
         http_port: args.http_port,
     };
-    serve_dhcp(&svc, Fixed(decision), Arc::new(AtomicBool::new(false)))?;
+    serve(&svc, Fixed(decision), Arc::new(AtomicBool::new(false)))?;
     Ok(Exit::Success)
 }

@@ -1,6 +1,6 @@
-//! The DHCP service on one interface: a UDP socket on port 67 bound to the interface with
-//! SO_BINDTODEVICE (so nothing on another interface is ever answered), feeding
-//! [`DhcpServer::handle`] and sending its replies.
+//! The DHCP services on one interface: UDP sockets bound to the interface with SO_BINDTODEVICE
+//! (so nothing on another interface is ever answered), feeding [`DhcpServer::handle`] (port 67)
+//! or, in proxy mode, [`ProxyDhcp::handle`] (ports 67 and 4011), and sending their replies.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::path::PathBuf;
@@ -9,40 +9,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use dhcproto::{Encodable, Encoder};
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Type;
 
-use crate::dhcp::{Destination, DhcpConfig, DhcpServer};
+use dhcproto::v4::Message;
+
+use crate::dhcp::{Destination, DhcpConfig, DhcpServer, Reply};
 use crate::leases::{LeaseStore, Loaded};
 use crate::policy::Policy;
+use crate::proxy::{ProxyDhcp, ProxyPort};
 use crate::ratelimit::RateLimit;
+use crate::sockets::{bind, on_interface, socket_error};
+pub use crate::sockets::{interface_address, ServeError};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("interface {0}: no such interface, or it has no IPv4 address")]
-    NoAddress(String),
-    #[error("interface {interface}: {what}: {source}")]
-    Socket { interface: String, what: &'static str, source: std::io::Error },
-    #[error(transparent)]
-    Leases(#[from] crate::leases::LeaseError),
-}
-
-/// The interface's IPv4 address and netmask.
-pub fn interface_address(interface: &str) -> Result<(Ipv4Addr, Ipv4Addr), ServeError> {
-    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| ServeError::Socket {
-        interface: interface.to_owned(),
-        what: "listing addresses",
-        source: e.into(),
-    })?;
-    for a in addrs.filter(|a| a.interface_name == interface) {
-        let ip = a.address.as_ref().and_then(|s| s.as_sockaddr_in()).map(|s| s.ip());
-        let mask = a.netmask.as_ref().and_then(|s| s.as_sockaddr_in()).map(|s| s.ip());
-        if let (Some(ip), Some(mask)) = (ip, mask) {
-            return Ok((ip, mask));
-        }
-    }
-    Err(ServeError::NoAddress(interface.to_owned()))
-}
-
+/// Full DHCP: addresses from a pool, with the boot files.
 #[derive(Debug, Clone)]
 pub struct DhcpService {
     pub interface: String,
@@ -70,19 +49,15 @@ fn request_filter() -> [libc::sock_filter; 6] {
 }
 
 fn udp_on(interface: &str, port: u16) -> Result<UdpSocket, ServeError> {
-    let err = |what| move |source| ServeError::Socket { interface: interface.to_owned(), what, source };
-    let s =
-        Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(err("creating a UDP socket"))?;
-    s.bind_device(Some(interface.as_bytes())).map_err(err("binding to the interface (SO_BINDTODEVICE)"))?;
-    s.set_reuse_address(true).map_err(err("SO_REUSEADDR"))?;
+    let err = |what| socket_error(interface, what);
+    let s = on_interface(interface, Type::DGRAM)?;
     s.set_broadcast(true).map_err(err("SO_BROADCAST"))?;
     // Room for bursts: a real client's packet must not be lost behind a burst of others.
     s.set_recv_buffer_size(4 << 20).map_err(err("SO_RCVBUF"))?;
     // The kernel drops what cannot be a client's DHCP message before queueing it, so a flood of
     // garbage neither fills the queue nor wakes us (as ISC dhcpd does with its BPF filter).
     s.attach_filter(&request_filter()).map_err(err("attaching the BPF filter"))?;
-    let any = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
-    s.bind(&any.into()).map_err(err("binding the DHCP port"))?;
+    bind(&s, interface, Ipv4Addr::UNSPECIFIED, port)?;
     let s: UdpSocket = s.into();
     s.set_read_timeout(Some(Duration::from_millis(500))).map_err(err("read timeout"))?;
     Ok(s)
@@ -92,24 +67,12 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// Serves DHCP on the interface until `stop` is set.
-pub fn serve_dhcp<P: Policy>(svc: &DhcpService, policy: P, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
-    let (server_ip, netmask) = interface_address(&svc.interface)?;
-    let (leases, loaded) = LeaseStore::open(&svc.lease_file, svc.pool.0, svc.pool.1)?;
-    match loaded {
-        Loaded::Fresh => tracing::info!(file = %svc.lease_file.display(), "no lease file yet"),
-        Loaded::Restored(n) => {
-            tracing::info!(file = %svc.lease_file.display(), leases = n, "leases restored")
-        }
-        Loaded::SetAside { moved_to, error } => tracing::error!(
-            file = %svc.lease_file.display(), moved_to = %moved_to.display(), %error,
-            "lease file is corrupt: set aside, starting with no leases"
-        ),
-    }
-    let config = DhcpConfig { server_ip, netmask, lease_secs: svc.lease_secs, http_port: svc.http_port };
-    let mut server = DhcpServer { config, leases, policy };
-    let socket = udp_on(&svc.interface, 67)?;
-    tracing::info!(interface = %svc.interface, %server_ip, "DHCP serving");
+/// Receives requests on `socket` until `stop` is set, and sends what `handle` replies.
+fn serve_socket(
+    socket: &UdpSocket,
+    stop: &AtomicBool,
+    mut handle: impl FnMut(&Message) -> Option<Reply>,
+) -> Result<(), ServeError> {
     let mut garbage_log = RateLimit::new(5);
     let mut decision_log = RateLimit::new(20);
     let mut buf = [0u8; 1500];
@@ -133,14 +96,7 @@ pub fn serve_dhcp<P: Policy>(svc: &DhcpService, policy: P, stop: Arc<AtomicBool>
                 continue;
             }
         };
-        let reply = match server.handle(&msg, unix_now()) {
-            Ok(Some(r)) => r,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::error!(error = %e, "lease store");
-                continue;
-            }
-        };
+        let Some(reply) = handle(&msg) else { continue };
         if let (true, dropped) = decision_log.allow(Instant::now()) {
             tracing::info!(decision = %reply.note, suppressed = dropped, "DHCP");
         }
@@ -149,12 +105,61 @@ pub fn serve_dhcp<P: Policy>(svc: &DhcpService, policy: P, stop: Arc<AtomicBool>
             continue;
         }
         let to = match reply.to {
-            Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, 68),
-            Destination::Unicast(ip) => SocketAddrV4::new(ip, 68),
+            Destination::Broadcast => SocketAddr::from(SocketAddrV4::new(Ipv4Addr::BROADCAST, 68)),
+            Destination::Unicast(ip) => SocketAddr::from(SocketAddrV4::new(ip, 68)),
+            Destination::Sender => from,
         };
         if let Err(e) = socket.send_to(&out, to) {
             tracing::warn!(%to, error = %e, "sending a reply");
         }
     }
     Ok(())
+}
+
+/// Serves DHCP on the interface until `stop` is set.
+pub fn serve_dhcp<P: Policy>(svc: &DhcpService, policy: P, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
+    let (server_ip, netmask) = interface_address(&svc.interface)?;
+    let (leases, loaded) = LeaseStore::open(&svc.lease_file, svc.pool.0, svc.pool.1)?;
+    match loaded {
+        Loaded::Fresh => tracing::info!(file = %svc.lease_file.display(), "no lease file yet"),
+        Loaded::Restored(n) => {
+            tracing::info!(file = %svc.lease_file.display(), leases = n, "leases restored")
+        }
+        Loaded::SetAside { moved_to, error } => tracing::error!(
+            file = %svc.lease_file.display(), moved_to = %moved_to.display(), %error,
+            "lease file is corrupt: set aside, starting with no leases"
+        ),
+    }
+    let config = DhcpConfig { server_ip, netmask, lease_secs: svc.lease_secs, http_port: svc.http_port };
+    let mut server = DhcpServer { config, leases, policy };
+    let socket = udp_on(&svc.interface, 67)?;
+    tracing::info!(interface = %svc.interface, %server_ip, "DHCP serving");
+    serve_socket(&socket, &stop, |msg| match server.handle(msg, unix_now()) {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::error!(error = %e, "lease store");
+            None
+        }
+    })
+}
+
+/// Serves proxyDHCP on the interface (ports 67 and 4011) until `stop` is set.
+pub fn serve_proxy<P: Policy>(
+    interface: &str,
+    http_port: u16,
+    policy: P,
+    stop: Arc<AtomicBool>,
+) -> Result<(), ServeError> {
+    let (server_ip, _) = interface_address(interface)?;
+    let proxy = ProxyDhcp { server_ip, http_port, policy };
+    let dhcp = udp_on(interface, 67)?;
+    let boot = udp_on(interface, 4011)?;
+    tracing::info!(%interface, %server_ip, "proxyDHCP serving (ports 67 and 4011)");
+    std::thread::scope(|scope| {
+        let on_boot = scope.spawn(|| serve_socket(&boot, &stop, |m| proxy.handle(m, ProxyPort::BootServer)));
+        let on_dhcp = serve_socket(&dhcp, &stop, |m| proxy.handle(m, ProxyPort::Dhcp));
+        stop.store(true, Ordering::Relaxed);
+        let on_boot = on_boot.join().unwrap_or(Ok(()));
+        on_dhcp.and(on_boot)
+    })
 }

@@ -1,0 +1,126 @@
+//! HTTP on one interface: the boot folder (kernel, initramfs, iPXE scripts, the recovery UKI) with
+//! range requests, and the generated scripts that boot a client's local disk.
+//!
+//! Files go through tower-http's `ServeFile`, which handles Range, HEAD, conditional requests and
+//! content types; names are resolved by the [`Jail`] first, so HTTP is jailed exactly as TFTP is.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use socket2::Type;
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+
+use crate::bootfile::localboot_script;
+use crate::jail::Jail;
+use crate::ratelimit::RateLimit;
+use crate::sockets::{bind, on_interface, socket_error, ServeError};
+
+#[derive(Debug, Clone)]
+pub struct HttpService {
+    pub interface: String,
+    pub root: PathBuf,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone)]
+struct Shared {
+    jail: Jail,
+    log: Arc<Mutex<RateLimit>>,
+}
+
+impl Shared {
+    fn log(&self, from: SocketAddr, method: &str, path: &str, status: StatusCode) {
+        let (allow, dropped) = self.log.lock().map_or((false, 0), |mut l| l.allow(Instant::now()));
+        if allow {
+            tracing::info!(%from, method, path, status = status.as_u16(), suppressed = dropped, "HTTP");
+        }
+    }
+}
+
+fn generated(name: &str) -> Option<&'static str> {
+    match name {
+        "localboot-bios.ipxe" => Some(localboot_script(false)),
+        "localboot-uefi.ipxe" => Some(localboot_script(true)),
+        _ => None,
+    }
+}
+
+async fn file(
+    State(shared): State<Shared>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let method = req.method().as_str().to_owned();
+    let raw = req.uri().path().to_owned();
+    let name = match percent_decode(&raw) {
+        Some(n) => n,
+        None => return plain(StatusCode::BAD_REQUEST, "the path is not UTF-8 once percent-decoded\n"),
+    };
+    let name = name.trim_start_matches('/');
+    let response = if let Some(script) = generated(name) {
+        ([(header::CONTENT_TYPE, "text/plain")], script).into_response()
+    } else {
+        match shared.jail.resolve(name) {
+            Ok(path) => match ServeFile::new(path).oneshot(req).await {
+                Ok(r) => r.into_response(),
+                Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")),
+            },
+            Err(refusal) if refusal.is_violation() => plain(StatusCode::FORBIDDEN, &format!("{refusal}\n")),
+            Err(refusal) => plain(StatusCode::NOT_FOUND, &format!("{refusal}\n")),
+        }
+    };
+    shared.log(from, &method, &raw, response.status());
+    response
+}
+
+fn plain(status: StatusCode, text: &str) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain")], text.to_owned()).into_response()
+}
+
+/// The path, percent-decoded; `None` when the result is not UTF-8.
+fn percent_decode(path: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(path).decode_utf8().ok().map(|c| c.into_owned())
+}
+
+/// Serves HTTP on the interface until `stop` is set.
+pub async fn serve_http(svc: &HttpService, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
+    let err = |what| socket_error(&svc.interface, what);
+    let jail = Jail::new(&svc.root).map_err(|source| ServeError::Root { path: svc.root.clone(), source })?;
+    let s = on_interface(&svc.interface, Type::STREAM)?;
+    bind(&s, &svc.interface, Ipv4Addr::UNSPECIFIED, svc.port)?;
+    s.listen(128).map_err(err("listening"))?;
+    s.set_nonblocking(true).map_err(err("non-blocking"))?;
+    let listener = tokio::net::TcpListener::from_std(s.into()).map_err(err("registering with tokio"))?;
+    tracing::info!(interface = %svc.interface, root = %jail.root().display(), port = svc.port, "HTTP serving");
+    let shared = Shared { jail, log: Arc::new(Mutex::new(RateLimit::new(20))) };
+    let app = Router::new().fallback(file).with_state(shared);
+    let stopped = async move {
+        while !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(stopped)
+        .await
+        .map_err(err("serving"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("/a%20b").as_deref(), Some("/a b"));
+        assert_eq!(percent_decode("/%2e%2e/x").as_deref(), Some("/../x"));
+        assert_eq!(percent_decode("/%ff"), None);
+    }
+}
