@@ -52,6 +52,8 @@ pub enum DiskBus {
 struct NicSpec {
     link: String,
     model: NicModel,
+    /// The firmware's boot order; None for NICs it should not boot from.
+    bootindex: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +83,7 @@ pub struct VmSpec {
     nics: Vec<NicSpec>,
     disks: Vec<DiskSpec>,
     exit_on_reboot: bool,
+    nic_roms: bool,
 }
 
 impl VmSpec {
@@ -95,7 +98,16 @@ impl VmSpec {
             nics: Vec::new(),
             disks: Vec::new(),
             exit_on_reboot: false,
+            nic_roms: true,
         }
+    }
+
+    /// NICs without their option ROMs (QEMU's are iPXE): the firmware's own network stack does
+    /// the PXE boot, as on servers whose vendor firmware has its own PXE client. OVMF has a
+    /// virtio-net driver and PXE of its own; SeaBIOS and OVMF's e1000e need the ROM.
+    pub fn without_nic_roms(mut self) -> Self {
+        self.nic_roms = false;
+        self
     }
 
     /// QEMU exits when the guest reboots or panics, instead of starting it again.
@@ -126,8 +138,22 @@ impl VmSpec {
 
     /// Adds a NIC on `link`; the first one added is the private link's port.
     pub fn nic(mut self, link: &str, model: NicModel) -> Self {
-        self.nics.push(NicSpec { link: link.to_owned(), model });
+        self.nics.push(NicSpec { link: link.to_owned(), model, bootindex: None });
         self
+    }
+
+    /// Adds a NIC on `link` that the firmware network-boots from (through the NIC's iPXE option
+    /// ROM, or OVMF's own PXE over it), before any boot device added later.
+    pub fn boot_nic(mut self, link: &str, model: NicModel) -> Self {
+        let next = self.next_bootindex();
+        self.nics.push(NicSpec { link: link.to_owned(), model, bootindex: Some(next) });
+        self
+    }
+
+    fn next_bootindex(&self) -> u32 {
+        let nics = self.nics.iter().filter(|n| n.bootindex.is_some()).count();
+        let disks = self.disks.iter().filter(|d| d.bootindex.is_some()).count();
+        (nics + disks) as u32
     }
 
     /// Adds a raw disk image; the first virtio disk is the system disk.
@@ -138,7 +164,7 @@ impl VmSpec {
 
     /// Adds a raw disk image that the firmware boots from, before anything added later.
     pub fn boot_disk(mut self, path: &Path, bus: DiskBus) -> Self {
-        let next = self.disks.iter().filter(|d| d.bootindex.is_some()).count() as u32;
+        let next = self.next_bootindex();
         self.disks.push(DiskSpec { path: path.to_owned(), bus, format: "raw", bootindex: Some(next) });
         self
     }
@@ -212,8 +238,12 @@ impl Lab {
             args.push("-netdev".into());
             args.push(format!("tap,id=net{i},ifname={tap},script=no,downscript=no"));
             args.push("-device".into());
+            let mut boot = nic.bootindex.map(|b| format!(",bootindex={b}")).unwrap_or_default();
+            if !spec.nic_roms {
+                boot.push_str(",romfile=");
+            }
             args.push(format!(
-                "{},netdev=net{i},mac={},bus=pcie.0,addr={slot:#x}",
+                "{},netdev=net{i},mac={},bus=pcie.0,addr={slot:#x}{boot}",
                 nic.model.device(),
                 mac(vm_index, i)
             ));

@@ -154,7 +154,7 @@ fn tftp_and_http_serve_exact_bytes_inside_the_boot_folder_only() -> Result<(), L
     let (ok, out) = client(&cli, "curl", &["-sSf", &url("localboot-bios.ipxe")]);
     assert!(ok && out.contains("sanboot"), "localboot-bios: {out}");
     let (ok, out) = client(&cli, "curl", &["-sSf", &url("localboot-uefi.ipxe")]);
-    assert!(ok && out.contains("\nexit"), "localboot-uefi: {out}");
+    assert!(ok && out.contains("\nexit 1\n"), "localboot-uefi: {out}");
     for (path, code) in [
         ("../secret", "403"),
         ("%2e%2e/secret", "403"),

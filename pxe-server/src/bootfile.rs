@@ -43,13 +43,16 @@ pub fn choose(client: &ClientInfo, decision: Decision, server: Ipv4Addr, http_po
     }
 }
 
-/// iPXE scripts that boot the local disk. On BIOS, `sanboot --no-describe --drive 0x80` hands
-/// the first hard disk to the BIOS boot path; on UEFI, `exit` returns to the firmware, which
-/// then tries the next boot option (the disk). `exit` on BIOS would fall back to the next BIOS
-/// boot device instead, which SeaBIOS may not have ordered after the disk.
+/// iPXE scripts that boot the local disk.
+///
+/// - BIOS: `sanboot --no-describe --drive 0x80` hands the first hard disk to the BIOS boot path.
+///   `exit` alone would fall back to the next BIOS boot device, which may not be the disk.
+/// - UEFI: `exit 1` returns to the firmware with an error, so that its boot manager tries the
+///   next boot option (the disk). A plain `exit` returns success, and EDK2's BDS (OVMF, and the
+///   vendor firmware built on it) then stops and opens its boot menu instead.
 pub fn localboot_script(uefi: bool) -> &'static str {
     if uefi {
-        "#!ipxe\necho pairos: booting the local disk (exit to firmware)\nexit\n"
+        "#!ipxe\necho pairos: booting the local disk (back to the firmware for its next boot option)\nexit 1\n"
     } else {
         "#!ipxe\necho pairos: booting the local disk\nsanboot --no-describe --drive 0x80 || exit\n"
     }

@@ -90,16 +90,22 @@ pub(crate) fn reply_to(
     m
 }
 
+/// Option 43 for PXE clients: PXE_DISCOVERY_CONTROL (tag 6) = 8, "download the boot file named
+/// in this reply; no boot server discovery", then the end tag. Without it, UEFI PXE (EDK2) takes
+/// the reply for a BINL offer and asks port 4011 for the boot file before it loads anything.
+pub(crate) const PXE_VENDOR_OPTIONS: [u8; 4] = [6, 1, 8, 255];
+
 /// Puts the boot file in `m`, as both the `file` field and option 67, with the vendor class
-/// the client expects back.
+/// the client expects back (and, for PXE, the discovery control).
 pub(crate) fn add_boot(m: &mut Message, client: &ClientInfo, boot: &BootFile) {
     m.set_fname_str(&boot.name);
     let opts = m.opts_mut();
     opts.insert(DhcpOption::BootfileName(boot.name.as_bytes().to_vec()));
     if boot.http_client {
         opts.insert(DhcpOption::ClassIdentifier(b"HTTPClient".to_vec()));
-    } else if client.is_netboot() {
+    } else if client.is_netboot() || client.ipxe {
         opts.insert(DhcpOption::ClassIdentifier(b"PXEClient".to_vec()));
+        opts.insert(DhcpOption::VendorExtensions(PXE_VENDOR_OPTIONS.to_vec()));
     }
 }
 

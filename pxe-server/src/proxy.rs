@@ -14,10 +14,6 @@ use crate::client::ClientInfo;
 use crate::dhcp::{add_boot, reply_to, Destination, Reply};
 use crate::policy::{Decision, Policy};
 
-/// Option 43 for PXE clients: PXE_DISCOVERY_CONTROL (tag 6) = 8, "download the boot file named
-/// in this offer; no multicast or broadcast boot server discovery", then the end tag.
-const PXE_VENDOR_OPTIONS: [u8; 4] = [6, 1, 8, 255];
-
 #[derive(Debug)]
 pub struct ProxyDhcp<P> {
     pub server_ip: Ipv4Addr,
@@ -58,12 +54,6 @@ impl<P: Policy> ProxyDhcp<P> {
         let mut m = reply_to(req, reply_kind, Ipv4Addr::UNSPECIFIED, self.server_ip, None);
         m.set_ciaddr(req.ciaddr());
         add_boot(&mut m, &client, &boot);
-        if !boot.http_client {
-            // PXEClient replies must carry option 60 (add_boot sets it only for PXE firmware,
-            // but iPXE on port 4011 needs it too to take this as a proxy reply).
-            m.opts_mut().insert(DhcpOption::ClassIdentifier(b"PXEClient".to_vec()));
-            m.opts_mut().insert(DhcpOption::VendorExtensions(PXE_VENDOR_OPTIONS.to_vec()));
-        }
         if let Some(DhcpOption::ClientMachineIdentifier(uuid)) =
             req.opts().get(OptionCode::ClientMachineIdentifier)
         {
@@ -79,6 +69,7 @@ impl<P: Policy> ProxyDhcp<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dhcp::PXE_VENDOR_OPTIONS;
     use crate::policy::Fixed;
     use dhcproto::v4::{Architecture, UnknownOption};
 
