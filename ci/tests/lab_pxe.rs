@@ -20,14 +20,16 @@ use pairos_lab::{
 const BOOT: Duration = Duration::from_secs(400);
 const GIB: u64 = 1 << 30;
 
-/// The lab with `pairos pxe --policy POLICY` on its private link, serving the image's PXE set.
-fn lab_with_pxe(name: &str, policy: &str) -> Result<(Lab, Endpoint, Child), LabError> {
+/// The lab with `pairos pxe --policy POLICY ARGS…` on its private link, serving the image's
+/// PXE set.
+fn lab_with_pxe(name: &str, policy: &str, args: &[&str]) -> Result<(Lab, Endpoint, Child), LabError> {
     let out = image::default_image()?;
     let mut lab = Lab::new(name)?;
     let server = lab.endpoint("private", "peer", "10.88.0.1/24")?;
     let leases = lab.dir().join("leases.json");
-    let args = ["--policy", policy, "--lease-file", leases.to_str().unwrap_or("leases.json")];
-    let pxe = start_pxe(&server, &out.join("pxe"), &args, &lab.dir().join("pxe.log"))?;
+    let mut all = vec!["--policy", policy, "--lease-file", leases.to_str().unwrap_or("leases.json")];
+    all.extend_from_slice(args);
+    let pxe = start_pxe(&server, &out.join("pxe"), &all, &lab.dir().join("pxe.log"))?;
     Ok((lab, server, pxe))
 }
 
@@ -37,7 +39,7 @@ fn pxe_log(lab: &Lab) -> String {
 
 /// A blank node (an empty disk after the NIC in the boot order) reaches the recovery initramfs.
 fn blank_node_recovers(name: &str, firmware: Firmware, nic: NicModel) -> Result<(), LabError> {
-    let (mut lab, _server, _pxe) = lab_with_pxe(name, "recover")?;
+    let (mut lab, _server, _pxe) = lab_with_pxe(name, "recover", &[])?;
     let disk = lab.dir().join("blank.raw");
     blank_disk(&disk, 8 * GIB)?;
     let firmware_pxe = firmware == Firmware::Ovmf && nic == NicModel::VirtioNet;
@@ -116,7 +118,7 @@ fn bios_test_disk(path: &Path, message: &str) -> Result<PathBuf, LabError> {
 
 #[test]
 fn seabios_localboot_client_boots_its_disk_after_the_pxe_round() -> Result<(), LabError> {
-    let (mut lab, _server, _pxe) = lab_with_pxe("pxe-local-seabios", "local")?;
+    let (mut lab, _server, _pxe) = lab_with_pxe("pxe-local-seabios", "local", &[])?;
     let disk = bios_test_disk(&lab.dir().join("bios.raw"), "lab test disk: booted from the local disk")?;
     let mut vm = lab.start(
         VmSpec::new("installed")
@@ -134,7 +136,7 @@ fn seabios_localboot_client_boots_its_disk_after_the_pxe_round() -> Result<(), L
 #[test]
 fn ovmf_localboot_client_boots_its_installed_pairos_disk_after_the_pxe_round() -> Result<(), LabError> {
     let out = image::default_image()?;
-    let (mut lab, _server, _pxe) = lab_with_pxe("pxe-local-ovmf", "local")?;
+    let (mut lab, _server, _pxe) = lab_with_pxe("pxe-local-ovmf", "local", &[])?;
     let disk = lab.dir().join("system.raw");
     disk_from_image(&out.join("disk.raw"), &disk, 8 * GIB)?;
     let mut vm = lab.start(
@@ -150,4 +152,47 @@ fn ovmf_localboot_client_boots_its_installed_pairos_disk_after_the_pxe_round() -
     assert!(log.contains("path=\"/localboot-uefi.ipxe\" status=200"), "{log}");
     assert!(!log.contains("recover-"), "a LocalBoot client is never offered recovery:\n{log}");
     Ok(())
+}
+
+/// A network that already has a DHCP server (dnsmasq, addresses only) and `pairos pxe --proxy`
+/// beside it: the node takes its address from dnsmasq and its boot file from us.
+fn boots_through_proxy_dhcp(name: &str, firmware: Firmware) -> Result<(), LabError> {
+    let (mut lab, _server, _pxe) = lab_with_pxe(name, "recover", &["--proxy"])?;
+    let dhcp = lab.endpoint("private", "dhcp", "10.88.0.2/24")?;
+    let dnsmasq_log = lab.dir().join("dnsmasq.log");
+    let _dnsmasq = dhcp
+        .ns
+        .cmd("dnsmasq")
+        .args(["--no-daemon", "--port=0", "--interface=eth0", "--bind-interfaces", "--log-dhcp"])
+        .args(["--dhcp-range=10.88.0.50,10.88.0.60,255.255.255.0,1h", "--conf-file=/dev/null"])
+        .arg(format!("--dhcp-leasefile={}", lab.dir().join("dnsmasq.leases").display()))
+        .spawn(Some(&dnsmasq_log))?;
+    let disk = lab.dir().join("blank.raw");
+    blank_disk(&disk, 8 * GIB)?;
+    let mut spec = VmSpec::new("blank")
+        .firmware(firmware)
+        .boot_nic("private", NicModel::VirtioNet)
+        .boot_disk(&disk, DiskBus::Virtio);
+    if firmware == Firmware::Ovmf {
+        spec = spec.without_nic_roms();
+    }
+    let mut vm = lab.start(spec)?;
+    vm.wait_for("pairos-init: recovery mode (pairos.mode=recover)", BOOT)?;
+    let log = pxe_log(&lab);
+    assert!(log.contains("proxy OFFER"), "{log}");
+    assert!(!log.contains("decision=OFFER 10.88"), "the proxy never offers an address:\n{log}");
+    assert!(log.contains("path=\"/initrd.img\" status=200"), "{log}");
+    let leases = std::fs::read_to_string(lab.dir().join("dnsmasq.leases")).unwrap_or_default();
+    assert!(leases.contains("10.88.0.5"), "the address came from dnsmasq: {leases:?}");
+    Ok(())
+}
+
+#[test]
+fn seabios_node_boots_through_proxy_dhcp_beside_another_dhcp_server() -> Result<(), LabError> {
+    boots_through_proxy_dhcp("pxe-proxy-seabios", Firmware::SeaBios)
+}
+
+#[test]
+fn ovmf_firmware_pxe_boots_through_proxy_dhcp_beside_another_dhcp_server() -> Result<(), LabError> {
+    boots_through_proxy_dhcp("pxe-proxy-ovmf", Firmware::Ovmf)
 }
