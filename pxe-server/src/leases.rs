@@ -105,7 +105,8 @@ impl LeaseStore {
     }
 
     /// An address for `mac`: its current lease's, the one it asks for if free, or the first
-    /// free one. Records an offer for `hold` seconds. None when the pool is exhausted.
+    /// free one. Holds it for `hold` seconds, in memory only: as in dnsmasq, only bound leases
+    /// are written, so a burst of DISCOVERs costs no disk I/O. None when the pool is exhausted.
     pub fn offer(
         &mut self,
         mac: &str,
@@ -129,8 +130,9 @@ impl LeaseStore {
             .get(mac)
             .is_some_and(|l| l.ip == ip && l.state == State::Bound && l.expires > now);
         if !keep {
+            // Lapsed offers go, so that DISCOVERs from many MACs cannot grow the table.
+            self.data.leases.retain(|_, l| l.state != State::Offered || l.expires > now);
             self.data.leases.insert(mac.to_owned(), Lease { ip, expires: now + hold, state: State::Offered });
-            self.save()?;
         }
         Ok(Some(ip))
     }
@@ -201,7 +203,11 @@ mod tests {
             Ipv4Addr::new(10, 0, 0, 12),
         )
         .expect("reopen");
-        assert_eq!(loaded, Loaded::Restored(2));
+        assert_eq!(
+            loaded,
+            Loaded::Restored(1),
+            "the bound lease is kept; the mere offer to bb is not written"
+        );
         assert_eq!(s.offer("aa", None, 200, 60).expect("offer"), Some(ip));
         s.release("aa", ip).expect("release");
         assert_eq!(s.offer("aa", None, 300, 60).expect("offer"), Some(ip), "same address after release");
