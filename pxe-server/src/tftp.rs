@@ -173,3 +173,65 @@ pub fn serve_tftp(svc: &TftpService, stop: Arc<AtomicBool>) -> Result<(), ServeE
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_bounded_and_unknown_ones_dropped() {
+        let opt = |option, value| TransferOption { option, value };
+        let got = negotiate(
+            &[
+                opt(OptionType::BlockSize, 70_000),
+                opt(OptionType::TransferSize, 0),
+                opt(OptionType::WindowSize, 1000),
+                opt(OptionType::Timeout, 0),
+                opt(OptionType::WindowWait, 5),
+            ],
+            1234,
+        );
+        assert_eq!(
+            got,
+            vec![
+                opt(OptionType::BlockSize, MAX_BLKSIZE),
+                opt(OptionType::TransferSize, 1234),
+                opt(OptionType::WindowSize, MAX_WINDOW),
+                opt(OptionType::Timeout, 1),
+            ]
+        );
+    }
+
+    /// Seeded random and mutated datagrams through the codec: it returns or refuses, never panics.
+    #[test]
+    fn the_codec_survives_garbage() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let rrq = b"\x00\x01ipxe/undionly.kpxe\x00octet\x00blksize\x001468\x00tsize\x000\x00".to_vec();
+        let mut decoded = 0;
+        for i in 0..200_000u32 {
+            let mut p = if i % 2 == 0 {
+                let mut p = rrq.clone();
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() as usize) % p.len();
+                    p[at] = next() as u8;
+                }
+                p.truncate((next() as usize) % (rrq.len() + 1));
+                p
+            } else {
+                (0..next() % 64).map(|_| next() as u8).collect()
+            };
+            if i % 7 == 0 && p.len() >= 2 {
+                p[0] = 0;
+                p[1] = (next() % 7) as u8;
+            }
+            decoded += usize::from(decode(&p).is_some());
+        }
+        assert!(decoded > 1000, "mutated requests still decode sometimes: {decoded}");
+    }
+}
