@@ -1,5 +1,13 @@
 //! Self-healing: the verified, resumable, sparse-aware disk writer that `pairos install` and
-//! `pairos recover` share, the recovery agent that images a blank node from its peer, and the
-//! image service the peer serves it from.
+//! `pairos recover` share; to come, the recovery agent that images a blank node from its peer,
+//! and the image service the peer serves it from.
 //!
-//! This crate is the home of the recovery issue; nothing is implemented here yet.
+//! Start at [`writer::write_image`]. [`source`] gives an image's manifest and bytes from a
+//! folder or over HTTP, [`classify`] says what a disk holds before anything touches it,
+//! [`target`] opens the disk exclusively, and [`journal`] lets an interrupted write resume.
+
+pub mod classify;
+pub mod journal;
+pub mod source;
+pub mod target;
+pub mod writer;

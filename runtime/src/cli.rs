@@ -26,8 +26,10 @@ pub enum Command {
     Boards(BoardsCommand),
     /// Build the node OS image: disk.raw (+ disk.bmap), the PXE set, the ISO, and the signed manifest.
     Build(BuildArgs),
-    /// Serve network boot on one interface (today: DHCP with the PXE boot chain).
+    /// Serve network boot on one interface: DHCP (or proxyDHCP), TFTP and HTTP.
     Pxe(PxeArgs),
+    /// Write the signed image to a disk or a disk image file, verified chunk by chunk, resumable.
+    Install(InstallArgs),
     /// The pair runtime: started by the initramfs as the node's first process.
     Run(RunArgs),
     /// Early boot: what the initramfs runs as /init (normally started by the kernel, not by hand).
@@ -95,6 +97,36 @@ pub struct PxeArgs {
     /// (ports 67 and 4011). No address is ever offered, and --pool and leases are not used.
     #[arg(long, conflicts_with_all = ["pool"])]
     pub proxy: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The image: a build output folder (or the ISO's /image), or an http:// URL serving one.
+    #[arg(long, value_name = "DIR|URL")]
+    pub image: String,
+    /// The target: a block device, or a disk image file (created at the image's size if missing).
+    #[arg(long, value_name = "PATH")]
+    pub disk: std::path::PathBuf,
+    /// The public key that must have signed the manifest [default: the one built into this
+    /// image, /etc/pairos/signing-key.pub or /usr/share/pairos/signing-key.pub].
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<std::path::PathBuf>,
+    /// Wipe a disk that holds foreign data. Without it such a disk is refused and left as it is.
+    #[arg(long)]
+    pub allow_foreign: bool,
+    /// The resume record [default: DISK.pairos-write for a file, /run/pairos/DEVICE.pairos-write
+    /// for a block device].
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<std::path::PathBuf>,
+    /// Chunks fetched at once (memory: 4 MiB each).
+    #[arg(long, value_name = "N", default_value = "4")]
+    pub parallel: usize,
+    /// At most this many MiB a second (spares the peer that serves the image).
+    #[arg(long, value_name = "MIB")]
+    pub max_rate: Option<u64>,
+    /// Print the writer's events as JSON lines on stdout (progress on stderr stays).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

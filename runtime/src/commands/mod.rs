@@ -2,6 +2,7 @@
 
 pub mod boards;
 pub mod build;
+pub mod install;
 pub mod pxe;
 
 use crate::cli::{Cli, Command};
@@ -18,6 +19,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Boards(cmd) => boards::run(cmd),
         Command::Build(args) => build::run(&args),
         Command::Pxe(args) => pxe::run(&args),
+        Command::Install(args) => install::run(&args),
         Command::Run(args) => crate::run::run(&args),
         Command::Init => crate::boot::init(),
     }

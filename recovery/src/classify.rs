@@ -1,0 +1,117 @@
+//! What is on a disk before anything is written to it (ARCHITECTURE §5): nothing, a disk of this
+//! pair (whose data partitions are kept, so that it can later rejoin with an incremental
+//! resync), or foreign data, which is never wiped by default. The finding names what was seen.
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use pairos_host::Cmd;
+use pairos_image::layout::{PartitionEntry, STATE_LABEL, TYPE_ESP, TYPE_ROOT_X86_64, TYPE_SRV, TYPE_VAR};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "class", rename_all = "kebab-case")]
+pub enum DiskClass {
+    /// No partition table, no signature, and zeros where tables and superblocks live.
+    Blank,
+    /// A pairos disk: its state and data partitions are kept across the rewrite.
+    Pair { keep: Vec<KeptPartition> },
+    /// Anything else, described.
+    Foreign { findings: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeptPartition {
+    pub number: u32,
+    pub name: String,
+    pub size: u64,
+    #[serde(skip)]
+    pub entry: PartitionEntry,
+}
+
+const PROBE: usize = 1 << 20;
+
+fn zeros_at(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<bool> {
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, offset)?;
+    Ok(buf.iter().all(|&b| b == 0))
+}
+
+fn human(bytes: u64) -> String {
+    if bytes >= 1 << 30 {
+        format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{} MiB", bytes >> 20)
+    }
+}
+
+/// Signatures blkid finds on the whole device (partition table type, file system, label).
+fn signatures(path: &Path) -> Vec<String> {
+    // blkid exits 2 when it finds nothing; that is an empty answer, not an error.
+    let out = Cmd::new("blkid").args(["-p", "-o", "export"]).arg(path).run_text().unwrap_or_default();
+    out.lines()
+        .filter(|l| ["PTTYPE=", "TYPE=", "LABEL=", "USAGE="].iter().any(|k| l.starts_with(k)))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Classifies the disk at `path` of `size` bytes.
+pub fn classify(path: &Path, size: u64) -> std::io::Result<DiskClass> {
+    let file = std::fs::File::open(path)?;
+    if let Ok(disk) = gpt::GptConfig::new().writable(false).open(path) {
+        let parts: Vec<(u32, &gpt::partition::Partition)> =
+            disk.partitions().iter().map(|(n, p)| (*n, p)).collect();
+        let has = |ty, name: &str| parts.iter().any(|(_, p)| p.part_type_guid.guid == ty && p.name == name);
+        let entry = |n: u32, p: &gpt::partition::Partition| PartitionEntry {
+            number: n,
+            name: p.name.clone(),
+            type_guid: p.part_type_guid.guid,
+            guid: p.part_guid,
+            first_lba: p.first_lba,
+            last_lba: p.last_lba,
+        };
+        if has(TYPE_ESP, "esp") && has(TYPE_ROOT_X86_64, "root-a") {
+            let keep = parts
+                .iter()
+                .filter(|(_, p)| {
+                    (p.part_type_guid.guid == TYPE_VAR && p.name == STATE_LABEL)
+                        || p.part_type_guid.guid == TYPE_SRV
+                })
+                .map(|(n, p)| KeptPartition {
+                    number: *n,
+                    name: p.name.clone(),
+                    size: (p.last_lba - p.first_lba + 1) * 512,
+                    entry: entry(*n, p),
+                })
+                .collect();
+            return Ok(DiskClass::Pair { keep });
+        }
+        let mut findings = vec![format!("a GPT partition table on a {} disk", human(size))];
+        for (n, p) in &parts {
+            findings.push(format!(
+                "partition {n}: name {:?}, type {}, {}",
+                p.name,
+                p.part_type_guid.guid,
+                human((p.last_lba - p.first_lba + 1) * 512)
+            ));
+        }
+        findings.extend(signatures(path).into_iter().filter(|s| !s.starts_with("PTTYPE=gpt")));
+        return Ok(DiskClass::Foreign { findings });
+    }
+    let sigs = signatures(path);
+    if !sigs.is_empty() {
+        let mut findings = vec![format!("a {} disk with signatures:", human(size))];
+        findings.extend(sigs);
+        return Ok(DiskClass::Foreign { findings });
+    }
+    let probe = PROBE.min(size as usize);
+    if !zeros_at(&file, 0, probe)? || !zeros_at(&file, size - probe as u64, probe)? {
+        return Ok(DiskClass::Foreign {
+            findings: vec![format!(
+                "no partition table or file system, but data that is not zeros in the first or last MiB of a {} disk",
+                human(size)
+            )],
+        });
+    }
+    Ok(DiskClass::Blank)
+}

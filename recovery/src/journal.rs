@@ -1,0 +1,79 @@
+//! The resume record: which chunks have been verified and are on the disk. Each batch is
+//! appended only after the disk has been flushed, so a recorded chunk is never lost, and a
+//! resumed write skips exactly those. The record names the manifest and the target, and a
+//! record for anything else is ignored (the write starts over).
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    pub done: HashSet<usize>,
+}
+
+impl Journal {
+    /// Opens the record at `path` for the write identified by `key` (the manifest's digest and the
+    /// target's size); returns it with the chunks already done.
+    pub fn open(path: &Path, key: &str) -> std::io::Result<Journal> {
+        let header = format!("pairos-write 1 {key}");
+        let mut done = HashSet::new();
+        let mut matches = false;
+        if let Ok(text) = std::fs::read_to_string(path) {
+            let mut lines = text.lines();
+            if lines.next() == Some(header.as_str()) {
+                matches = true;
+                // A torn last line (cut by a crash) does not parse and is not counted.
+                done.extend(lines.filter_map(|l| l.strip_suffix('.')?.parse::<usize>().ok()));
+            }
+        }
+        if !matches {
+            let mut f = File::create(path)?;
+            writeln!(f, "{header}")?;
+            f.sync_all()?;
+        }
+        let file = OpenOptions::new().append(true).open(path)?;
+        Ok(Journal { path: path.to_owned(), file, done })
+    }
+
+    /// Records `chunks` as on the disk. Call only after the disk was flushed.
+    pub fn record(&mut self, chunks: &[usize]) -> std::io::Result<()> {
+        let mut text = String::new();
+        for c in chunks {
+            text.push_str(&format!("{c}.\n"));
+        }
+        self.file.write_all(text.as_bytes())?;
+        self.file.sync_data()?;
+        self.done.extend(chunks);
+        Ok(())
+    }
+
+    /// The write is complete: the record goes.
+    pub fn finish(self) -> std::io::Result<()> {
+        std::fs::remove_file(&self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_survive_reopening_and_a_different_write_starts_over() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("j");
+        let mut j = Journal::open(&p, "m1 100").expect("open");
+        assert!(j.done.is_empty());
+        j.record(&[3, 1]).expect("record");
+        drop(j);
+        // A torn line at the end is ignored.
+        std::fs::OpenOptions::new().append(true).open(&p).expect("o").write_all(b"7").expect("w");
+        let j = Journal::open(&p, "m1 100").expect("reopen");
+        assert_eq!(j.done, HashSet::from([1, 3]));
+        let j = Journal::open(&p, "m2 100").expect("other write");
+        assert!(j.done.is_empty(), "a record of another write is not trusted");
+    }
+}

@@ -1,0 +1,150 @@
+//! Where an image comes from: a build folder (or the ISO's `/image`), or an HTTP URL serving
+//! the same files: a build folder behind any web server, or a peer's image service. A source
+//! gives the manifest, its signature, and byte ranges of `disk.raw`; the writer checks every
+//! byte it gets against the signed manifest, so no source is trusted.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+use pairos_image::manifest::{self, Chunk, Manifest};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("{url}: {message}")]
+    Http { url: String, message: String },
+    #[error("{what}: expected {expected} bytes, got {got}")]
+    Short { what: String, expected: u64, got: u64 },
+    #[error("the image's manifest: {0}")]
+    Manifest(#[from] manifest::ManifestError),
+}
+
+/// The files of an image, wherever they are.
+pub trait ImageSource: Send + Sync {
+    /// What this source is, for messages.
+    fn describe(&self) -> String;
+    /// A small file of the image (`manifest.json`, `manifest.sig`).
+    fn file(&self, name: &str) -> Result<Vec<u8>, SourceError>;
+    /// `length` bytes of `disk.raw` at `offset`.
+    fn disk_range(&self, offset: u64, length: u64) -> Result<Vec<u8>, SourceError>;
+}
+
+/// The manifest, after its signature has been checked with `key`. Nothing is written before.
+pub fn verified_manifest(
+    source: &dyn ImageSource,
+    key: &VerifyingKey,
+) -> Result<(Manifest, Vec<u8>), SourceError> {
+    let bytes = source.file("manifest.json")?;
+    let sig = source.file("manifest.sig")?;
+    manifest::verify(&bytes, &sig, key)?;
+    let m = Manifest::parse(&bytes)?;
+    Ok((m, bytes))
+}
+
+/// A build output folder, or a copy of one (the ISO's `/image`).
+#[derive(Debug, Clone)]
+pub struct FolderSource {
+    pub dir: PathBuf,
+}
+
+impl ImageSource for FolderSource {
+    fn describe(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn file(&self, name: &str) -> Result<Vec<u8>, SourceError> {
+        let path = self.dir.join(name);
+        std::fs::read(&path)
+            .map_err(|source| SourceError::Io { what: format!("reading {}", path.display()), source })
+    }
+
+    fn disk_range(&self, offset: u64, length: u64) -> Result<Vec<u8>, SourceError> {
+        let path = self.dir.join("disk.raw");
+        let io = |source| SourceError::Io { what: format!("reading {}", path.display()), source };
+        let file = File::open(&path).map_err(io)?;
+        let mut buf = vec![0u8; length as usize];
+        file.read_exact_at(&mut buf, offset).map_err(io)?;
+        Ok(buf)
+    }
+}
+
+/// An image over HTTP: `BASE/manifest.json`, `BASE/manifest.sig`, and range requests on
+/// `BASE/disk.raw`.
+#[derive(Debug, Clone)]
+pub struct HttpSource {
+    pub base: String,
+    agent: ureq::Agent,
+}
+
+impl HttpSource {
+    pub fn new(base: &str) -> HttpSource {
+        let config = ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_global(Some(Duration::from_secs(120)))
+            .http_status_as_error(false)
+            .build();
+        HttpSource { base: base.trim_end_matches('/').to_owned(), agent: config.into() }
+    }
+
+    fn get(&self, name: &str, range: Option<(u64, u64)>) -> Result<Vec<u8>, SourceError> {
+        let url = format!("{}/{name}", self.base);
+        let err = |message: String| SourceError::Http { url: url.clone(), message };
+        let mut req = self.agent.get(&url);
+        if let Some((offset, length)) = range {
+            req = req.header("Range", &format!("bytes={offset}-{}", offset + length - 1));
+        }
+        let mut resp = req.call().map_err(|e| err(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let expected = if range.is_some() { 206 } else { 200 };
+        if status != expected {
+            return Err(err(format!("HTTP status {status}, expected {expected}")));
+        }
+        let mut body = Vec::new();
+        resp.body_mut()
+            .as_reader()
+            .read_to_end(&mut body)
+            .map_err(|e| err(format!("reading the body: {e}")))?;
+        Ok(body)
+    }
+}
+
+impl ImageSource for HttpSource {
+    fn describe(&self) -> String {
+        self.base.clone()
+    }
+
+    fn file(&self, name: &str) -> Result<Vec<u8>, SourceError> {
+        self.get(name, None)
+    }
+
+    fn disk_range(&self, offset: u64, length: u64) -> Result<Vec<u8>, SourceError> {
+        let data = self.get("disk.raw", Some((offset, length)))?;
+        if data.len() as u64 != length {
+            return Err(SourceError::Short {
+                what: format!("{}/disk.raw at {offset}", self.base),
+                expected: length,
+                got: data.len() as u64,
+            });
+        }
+        Ok(data)
+    }
+}
+
+/// The source for `image`: an `http://` URL or a folder.
+pub fn open(image: &str) -> Box<dyn ImageSource> {
+    if image.starts_with("http://") || image.starts_with("https://") {
+        Box::new(HttpSource::new(image))
+    } else {
+        Box::new(FolderSource { dir: Path::new(image).to_owned() })
+    }
+}
+
+/// A chunk's bytes, fetched (for messages: which chunk).
+pub fn fetch_chunk(source: &dyn ImageSource, chunk: &Chunk) -> Result<Vec<u8>, SourceError> {
+    source.disk_range(chunk.offset, chunk.length)
+}

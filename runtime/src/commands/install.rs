@@ -1,0 +1,118 @@
+//! `pairos install`: the signed image onto a disk, through the recovery crate's writer.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use pairos_image::manifest::parse_public_key_pem;
+use pairos_recovery::source::{self, verified_manifest};
+use pairos_recovery::target::Target;
+use pairos_recovery::writer::{write_image, Event, WriteOptions};
+
+use crate::cli::InstallArgs;
+use crate::Exit;
+
+const BUILT_IN_KEYS: [&str; 2] = ["/etc/pairos/signing-key.pub", "/usr/share/pairos/signing-key.pub"];
+
+fn public_key(arg: Option<&Path>) -> anyhow::Result<ed25519_dalek::VerifyingKey> {
+    let path = match arg {
+        Some(p) => p.to_owned(),
+        None => match BUILT_IN_KEYS.iter().map(PathBuf::from).find(|p| p.is_file()) {
+            Some(p) => p,
+            None => bail!(
+                "no public key to check the image with: this is not a pairos image ({} missing); pass --key FILE",
+                BUILT_IN_KEYS.join(", ")
+            ),
+        },
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    parse_public_key_pem(&text)
+        .with_context(|| format!("{}: expected an ed25519 public key in PEM", path.display()))
+}
+
+fn journal_path(args: &InstallArgs) -> PathBuf {
+    if let Some(j) = &args.journal {
+        return j.clone();
+    }
+    let name = args.disk.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if args.disk.starts_with("/dev") {
+        PathBuf::from("/run/pairos").join(format!("{name}.pairos-write"))
+    } else {
+        args.disk.with_file_name(format!("{name}.pairos-write"))
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1 << 20)
+}
+
+pub fn run(args: &InstallArgs) -> anyhow::Result<Exit> {
+    let key = public_key(args.key.as_deref())?;
+    let src = source::open(&args.image);
+    let (manifest, bytes) =
+        verified_manifest(src.as_ref(), &key).with_context(|| format!("the image at {}", src.describe()))?;
+    let digest = pairos_image::digest::sha256_hex(&bytes);
+    eprintln!("pairos install: image {} (signature good) from {}", manifest.version, src.describe());
+    let target = Target::open(&args.disk, Some(manifest.disk.layout.size))?;
+    let journal = journal_path(args);
+    if let Some(dir) = journal.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("making {}", dir.display()))?;
+    }
+    let opts = WriteOptions {
+        parallel: args.parallel,
+        journal,
+        allow_foreign: args.allow_foreign,
+        max_rate: args.max_rate.map(|m| m << 20),
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let mut shown = Instant::now() - Duration::from_secs(1);
+    let mut on_event = |e: Event| {
+        if args.json {
+            if let Ok(line) = serde_json::to_string(&e) {
+                println!("{line}");
+            }
+        }
+        match &e {
+            Event::Progress { written_bytes, total_bytes, bytes_per_second, seconds_left } => {
+                let every = if terminal { Duration::from_millis(200) } else { Duration::from_secs(5) };
+                if shown.elapsed() >= every || written_bytes == total_bytes {
+                    shown = Instant::now();
+                    let line = format!(
+                        "pairos install: {:.0} of {:.0} MiB, {:.1} MiB/s, {seconds_left} s left",
+                        mib(*written_bytes),
+                        mib(*total_bytes),
+                        mib(*bytes_per_second)
+                    );
+                    if terminal {
+                        eprint!("\r{line}\x1b[K");
+                    } else {
+                        eprintln!("{line}");
+                    }
+                }
+            }
+            Event::Classified { disk, class } => {
+                eprintln!("pairos install: {disk}: {}", serde_json::to_string(class).unwrap_or_default())
+            }
+            Event::Started { already_written_bytes, total_bytes, .. } if *already_written_bytes > 0 => {
+                eprintln!(
+                    "pairos install: resuming: {:.0} of {:.0} MiB already written and verified",
+                    mib(*already_written_bytes),
+                    mib(*total_bytes)
+                )
+            }
+            Event::Retry { chunk, offset, reason } => {
+                eprintln!("\npairos install: chunk {chunk} at byte {offset}: {reason}; fetching it again")
+            }
+            Event::Finished { written_bytes, seconds, .. } => {
+                if terminal {
+                    eprintln!();
+                }
+                eprintln!("pairos install: done: {:.0} MiB written in {seconds:.1} s", mib(*written_bytes));
+            }
+            _ => {}
+        }
+    };
+    write_image(src.as_ref(), &manifest, &digest, target, &opts, &mut on_event)?;
+    Ok(Exit::Success)
+}
