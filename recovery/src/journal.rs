@@ -39,6 +39,15 @@ impl Journal {
         Ok(Journal { path: path.to_owned(), file, done })
     }
 
+    /// How many chunks a record at `path` holds for the write `key`, without creating anything.
+    pub fn recorded(path: &Path, key: &str) -> usize {
+        let header = format!("pairos-write 1 {key}");
+        match std::fs::read_to_string(path) {
+            Ok(text) if text.lines().next() == Some(header.as_str()) => text.lines().count() - 1,
+            _ => 0,
+        }
+    }
+
     /// Records `chunks` as on the disk. Call only after the disk was flushed.
     pub fn record(&mut self, chunks: &[usize]) -> std::io::Result<()> {
         let mut text = String::new();
@@ -73,6 +82,9 @@ mod tests {
         std::fs::OpenOptions::new().append(true).open(&p).expect("o").write_all(b"7").expect("w");
         let j = Journal::open(&p, "m1 100").expect("reopen");
         assert_eq!(j.done, HashSet::from([1, 3]));
+        assert_eq!(Journal::recorded(&p, "m1 100"), 3, "two chunks and the torn line");
+        assert_eq!(Journal::recorded(&p, "m2 100"), 0);
+        assert_eq!(Journal::recorded(&d.path().join("none"), "m1 100"), 0);
         let j = Journal::open(&p, "m2 100").expect("other write");
         assert!(j.done.is_empty(), "a record of another write is not trusted");
     }

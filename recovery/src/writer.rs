@@ -142,12 +142,16 @@ pub fn write_image(
     let map = &manifest.disk;
     let io = |what: String| move |source| WriteError::Io { what, source };
 
-    // Safety first: classify, check the size. Nothing has been written yet.
+    // Safety first: classify, check the size. Nothing has been written yet. A disk that this very
+    // write already began (its resume record names this manifest and this disk) is ours: its
+    // table is written last, so mid-write it can look like anything.
+    let key = format!("{manifest_digest} {}", target.size);
+    let resuming = Journal::recorded(&opts.journal, &key) > 0;
     let class =
         classify(&target.path, target.size).map_err(io(format!("reading {}", target.path.display())))?;
     on_event(Event::Classified { disk: target.path.display().to_string(), class: class.clone() });
     if let DiskClass::Foreign { findings } = &class {
-        if !opts.allow_foreign {
+        if !opts.allow_foreign && !resuming {
             return Err(WriteError::Foreign { disk: target.path.clone(), findings: findings.clone() });
         }
     }
@@ -159,7 +163,7 @@ pub fn write_image(
         });
     }
 
-    let mut journal = Journal::open(&opts.journal, &format!("{manifest_digest} {}", target.size))
+    let mut journal = Journal::open(&opts.journal, &key)
         .map_err(io(format!("the resume record {}", opts.journal.display())))?;
     let data: Vec<(usize, &Chunk)> =
         map.chunks.iter().enumerate().filter(|(_, c)| !c.partition_table).collect();
