@@ -1,6 +1,6 @@
 //! `pairos`: parses the command line, sets up logging and calls the handler. Nothing else.
-//! No async runtime yet: every command so far is synchronous, and early boot runs before one
-//! could be of use.
+//! No async runtime here: commands are synchronous, and early boot runs before one could be of
+//! use. The network boot service starts its own small tokio runtime for its HTTP server.
 
 use std::process::ExitCode;
 
