@@ -212,6 +212,7 @@ fn foreign_mounted_and_small_disks_are_refused_and_left_unchanged() -> Result<()
     assert!(!r.ok);
     assert!(r.stderr.contains("holds foreign data; refusing to wipe it"), "{}", r.stderr);
     assert!(r.stderr.contains("PTTYPE=dos"), "says what it found: {}", r.stderr);
+    assert!(r.stderr.contains("MBR partition 1: type 0x83, 2.0 GiB"), "and each partition: {}", r.stderr);
     assert_eq!(sha256(&foreign), before);
 
     let loopdev = sh(&format!("losetup --find --show {}", foreign.display())).trim().to_owned();

@@ -45,13 +45,37 @@ fn human(bytes: u64) -> String {
     }
 }
 
-/// Signatures blkid finds on the whole device (partition table type, file system, label).
-fn signatures(path: &Path) -> Vec<String> {
+/// Signatures blkid finds at `offset` of the device (partition table type, file system, label).
+fn signatures_at(path: &Path, offset: u64) -> Vec<String> {
     // blkid exits 2 when it finds nothing; that is an empty answer, not an error.
-    let out = Cmd::new("blkid").args(["-p", "-o", "export"]).arg(path).run_text().unwrap_or_default();
+    let out = Cmd::new("blkid")
+        .args(["-p", "-o", "export", "-O", &offset.to_string()])
+        .arg(path)
+        .run_text()
+        .unwrap_or_default();
     out.lines()
         .filter(|l| ["PTTYPE=", "TYPE=", "LABEL=", "USAGE="].iter().any(|k| l.starts_with(k)))
         .map(str::to_owned)
+        .collect()
+}
+
+fn signatures(path: &Path) -> Vec<String> {
+    signatures_at(path, 0)
+}
+
+/// The four primary partitions of an MBR (DOS) label, if sector 0 is one.
+fn mbr_partitions(file: &std::fs::File) -> Vec<(usize, u8, u64, u64)> {
+    let mut sector = [0u8; 512];
+    if file.read_exact_at(&mut sector, 0).is_err() || sector[510..] != [0x55, 0xaa] {
+        return Vec::new();
+    }
+    (0..4)
+        .filter_map(|i| {
+            let e = &sector[446 + 16 * i..462 + 16 * i];
+            let kind = e[4];
+            let lba = |b: &[u8]| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            (kind != 0).then(|| (i + 1, kind, lba(&e[8..12]) * 512, lba(&e[12..16]) * 512))
+        })
         .collect()
 }
 
@@ -88,12 +112,16 @@ pub fn classify(path: &Path, size: u64) -> std::io::Result<DiskClass> {
         }
         let mut findings = vec![format!("a GPT partition table on a {} disk", human(size))];
         for (n, p) in &parts {
-            findings.push(format!(
+            let mut line = format!(
                 "partition {n}: name {:?}, type {}, {}",
                 p.name,
                 p.part_type_guid.guid,
                 human((p.last_lba - p.first_lba + 1) * 512)
-            ));
+            );
+            for sig in signatures_at(path, p.first_lba * 512) {
+                line.push_str(&format!(", {sig}"));
+            }
+            findings.push(line);
         }
         findings.extend(signatures(path).into_iter().filter(|s| !s.starts_with("PTTYPE=gpt")));
         return Ok(DiskClass::Foreign { findings });
@@ -102,6 +130,13 @@ pub fn classify(path: &Path, size: u64) -> std::io::Result<DiskClass> {
     if !sigs.is_empty() {
         let mut findings = vec![format!("a {} disk with signatures:", human(size))];
         findings.extend(sigs);
+        for (n, kind, start, len) in mbr_partitions(&file) {
+            let mut line = format!("MBR partition {n}: type {kind:#04x}, {}", human(len));
+            for sig in signatures_at(path, start) {
+                line.push_str(&format!(", {sig}"));
+            }
+            findings.push(line);
+        }
         return Ok(DiskClass::Foreign { findings });
     }
     let probe = PROBE.min(size as usize);
