@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use pairos_host::Child;
 use pairos_lab::pxe::start_pxe;
+use pairos_lab::stats::median;
 use pairos_lab::{blank_disk, image, DiskBus, Endpoint, Firmware, Lab, LabError, NicModel, VmSpec};
 
 const FIRST_INITRAMFS_LINE: &str = "pairos-init: pairos";
@@ -62,16 +63,6 @@ fn one_boot(run: usize, server_kind: &str, firmware: Firmware, root: &Path) -> R
     )?;
     vm.wait_for(FIRST_INITRAMFS_LINE, Duration::from_secs(600))?;
     Ok(start.elapsed().as_secs_f64())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn main() -> Result<(), LabError> {

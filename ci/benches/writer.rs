@@ -13,6 +13,7 @@ use std::time::Instant;
 use pairos_image::layout::{DiskLayout, PartitionEntry, TYPE_SRV};
 use pairos_image::manifest::{self, map_disk, Manifest, FORMAT};
 use pairos_lab::paths;
+use pairos_lab::stats::median;
 
 const MIB: u64 = 1 << 20;
 const SIZE: u64 = 2048 * MIB;
@@ -77,16 +78,6 @@ fn make_image(dir: &Path) {
     std::fs::write(dir.join("manifest.json"), &bytes).expect("manifest");
     std::fs::write(dir.join("manifest.sig"), manifest::sign(&bytes, &key)).expect("sig");
     std::fs::write(dir.join("signing-key.pub"), manifest::public_key_pem(&key.verifying_key())).expect("pub");
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn main() {

@@ -25,6 +25,7 @@ mod netns;
 pub mod paths;
 pub mod pxe;
 mod qemu;
+pub mod stats;
 
 pub use console::Console;
 pub use error::LabError;
