@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
-use pairos_image::manifest::{self, Chunk, Manifest};
+use pairos_image::manifest::{self, Manifest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -142,9 +142,4 @@ pub fn open(image: &str) -> Box<dyn ImageSource> {
     } else {
         Box::new(FolderSource { dir: Path::new(image).to_owned() })
     }
-}
-
-/// A chunk's bytes, fetched (for messages: which chunk).
-pub fn fetch_chunk(source: &dyn ImageSource, chunk: &Chunk) -> Result<Vec<u8>, SourceError> {
-    source.disk_range(chunk.offset, chunk.length)
 }

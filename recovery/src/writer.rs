@@ -17,11 +17,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use pairos_image::digest::sha256_hex;
 use pairos_image::layout::{DiskLayout, SECTOR};
 use pairos_image::manifest::{Chunk, Manifest};
 use pairos_image::partition_table::write_gpt;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::classify::{classify, DiskClass};
 use crate::journal::Journal;
@@ -77,10 +77,6 @@ pub struct Summary {
     pub written_bytes: u64,
     pub skipped_bytes: u64,
     pub seconds: f64,
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    pairos_image::digest::hex(&Sha256::digest(data))
 }
 
 /// Fetches `chunk` and checks it, retrying failures and mismatches.
