@@ -287,9 +287,18 @@ fn a_larger_disk_gets_a_correct_table_and_a_pair_disk_keeps_its_data() -> Result
     assert!(verify.contains("No problems found"), "{verify}");
     assert!(r.stderr.contains("\"class\":\"blank\""), "{}", r.stderr);
 
-    // As first boot and the pair would: a state partition and a data partition with data on it.
+    // The disk carries its signed manifest in the MiB after the image's partitions.
+    let record_at = pairos_image::manifest_record::offset(&m.disk.layout);
+    let mut record = vec![0u8; pairos_image::manifest_record::CAPACITY as usize];
+    let f = std::fs::File::open(&disk).expect("open");
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut record, record_at).expect("read record");
+    let (carried, _) = pairos_image::manifest_record::decode(&record).expect("a manifest record");
+    assert_eq!(Manifest::parse(&carried).expect("it parses").disk, m.disk);
+
+    // As first boot and the pair would: a state partition after that MiB, and a data partition
+    // with data on it.
     let end = m.disk.layout.partitions.iter().map(|p| p.last_lba).max().expect("partitions");
-    let state_first = (end + 1).next_multiple_of(2048);
+    let state_first = (end + 1).next_multiple_of(2048) + 2048;
     let data_first = state_first + 262_144;
     sh(&format!(
         "sgdisk -n 6:{state_first}:+128M -t 6:4d21b016-b534-45c2-a9fb-5c16e091fd2d -c 6:pairos-state \
@@ -311,5 +320,17 @@ fn a_larger_disk_gets_a_correct_table_and_a_pair_disk_keeps_its_data() -> Result
     let f = std::fs::File::open(&disk).expect("open");
     std::os::unix::fs::FileExt::read_exact_at(&f, &mut back, data_first * 512).expect("read");
     assert_eq!(&back[..], marker, "the data partition's bytes are untouched");
+
+    // A kept partition that reaches into the image's extent would be overwritten: refused, and
+    // the disk is left as it was.
+    sh(&format!(
+        "sgdisk -d 6 -n 6:{}:+64M -t 6:4d21b016-b534-45c2-a9fb-5c16e091fd2d -c 6:pairos-state {}",
+        (end + 1).next_multiple_of(2048),
+        disk.display()
+    ));
+    let before = sha256(&disk);
+    let r = install(img, &disk, &key, &[]);
+    assert!(!r.ok && r.stderr.contains("kept partition pairos-state"), "{}", r.stderr);
+    assert_eq!(sha256(&disk), before, "a refused pair disk is unchanged");
     Ok(())
 }

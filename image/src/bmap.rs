@@ -1,7 +1,8 @@
 //! `disk.bmap`, bmap format 2.0, so that `bmaptool copy disk.raw DEV` flashes the image.
 //!
 //! Mapped blocks are the manifest's chunks and must-be-zero ranges (a target that is not
-//! blank must get those zeros); don't-care ranges are left out.
+//! blank must get those zeros), and the disk's manifest record ([`crate::manifest_record`]), so
+//! that a flashed node can serve its image to its peer; don't-care ranges are left out.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -10,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::digest::hex;
 use crate::manifest::DiskMap;
+use crate::manifest_record;
 
 pub const BLOCK: u64 = 4096;
 
@@ -20,6 +22,7 @@ fn mapped_blocks(map: &DiskMap) -> Vec<(u64, u64)> {
         .iter()
         .map(|c| (c.offset, c.length))
         .chain(map.zero.iter().map(|r| (r.offset, r.length)))
+        .chain([(manifest_record::offset(&map.layout), manifest_record::CAPACITY)])
         .map(|(off, len)| (off / BLOCK, (off + len).div_ceil(BLOCK) - 1))
         .collect();
     ranges.sort();

@@ -2,11 +2,12 @@
 //! boot set, a hybrid ISO, and `manifest.json` + `manifest.sig` covering all of it.
 //!
 //! Start reading at [`stages::build`]: it runs the stages in order (fetch, debootstrap, rootfs,
-//! root-image, initramfs, uki, disk, pxe, iso, manifest), each a module of [`stages`], caching
+//! root-image, initramfs, uki, pxe, disk, iso, manifest), each a module of [`stages`], caching
 //! the slow ones by input digest ([`cache`]). Shared with the rest of pairos:
 //!
 //! - [`layout`]: the disk layout and the Discoverable Partitions type GUIDs;
 //! - [`manifest`]: the manifest format, the disk's chunk map, ed25519 signing and checking;
+//! - [`manifest_record`]: the signed manifest a disk carries, so a node can serve its image;
 //! - [`partition_table`]: writing a GPT (the build's, and a node's first-boot rewrite);
 //! - [`spec`]: the build spec (TOML) and its embedded default;
 //! - [`debian`], [`kmod`], [`initramfs`]: packages through apt, module resolution, and the
@@ -20,6 +21,7 @@ pub mod initramfs;
 pub mod kmod;
 pub mod layout;
 pub mod manifest;
+pub mod manifest_record;
 pub mod partition_table;
 pub mod spec;
 pub mod stages;

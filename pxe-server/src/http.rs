@@ -4,7 +4,7 @@
 //! Files go through tower-http's `ServeFile`, which handles Range, HEAD, conditional requests and
 //! content types; names are resolved by the [`Jail`] first, so HTTP is jailed exactly as TFTP is.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,14 +14,13 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use socket2::Type;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use crate::bootfile::localboot_script;
 use crate::jail::Jail;
 use crate::ratelimit::RateLimit;
-use crate::sockets::{bind, on_interface, socket_error, ServeError};
+use crate::sockets::{socket_error, tcp_listener, ServeError};
 
 #[derive(Debug, Clone)]
 pub struct HttpService {
@@ -94,11 +93,8 @@ fn percent_decode(path: &str) -> Option<String> {
 pub async fn serve_http(svc: &HttpService, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
     let err = |what| socket_error(&svc.interface, what);
     let jail = Jail::new(&svc.root).map_err(|source| ServeError::Root { path: svc.root.clone(), source })?;
-    let s = on_interface(&svc.interface, Type::STREAM)?;
-    bind(&s, &svc.interface, Ipv4Addr::UNSPECIFIED, svc.port)?;
-    s.listen(128).map_err(err("listening"))?;
-    s.set_nonblocking(true).map_err(err("non-blocking"))?;
-    let listener = tokio::net::TcpListener::from_std(s.into()).map_err(err("registering with tokio"))?;
+    let listener = tcp_listener(&svc.interface, svc.port)?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(err("registering with tokio"))?;
     tracing::info!(interface = %svc.interface, root = %jail.root().display(), port = svc.port, "HTTP serving");
     let shared = Shared { jail, log: Arc::new(Mutex::new(RateLimit::new(20))) };
     let app = Router::new().fallback(file).with_state(shared);

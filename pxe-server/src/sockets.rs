@@ -55,3 +55,14 @@ pub(crate) fn on_interface(interface: &str, ty: Type) -> Result<Socket, ServeErr
 pub(crate) fn bind(s: &Socket, interface: &str, ip: Ipv4Addr, port: u16) -> Result<(), ServeError> {
     s.bind(&SocketAddr::from((ip, port)).into()).map_err(socket_error(interface, "binding the port"))
 }
+
+/// A listening, non-blocking TCP socket on `port` of `interface` only (SO_BINDTODEVICE): for
+/// this crate's HTTP and for the pair runtime's other private-link services.
+pub fn tcp_listener(interface: &str, port: u16) -> Result<std::net::TcpListener, ServeError> {
+    let err = |what| socket_error(interface, what);
+    let s = on_interface(interface, Type::STREAM)?;
+    bind(&s, interface, Ipv4Addr::UNSPECIFIED, port)?;
+    s.listen(128).map_err(err("listening"))?;
+    s.set_nonblocking(true).map_err(err("non-blocking"))?;
+    Ok(s.into())
+}

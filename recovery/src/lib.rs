@@ -7,7 +7,10 @@
 //! [`target`] opens the disk exclusively, and [`journal`] lets an interrupted write resume.
 
 pub mod classify;
+pub mod image_service;
 pub mod journal;
+pub mod own_image;
+pub mod peer;
 pub mod source;
 pub mod target;
 pub mod writer;

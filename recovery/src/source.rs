@@ -34,16 +34,33 @@ pub trait ImageSource: Send + Sync {
     fn disk_range(&self, offset: u64, length: u64) -> Result<Vec<u8>, SourceError>;
 }
 
+/// A manifest whose signature checked, with the bytes that were signed and the signature.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub manifest: Manifest,
+    pub bytes: Vec<u8>,
+    pub signature: Vec<u8>,
+    /// The key it was checked with.
+    pub key: VerifyingKey,
+}
+
+impl Verified {
+    /// Checks `signature` over `bytes` with `key`, then parses them.
+    pub fn check(bytes: Vec<u8>, signature: Vec<u8>, key: &VerifyingKey) -> Result<Verified, SourceError> {
+        manifest::verify(&bytes, &signature, key)?;
+        let manifest = Manifest::parse(&bytes)?;
+        Ok(Verified { manifest, bytes, signature, key: *key })
+    }
+
+    /// The sha256 of the signed bytes: names this exact manifest (in resume records, say).
+    pub fn digest(&self) -> String {
+        pairos_image::digest::sha256_hex(&self.bytes)
+    }
+}
+
 /// The manifest, after its signature has been checked with `key`. Nothing is written before.
-pub fn verified_manifest(
-    source: &dyn ImageSource,
-    key: &VerifyingKey,
-) -> Result<(Manifest, Vec<u8>), SourceError> {
-    let bytes = source.file("manifest.json")?;
-    let sig = source.file("manifest.sig")?;
-    manifest::verify(&bytes, &sig, key)?;
-    let m = Manifest::parse(&bytes)?;
-    Ok((m, bytes))
+pub fn verified_manifest(source: &dyn ImageSource, key: &VerifyingKey) -> Result<Verified, SourceError> {
+    Verified::check(source.file("manifest.json")?, source.file("manifest.sig")?, key)
 }
 
 /// A build output folder, or a copy of one (the ISO's `/image`).

@@ -10,7 +10,9 @@
 //!    Chunks already recorded by an interrupted run are skipped.
 //! 4. Must-be-zero ranges are zeroed; don't-care ranges are skipped.
 //! 5. The partition table goes last: the image's, made for the disk's real size (backup header
-//!    at its end), plus the kept partitions. Everything is flushed.
+//!    at its end), plus the kept partitions. Then the disk's manifest record
+//!    ([`pairos_image::manifest_record`]), so that the node can serve its image later.
+//!    Everything is flushed.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,13 +21,14 @@ use std::time::{Duration, Instant};
 
 use pairos_image::digest::sha256_hex;
 use pairos_image::layout::{DiskLayout, SECTOR};
-use pairos_image::manifest::{Chunk, Manifest};
+use pairos_image::manifest::Chunk;
+use pairos_image::manifest_record;
 use pairos_image::partition_table::write_gpt;
 use serde::Serialize;
 
 use crate::classify::{classify, DiskClass};
 use crate::journal::Journal;
-use crate::source::ImageSource;
+use crate::source::{ImageSource, Verified};
 use crate::target::{Target, TargetError};
 
 /// Fetch attempts per chunk before the write gives up.
@@ -45,6 +48,8 @@ pub enum WriteError {
     Io { what: String, source: std::io::Error },
     #[error("the partition table: {0}")]
     Table(String),
+    #[error("{disk}: the kept partition {name} starts at byte {offset}, inside the image's {image_size} bytes; refusing to overwrite it")]
+    KeptOverlaps { disk: PathBuf, name: String, offset: u64, image_size: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -108,40 +113,69 @@ enum Msg {
     Failed(WriteError),
 }
 
-/// The image's layout with the kept partitions added (their numbers and places unchanged).
-fn final_layout(image: &DiskLayout, class: &DiskClass, disk_size: u64) -> DiskLayout {
+/// The image's layout with the kept partitions added (their numbers and places unchanged). A
+/// kept partition inside the image's extent (its reserved MiB included) would be overwritten:
+/// that is refused, never done.
+fn final_layout(image: &DiskLayout, class: &DiskClass, disk: &Target) -> Result<DiskLayout, WriteError> {
     let mut layout = image.clone();
-    layout.size = disk_size;
+    layout.size = disk.size;
     if let DiskClass::Pair { keep } = class {
-        let image_end = image.partitions.iter().map(|p| p.last_lba).max().unwrap_or(0);
         let image_numbers: Vec<u32> = image.partitions.iter().map(|p| p.number).collect();
         for k in keep {
-            if k.entry.first_lba > image_end && !image_numbers.contains(&k.entry.number) {
-                layout.partitions.push(k.entry.clone());
+            if image_numbers.contains(&k.entry.number) {
+                continue;
             }
+            if k.entry.offset() < image.size {
+                return Err(WriteError::KeptOverlaps {
+                    disk: disk.path.clone(),
+                    name: k.name.clone(),
+                    offset: k.entry.offset(),
+                    image_size: image.size,
+                });
+            }
+            layout.partitions.push(k.entry.clone());
         }
     }
-    layout
+    Ok(layout)
+}
+
+/// The disk's manifest record: the source's own when it carries this very disk map signed with
+/// the same key (so that an image-sized copy is byte-identical to the build's disk), otherwise
+/// one made from the manifest being written.
+fn manifest_record(source: &dyn ImageSource, image: &Verified) -> Result<Vec<u8>, WriteError> {
+    let offset = manifest_record::offset(&image.manifest.disk.layout);
+    let theirs = source
+        .disk_range(offset, manifest_record::CAPACITY)
+        .ok()
+        .and_then(|bytes| {
+            let (m, sig) = manifest_record::decode(&bytes).ok()?;
+            let v = Verified::check(m, sig, &image.key).ok()?;
+            (v.manifest.disk == image.manifest.disk).then_some(bytes)
+        });
+    match theirs {
+        Some(bytes) => Ok(bytes),
+        None => manifest_record::encode(&image.bytes, &image.signature)
+            .map_err(|e| WriteError::Table(e.to_string())),
+    }
 }
 
 /// Writes the image described by `manifest` from `source` to `target`. `on_event` sees every
 /// step; the caller rate-limits what it shows.
 pub fn write_image(
     source: &dyn ImageSource,
-    manifest: &Manifest,
-    manifest_digest: &str,
+    image: &Verified,
     target: Target,
     opts: &WriteOptions,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Summary, WriteError> {
     let started = Instant::now();
-    let map = &manifest.disk;
+    let map = &image.manifest.disk;
     let io = |what: String| move |source| WriteError::Io { what, source };
 
     // Safety first: classify, check the size. Nothing has been written yet. A disk that this very
     // write already began (its resume record names this manifest and this disk) is ours: its
     // table is written last, so mid-write it can look like anything.
-    let key = format!("{manifest_digest} {}", target.size);
+    let key = format!("{} {}", image.digest(), target.size);
     let resuming = Journal::recorded(&opts.journal, &key) > 0;
     let class =
         classify(&target.path, target.size).map_err(io(format!("reading {}", target.path.display())))?;
@@ -158,6 +192,7 @@ pub fn write_image(
             needed: map.layout.size,
         });
     }
+    let layout = final_layout(&map.layout, &class, &target)?;
 
     let mut journal = Journal::open(&opts.journal, &key)
         .map_err(io(format!("the resume record {}", opts.journal.display())))?;
@@ -266,12 +301,14 @@ pub fn write_image(
 
     // The partition table, last. The region before the first partition is cleared first, so
     // that nothing of an earlier table survives beside the new one.
-    let layout = final_layout(&map.layout, &class, target.size);
     let first = layout.partitions.iter().map(|p| p.first_lba * SECTOR).min().unwrap_or(SECTOR * 34);
     target.zero(0, first)?;
     target.sync()?;
     let path = target.path.clone();
     let file = write_gpt(&path, target.file, &layout).map_err(|e| WriteError::Table(e.to_string()))?;
+    let record = manifest_record(source, image)?;
+    std::os::unix::fs::FileExt::write_all_at(&file, &record, manifest_record::offset(&map.layout))
+        .map_err(io(format!("writing the manifest record to {}", path.display())))?;
     file.sync_all().map_err(io(format!("flushing {}", path.display())))?;
     let kept = match &class {
         DiskClass::Pair { keep } => keep.iter().map(|k| k.name.clone()).collect(),

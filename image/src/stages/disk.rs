@@ -1,4 +1,4 @@
-//! Stage 6, disk: `disk.raw`, a GPT disk made with the gpt crate, holding the ESP (FAT, with
+//! Stage 7, disk: `disk.raw`, a GPT disk made with the gpt crate, holding the ESP (FAT, with
 //! the UKI as \EFI\BOOT\BOOTX64.EFI), root A with verity A, and an empty root B with verity B.
 //! The state and data partitions are made on the node at first boot, never here.
 

@@ -22,6 +22,7 @@ use crate::cache::{CacheError, StageCache};
 use crate::digest::sha256_file;
 use crate::layout::image_layout;
 use crate::manifest::{self, Artifact, Manifest};
+use crate::manifest_record;
 use crate::spec::Spec;
 
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +89,7 @@ pub enum Event {
 }
 
 pub const STAGES: [&str; 10] =
-    ["fetch", "debootstrap", "rootfs", "root-image", "initramfs", "uki", "disk", "pxe", "iso", "manifest"];
+    ["fetch", "debootstrap", "rootfs", "root-image", "initramfs", "uki", "pxe", "disk", "iso", "manifest"];
 
 #[derive(Debug)]
 pub struct BuildOptions {
@@ -124,8 +125,9 @@ pub struct BuildSummary {
 }
 
 /// Modules a booting node needs before its root is mounted. ext4 asks for crc32c when it
-/// mounts, and the initramfs has no modprobe helper to answer, so it is loaded up front.
-const BOOT_MODULES: [&str; 4] = ["dm_verity", "squashfs", "crc32c_generic", "ext4"];
+/// mounts, and the initramfs has no modprobe helper to answer, so it is loaded up front. The
+/// installer reads the image from the DVD (isofs, sr_mod).
+const BOOT_MODULES: [&str; 6] = ["dm_verity", "squashfs", "crc32c_generic", "ext4", "isofs", "sr_mod"];
 
 struct Runner<'a> {
     events: &'a mut dyn FnMut(Event),
@@ -320,23 +322,6 @@ fn build_into(
         Ok((ukis, false))
     })?;
 
-    let layout = image_layout(&p, &root.root_hash);
-    let (disk, map) = run.stage("disk", || {
-        let esp = work.join("esp.img");
-        disk::fat_image(&esp, p.esp_mib, "PAIROS-ESP", &[("/EFI/BOOT/BOOTX64.EFI", &disk_uki)], epoch)?;
-        let payloads = [("esp", esp.as_path()), ("root-a", &root.root), ("verity-a", &root.verity)];
-        let disk = disk::run(&layout, &payloads, out)?;
-        let mut lengths = Vec::new();
-        for (name, path) in payloads {
-            lengths.push((name, std::fs::metadata(path).map_err(StageError::io(path))?.len()));
-        }
-        let map = manifest::map_disk(&disk, &layout, &lengths)?;
-        let bmap = crate::bmap::bmap(&disk, &map).map_err(StageError::io(&disk))?;
-        let bmap_path = out.join("disk.bmap");
-        std::fs::write(&bmap_path, bmap).map_err(StageError::io(&bmap_path))?;
-        Ok(((disk, map), false))
-    })?;
-
     run.stage("pxe", || {
         let set = pxe::PxeSet {
             kernel: &kernel.vmlinuz(),
@@ -349,7 +334,7 @@ fn build_into(
     })?;
 
     let boards: Vec<String> = opts.boards.iter().map(|b| b.name.clone()).collect();
-    let make_manifest = |artifacts: Vec<Artifact>| Manifest {
+    let make_manifest = |map: &manifest::DiskMap, artifacts: Vec<Artifact>| Manifest {
         format: manifest::FORMAT,
         version: spec.version.clone(),
         boards: boards.clone(),
@@ -359,6 +344,38 @@ fn build_into(
         artifacts,
         disk: map.clone(),
     };
+    let layout = image_layout(&p, &root.root_hash);
+    let (disk, map) = run.stage("disk", || {
+        let esp = work.join("esp.img");
+        // The UKI boots the node; the PXE set beside it is what the node serves its peer.
+        let pxe_files: Vec<(String, PathBuf)> = pxe::SERVED
+            .iter()
+            .map(|f| (format!("/{}/{f}", pxe::ESP_DIR), out.join("pxe").join(f)))
+            .collect();
+        let mut esp_files = vec![("/EFI/BOOT/BOOTX64.EFI", disk_uki.as_path())];
+        esp_files.extend(pxe_files.iter().map(|(fat, src)| (fat.as_str(), src.as_path())));
+        disk::fat_image(&esp, p.esp_mib, "PAIROS-ESP", &esp_files, epoch)?;
+        let payloads = [("esp", esp.as_path()), ("root-a", &root.root), ("verity-a", &root.verity)];
+        let disk = disk::run(&layout, &payloads, out)?;
+        let mut lengths = Vec::new();
+        for (name, path) in payloads {
+            lengths.push((name, std::fs::metadata(path).map_err(StageError::io(path))?.len()));
+        }
+        let map = manifest::map_disk(&disk, &layout, &lengths)?;
+        // The disk carries its own signed manifest (without the artifact list, which names
+        // disk.raw itself), so that a node installed from it can serve it.
+        let carried = make_manifest(&map, Vec::new()).to_bytes();
+        let record = manifest_record::encode(&carried, &manifest::sign(&carried, key))?;
+        let f = std::fs::OpenOptions::new().write(true).open(&disk).map_err(StageError::io(&disk))?;
+        std::os::unix::fs::FileExt::write_all_at(&f, &record, manifest_record::offset(&layout))
+            .map_err(StageError::io(&disk))?;
+        drop(f);
+        let bmap = crate::bmap::bmap(&disk, &map).map_err(StageError::io(&disk))?;
+        let bmap_path = out.join("disk.bmap");
+        std::fs::write(&bmap_path, bmap).map_err(StageError::io(&bmap_path))?;
+        Ok(((disk, map), false))
+    })?;
+
     let write_signed = |dir: &Path, m: &Manifest| -> Result<(), StageError> {
         let bytes = m.to_bytes();
         let sig = manifest::sign(&bytes, key);
@@ -378,7 +395,7 @@ fn build_into(
         let image_dir = work.join("iso-image");
         std::fs::create_dir_all(&image_dir).map_err(StageError::io(&image_dir))?;
         let disk_artifacts = artifacts(out, &["disk.raw", "disk.bmap"], &[])?;
-        let disk_manifest = make_manifest(disk_artifacts.clone());
+        let disk_manifest = make_manifest(&map, disk_artifacts.clone());
         write_signed(&image_dir, &disk_manifest)?;
         let files = ["manifest.json", "manifest.sig", "signing-key.pub"].map(|n| image_dir.join(n));
         let bmap_path = out.join("disk.bmap");
@@ -402,7 +419,7 @@ fn build_into(
         std::fs::remove_dir_all(&work).map_err(StageError::io(&work))?;
         // disk.raw and disk.bmap were hashed for the ISO's manifest already.
         let all = artifacts(out, &[], &disk_artifacts)?;
-        write_signed(out, &make_manifest(all.clone()))?;
+        write_signed(out, &make_manifest(&map, all.clone()))?;
         Ok((all, false))
     })?;
 

@@ -1,4 +1,4 @@
-//! Stage 7, the PXE boot set: what a peer serves a blank node on the private link.
+//! Stage 6, the PXE boot set: what a peer serves a blank node on the private link.
 //!
 //! - `vmlinuz` and `initrd.img`, booted with `pairos.mode=recover`;
 //! - `recover-bios.ipxe` and `recover-uefi.ipxe`. Under iPXE's EFI build the kernel only finds
@@ -6,17 +6,39 @@
 //!   scripts name it (the BIOS kernel ignores the word);
 //! - `pairos-recover.efi`, the UKI for firmware that boots an EFI file directly (HTTP boot);
 //! - `ipxe/`: Debian's iPXE binaries for firmware PXE to chain into.
+//!
+//! The set also goes into the ESP, under [`ESP_DIR`], so that every installed node can serve
+//! it to its peer; the signed manifest pins those bytes like the rest of the disk.
+//!
+//! The scripts pass what iPXE learnt to the recovery agent: the booting port's MAC, the address
+//! and netmask it was given, and the server it booted from (the peer).
 
 use std::path::Path;
 
 use crate::stages::StageError;
+
+/// Where the PXE set lives in the ESP.
+pub const ESP_DIR: &str = "pairos/pxe";
+/// The files of the set that a peer serves (the UKI is for HTTP boot only and stays out).
+pub const SERVED: [&str; 7] = [
+    "vmlinuz",
+    "initrd.img",
+    "recover-bios.ipxe",
+    "recover-uefi.ipxe",
+    "ipxe/undionly.kpxe",
+    "ipxe/snponly.efi",
+    "ipxe/ipxe.efi",
+];
+/// What the scripts add to the kernel command line, from iPXE's settings.
+pub const IPXE_NET_ARGS: &str =
+    "pairos.mac=${netX/mac} pairos.ip=${netX/ip} pairos.netmask=${netX/netmask} pairos.peer=${next-server}";
 
 pub fn ipxe_script(firmware: &str, cmdline: &str) -> String {
     format!(
         "#!ipxe\n\
          # pairos recovery boot ({firmware}); paths are relative to this script's URL.\n\
          echo pairos: booting the recovery environment\n\
-         kernel vmlinuz initrd=initrd.img {cmdline}\n\
+         kernel vmlinuz initrd=initrd.img {cmdline} {IPXE_NET_ARGS}\n\
          initrd --name initrd.img initrd.img\n\
          boot\n"
     )

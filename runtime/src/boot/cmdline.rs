@@ -1,6 +1,7 @@
 //! The kernel command line, as far as pairos reads it.
 
 use std::fmt;
+use std::net::Ipv4Addr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -26,6 +27,12 @@ impl fmt::Display for Mode {
 pub struct BootArgs {
     pub mode: Mode,
     pub root_hash: Option<[u8; 32]>,
+    /// What iPXE learnt when it booted the recovery environment (`pairos.mac=`, `pairos.ip=`,
+    /// `pairos.netmask=`, `pairos.peer=`): the port, its address and the peer it booted from.
+    pub mac: Option<String>,
+    pub ip: Option<Ipv4Addr>,
+    pub netmask: Option<Ipv4Addr>,
+    pub peer: Option<Ipv4Addr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,11 +41,21 @@ pub enum CmdlineError {
     Mode(String),
     #[error("roothash={0:?}: expected 64 hex digits")]
     RootHash(String),
+    #[error("{0}={1:?}: expected an IPv4 address")]
+    Address(&'static str, String),
+    #[error("pairos.mac={0:?}: expected a MAC address like 52:54:00:12:34:56")]
+    Mac(String),
+}
+
+fn address(key: &'static str, value: &str) -> Result<Ipv4Addr, CmdlineError> {
+    value.parse().map_err(|_| CmdlineError::Address(key, value.to_owned()))
 }
 
 pub fn parse(line: &str) -> Result<BootArgs, CmdlineError> {
-    let mut args = BootArgs { mode: Mode::Run, root_hash: None };
-    for word in line.split_whitespace() {
+    let mut args =
+        BootArgs { mode: Mode::Run, root_hash: None, mac: None, ip: None, netmask: None, peer: None };
+    // iPXE leaves a setting it does not have empty: an empty value is an absent one.
+    for word in line.split_whitespace().filter(|w| !w.ends_with('=')) {
         if let Some(mode) = word.strip_prefix("pairos.mode=") {
             args.mode = match mode {
                 "run" => Mode::Run,
@@ -50,6 +67,18 @@ pub fn parse(line: &str) -> Result<BootArgs, CmdlineError> {
             let parsed = pairos_image::layout::parse_root_hash(hash)
                 .ok_or_else(|| CmdlineError::RootHash(hash.to_owned()))?;
             args.root_hash = Some(parsed);
+        } else if let Some(mac) = word.strip_prefix("pairos.mac=") {
+            let ok = mac.len() == 17 && mac.split(':').all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok());
+            if !ok {
+                return Err(CmdlineError::Mac(mac.to_owned()));
+            }
+            args.mac = Some(mac.to_ascii_lowercase());
+        } else if let Some(v) = word.strip_prefix("pairos.ip=") {
+            args.ip = Some(address("pairos.ip", v)?);
+        } else if let Some(v) = word.strip_prefix("pairos.netmask=") {
+            args.netmask = Some(address("pairos.netmask", v)?);
+        } else if let Some(v) = word.strip_prefix("pairos.peer=") {
+            args.peer = Some(address("pairos.peer", v)?);
         }
     }
     Ok(args)
@@ -76,5 +105,21 @@ mod tests {
             .to_string()
             .contains("expected run, recover"));
         assert!(parse("roothash=12").is_err());
+    }
+
+    #[test]
+    fn what_ipxe_learnt_is_read() {
+        let a = parse(
+            "pairos.mode=recover pairos.mac=52:54:00:AB:cd:01 pairos.ip=10.77.0.100 \
+             pairos.netmask=255.255.255.0 pairos.peer=10.77.0.1",
+        )
+        .expect("parse");
+        assert_eq!(a.mac.as_deref(), Some("52:54:00:ab:cd:01"));
+        assert_eq!(a.ip, Some(Ipv4Addr::new(10, 77, 0, 100)));
+        assert_eq!(a.netmask, Some(Ipv4Addr::new(255, 255, 255, 0)));
+        assert_eq!(a.peer, Some(Ipv4Addr::new(10, 77, 0, 1)));
+        assert_eq!(parse("pairos.peer= pairos.mode=recover").expect("empty is absent").peer, None);
+        assert!(parse("pairos.peer=10.77.0").expect_err("short").to_string().contains("pairos.peer"));
+        assert!(parse("pairos.mac=52:54").is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! The state partition: the node's own writable data (identity, configuration, leases). It is
 //! never part of the image; the first boot makes it in the free space after the image's
-//! partitions. If the disk is larger than the image (it always is), the GPT is rewritten
+//! partitions and the MiB that carries the disk's signed manifest. If the disk is larger than the image (it always is), the GPT is rewritten
 //! first so that its backup header sits at the disk's real end.
 
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use pairos_host::Cmd;
 use pairos_image::layout::{
-    derived_guid, PartitionEntry, ALIGN_LBA, GPT_SECTORS, SECTOR, STATE_LABEL, TYPE_VAR,
+    derived_guid, PartitionEntry, GPT_SECTORS, SECTOR, STATE_LABEL, TYPE_VAR,
 };
 
 use super::disks::{disk_size, partition_path, read_gpt, RootDisk};
@@ -32,7 +32,8 @@ pub fn ensure(disk: &RootDisk) -> anyhow::Result<PathBuf> {
     let size = disk_size(&disk.disk)?;
     let last_usable = size / SECTOR - GPT_SECTORS - 1;
     let end_used = parts.iter().map(|(_, p)| p.last_lba).max().unwrap_or(0);
-    let first = (end_used + 1).next_multiple_of(ALIGN_LBA);
+    let record = pairos_image::manifest_record::offset_after(end_used);
+    let first = (record + pairos_image::manifest_record::RESERVED) / SECTOR;
     let room_mib = (last_usable.saturating_sub(first) * SECTOR) >> 20;
     if room_mib < MIN_STATE_MIB {
         bail!("{} has {room_mib} MiB after the image's partitions; the state partition needs {MIN_STATE_MIB} MiB", disk.disk.display());

@@ -50,9 +50,9 @@ fn mib(bytes: u64) -> f64 {
 pub fn run(args: &InstallArgs) -> anyhow::Result<Exit> {
     let key = public_key(args.key.as_deref())?;
     let src = source::open(&args.image);
-    let (manifest, bytes) =
+    let image =
         verified_manifest(src.as_ref(), &key).with_context(|| format!("the image at {}", src.describe()))?;
-    let digest = pairos_image::digest::sha256_hex(&bytes);
+    let manifest = &image.manifest;
     eprintln!("pairos install: image {} (signature good) from {}", manifest.version, src.describe());
     let target = Target::open(&args.disk, Some(manifest.disk.layout.size))?;
     let journal = journal_path(args);
@@ -113,6 +113,6 @@ pub fn run(args: &InstallArgs) -> anyhow::Result<Exit> {
             _ => {}
         }
     };
-    write_image(src.as_ref(), &manifest, &digest, target, &opts, &mut on_event)?;
+    write_image(src.as_ref(), &image, target, &opts, &mut on_event)?;
     Ok(Exit::Success)
 }
