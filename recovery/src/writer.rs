@@ -144,14 +144,11 @@ fn final_layout(image: &DiskLayout, class: &DiskClass, disk: &Target) -> Result<
 /// one made from the manifest being written.
 fn manifest_record(source: &dyn ImageSource, image: &Verified) -> Result<Vec<u8>, WriteError> {
     let offset = manifest_record::offset(&image.manifest.disk.layout);
-    let theirs = source
-        .disk_range(offset, manifest_record::CAPACITY)
-        .ok()
-        .and_then(|bytes| {
-            let (m, sig) = manifest_record::decode(&bytes).ok()?;
-            let v = Verified::check(m, sig, &image.key).ok()?;
-            (v.manifest.disk == image.manifest.disk).then_some(bytes)
-        });
+    let theirs = source.disk_range(offset, manifest_record::CAPACITY).ok().and_then(|bytes| {
+        let (m, sig) = manifest_record::decode(&bytes).ok()?;
+        let v = Verified::check(m, sig, &image.key).ok()?;
+        (v.manifest.disk == image.manifest.disk).then_some(bytes)
+    });
     match theirs {
         Some(bytes) => Ok(bytes),
         None => manifest_record::encode(&image.bytes, &image.signature)

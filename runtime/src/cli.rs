@@ -32,6 +32,8 @@ pub enum Command {
     Install(InstallArgs),
     /// The pair runtime: started by the initramfs as the node's first process.
     Run(RunArgs),
+    /// What this running node says about itself and its peer (a recovering peer's progress too).
+    Status(StatusArgs),
     /// Early boot: what the initramfs runs as /init (normally started by the kernel, not by hand).
     #[command(hide = true)]
     Init,
@@ -134,6 +136,19 @@ pub struct RunArgs {
     /// Do not open the root shell on the console (for tests of the runtime alone).
     #[arg(long)]
     pub no_console: bool,
+    /// Do not bring up the private link or serve the peer (for tests of the runtime alone).
+    #[arg(long)]
+    pub no_services: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The status file the runtime writes.
+    #[arg(long, value_name = "FILE", default_value = crate::pair::status::STATUS_FILE)]
+    pub file: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 mod exit;
 mod output;
+pub mod pair;
 pub mod run;
 
 pub use exit::Exit;

@@ -1,44 +1,139 @@
 //! `pairos run`: the node's first process after early boot.
 //!
-//! Today it identifies the node (image version, board verdict), says it is ready, keeps a root
-//! shell on the console for the operator, and reaps orphaned processes as PID 1 must. The pair
-//! runtime (membership, roles, mirrors, the services on the private link) grows here.
+//! Today it identifies the node (image version, board verdict, its name in the pair), brings up
+//! the private link and offers its peer network boot and its own image there
+//! ([`crate::pair::services`]), writes its status for `pairos status`, says it is ready, keeps a
+//! root shell on the console for the operator, and reaps orphaned processes as PID 1 must.
+//! Membership, roles and mirrors grow here.
 
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context;
+use nix::mount::MsFlags;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
+use pairos_boards::verdict::Verdict;
 use pairos_boards::{probe, profiles, verdict};
 use pairos_host::Cmd;
+use pairos_recovery::own_image::OwnImage;
+
+use crate::pair::services::{self, PairServices};
+use crate::pair::status::Status;
+use crate::pair::{self, identity, private_link};
 
 use crate::cli::RunArgs;
 use crate::Exit;
 
 const BUSYBOX: &str = "/usr/bin/busybox";
 
-fn say(msg: impl std::fmt::Display) {
+pub(crate) fn say(msg: impl std::fmt::Display) {
     println!("pairos run: {msg}");
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<Exit> {
+    std::env::set_var("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
     let version = crate::os_release_field(&os, "IMAGE_VERSION").unwrap_or_else(|| "unknown".into());
     say(format_args!("pairos {version} starting"));
-    match probe::probe(std::path::Path::new("/")) {
+    let mut status = Status { version, ..Status::default() };
+    let verdict = match probe::probe(Path::new("/")) {
         Ok(inv) => {
             let v = verdict::check(&profiles::builtin()?, &inv);
             match (&v.profile, v.certified) {
                 (Some(p), true) => say(format_args!("board {p}, certified")),
                 _ => say(format_args!("board not certified: {}", v.reasons.join("; "))),
             }
+            status.board = match (&v.profile, v.certified) {
+                (Some(p), true) => format!("{p}, certified"),
+                _ => format!("not certified: {}", v.reasons.join("; ")),
+            };
+            Some(v)
         }
-        Err(e) => say(format_args!("board probe failed: {e}")),
+        Err(e) => {
+            say(format_args!("board probe failed: {e}"));
+            None
+        }
+    };
+    let status = Arc::new(Mutex::new(status));
+    if !args.no_services {
+        if let Err(e) = start_pair(verdict.as_ref(), &status) {
+            say(format_args!("the private-link services are not running: {e:#}"));
+        }
+    }
+    if let Err(e) =
+        pair::status::write(Path::new(pair::status::STATUS_FILE), &status.lock().expect("not poisoned"))
+    {
+        say(format_args!("cannot write the status: {e:#}"));
     }
     say("ready");
     if args.no_console {
         return Ok(Exit::Success);
     }
     console_forever(BUSYBOX)
+}
+
+/// Who this node is, its private link, and the services it offers its peer there.
+fn start_pair(verdict: Option<&Verdict>, status: &Arc<Mutex<Status>>) -> anyhow::Result<()> {
+    let state_dir = PathBuf::from(identity::STATE_DIR);
+    let (me, made) = identity::load_or_create(&state_dir)?;
+    if made {
+        say(format_args!("first run: {} of a new pair {}", me.node_name, me.pair_id));
+    } else {
+        say(format_args!("{} of pair {}", me.node_name, me.pair_id));
+    }
+    {
+        let mut s = status.lock().expect("not poisoned");
+        s.node_name = me.node_name.clone();
+        s.pair_id = me.pair_id.clone();
+    }
+    let interface = verdict
+        .and_then(|v| v.private_nic.clone())
+        .context("no private-link port was identified (see the board verdict above)")?;
+    let address = private_link::address(&me.node_name);
+    private_link::bring_up(&["ip"], &interface, address, private_link::PREFIX)?;
+    say(format_args!("private link {interface}: {address}/{}", private_link::PREFIX));
+
+    let args = crate::boot::cmdline::read()?;
+    let root_hash = args.root_hash.context("no roothash= on the kernel command line")?;
+    let disk = crate::boot::disks::find_root(&root_hash, Duration::from_secs(10))?;
+    let esp = crate::boot::disks::esp_of(&disk.disk)?;
+    let esp_dir = Path::new("/run/pairos/esp");
+    std::fs::create_dir_all(esp_dir).with_context(|| format!("making {}", esp_dir.display()))?;
+    // The ESP is FAT; mounting it needs its code page and UTF-8 tables too.
+    let _ = Cmd::new("modprobe").args(["-a", "vfat", "nls_cp437", "nls_utf8"]).run();
+    nix::mount::mount(
+        Some(&esp),
+        esp_dir,
+        Some("vfat"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .with_context(|| format!("mounting the ESP {} read-only", esp.display()))?;
+    let pxe_root = esp_dir.join(pairos_image::stages::pxe::ESP_DIR);
+
+    let key = crate::commands::install::public_key(None)?;
+    let image = OwnImage::open(&disk.disk, &key)?;
+    say(format_args!(
+        "serving image {} from {} to the peer",
+        image.verified().manifest.version,
+        disk.disk.display()
+    ));
+    {
+        let mut s = status.lock().expect("not poisoned");
+        s.private_link = Some(format!("{interface} {address}/{}", private_link::PREFIX));
+        s.services = vec![
+            "DHCP, TFTP and HTTP network boot".into(),
+            format!("image service on port {}", pairos_recovery::peer::PORT),
+        ];
+        s.known_peers = identity::known_peers(&state_dir).into_iter().collect();
+    }
+    services::start(
+        PairServices { interface, me, pxe_root, image, state_dir, status: status.clone() },
+        address,
+    );
+    Ok(())
 }
 
 /// Keeps a shell on the console and reaps every child; never returns while it can spawn one.

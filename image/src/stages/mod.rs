@@ -348,10 +348,8 @@ fn build_into(
     let (disk, map) = run.stage("disk", || {
         let esp = work.join("esp.img");
         // The UKI boots the node; the PXE set beside it is what the node serves its peer.
-        let pxe_files: Vec<(String, PathBuf)> = pxe::SERVED
-            .iter()
-            .map(|f| (format!("/{}/{f}", pxe::ESP_DIR), out.join("pxe").join(f)))
-            .collect();
+        let pxe_files: Vec<(String, PathBuf)> =
+            pxe::SERVED.iter().map(|f| (format!("/{}/{f}", pxe::ESP_DIR), out.join("pxe").join(f))).collect();
         let mut esp_files = vec![("/EFI/BOOT/BOOTX64.EFI", disk_uki.as_path())];
         esp_files.extend(pxe_files.iter().map(|(fat, src)| (fat.as_str(), src.as_path())));
         disk::fat_image(&esp, p.esp_mib, "PAIROS-ESP", &esp_files, epoch)?;

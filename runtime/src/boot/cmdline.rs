@@ -68,7 +68,8 @@ pub fn parse(line: &str) -> Result<BootArgs, CmdlineError> {
                 .ok_or_else(|| CmdlineError::RootHash(hash.to_owned()))?;
             args.root_hash = Some(parsed);
         } else if let Some(mac) = word.strip_prefix("pairos.mac=") {
-            let ok = mac.len() == 17 && mac.split(':').all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok());
+            let ok =
+                mac.len() == 17 && mac.split(':').all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok());
             if !ok {
                 return Err(CmdlineError::Mac(mac.to_owned()));
             }

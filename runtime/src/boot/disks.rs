@@ -75,6 +75,16 @@ pub fn find_root(root_hash: &[u8; 32], timeout: Duration) -> anyhow::Result<Root
     }
 }
 
+/// The device of `disk`'s ESP (the image's partition named `esp`, of the ESP type).
+pub fn esp_of(disk: &Path) -> anyhow::Result<PathBuf> {
+    let parts = read_gpt(disk).with_context(|| format!("reading the GPT of {}", disk.display()))?;
+    let (n, _) = parts
+        .iter()
+        .find(|(_, p)| p.name == "esp" && p.part_type_guid.guid == pairos_image::layout::TYPE_ESP)
+        .with_context(|| format!("{} has no ESP named esp", disk.display()))?;
+    Ok(partition_path(disk, *n))
+}
+
 /// The disk's size in bytes, from sysfs.
 pub fn disk_size(disk: &Path) -> anyhow::Result<u64> {
     let name = disk.file_name().context("disk path without a name")?;

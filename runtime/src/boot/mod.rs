@@ -6,14 +6,16 @@
 //!    state partition on first boot ([`disks`], [`state`]), verify the whole root against the
 //!    hash, open it through device-mapper, mount it read-only, mount the state partition, and
 //!    switch to it, starting `pairos run` ([`switch`]);
-//! 4. `pairos.mode=recover` and `pairos.mode=install` enter the recovery and installer modes.
+//! 4. `pairos.mode=recover` runs the recovery agent ([`recover`]): the node images itself from
+//!    its peer and reboots into the result; `pairos.mode=install` enters the installer mode.
 //!
 //! Anything that goes wrong is printed on the console, and the node reboots after a pause: a
 //! node that cannot boot its disk falls back to network boot, where its peer can heal it.
 
-mod cmdline;
-mod disks;
+pub(crate) mod cmdline;
+pub(crate) mod disks;
 mod modules;
+mod recover;
 mod state;
 mod switch;
 
@@ -44,6 +46,8 @@ pub fn init() -> anyhow::Result<Exit> {
 }
 
 fn boot() -> anyhow::Result<()> {
+    // The kernel starts /init without a PATH; the tools it runs live here.
+    std::env::set_var("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     switch::mount_early().context("mounting /proc, /sys, /dev and /run")?;
     let args = cmdline::read().context("reading the kernel command line")?;
     let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
@@ -69,10 +73,23 @@ fn boot() -> anyhow::Result<()> {
             say("switching to the root filesystem and starting pairos run");
             Err(switch::switch_root())
         }
-        Mode::Recover | Mode::Install => {
-            let what = if args.mode == Mode::Recover { "recovery" } else { "installer" };
-            say(format_args!("{what} mode (pairos.mode={})", args.mode));
-            say(format_args!("the {what} agent is not part of this build yet; opening a console shell"));
+        Mode::Recover => {
+            say("recovery mode (pairos.mode=recover)");
+            match recover::recover(&args)? {
+                recover::Outcome::Reboot => {
+                    nix::unistd::sync();
+                    nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT)?;
+                    unreachable!("reboot returns only on failure")
+                }
+                recover::Outcome::Stop => {
+                    say("recovery stopped; opening a console shell");
+                    crate::run::console_forever("/usr/bin/busybox")
+                }
+            }
+        }
+        Mode::Install => {
+            say("installer mode (pairos.mode=install)");
+            say("the installer agent is not part of this build yet; opening a console shell");
             crate::run::console_forever("/usr/bin/busybox")
         }
     }

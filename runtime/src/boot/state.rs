@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use pairos_host::Cmd;
-use pairos_image::layout::{
-    derived_guid, PartitionEntry, GPT_SECTORS, SECTOR, STATE_LABEL, TYPE_VAR,
-};
+use pairos_image::layout::{derived_guid, PartitionEntry, GPT_SECTORS, SECTOR, STATE_LABEL, TYPE_VAR};
 
 use super::disks::{disk_size, partition_path, read_gpt, RootDisk};
 use super::say;

@@ -15,7 +15,8 @@ use crate::Exit;
 
 const BUILT_IN_KEYS: [&str; 2] = ["/etc/pairos/signing-key.pub", "/usr/share/pairos/signing-key.pub"];
 
-fn public_key(arg: Option<&Path>) -> anyhow::Result<ed25519_dalek::VerifyingKey> {
+/// The key that must have signed an image: `arg`, or the one built into this image.
+pub(crate) fn public_key(arg: Option<&Path>) -> anyhow::Result<ed25519_dalek::VerifyingKey> {
     let path = match arg {
         Some(p) => p.to_owned(),
         None => match BUILT_IN_KEYS.iter().map(PathBuf::from).find(|p| p.is_file()) {

@@ -4,6 +4,7 @@ pub mod boards;
 pub mod build;
 pub mod install;
 pub mod pxe;
+pub mod status;
 
 use crate::cli::{Cli, Command};
 use crate::Exit;
@@ -21,6 +22,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Pxe(args) => pxe::run(&args),
         Command::Install(args) => install::run(&args),
         Command::Run(args) => crate::run::run(&args),
+        Command::Status(args) => status::run(&args),
         Command::Init => crate::boot::init(),
     }
 }

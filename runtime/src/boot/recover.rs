@@ -1,0 +1,229 @@
+//! `pairos.mode=recover`: the recovery agent. A blank (or repaired, or swapped) node that
+//! network-booted from its peer images itself, with nobody at the console:
+//!
+//! 1. bring up the port iPXE booted from, with the address it was given, and find the peer;
+//! 2. check the hardware against the certified profiles: an uncertified node says why, on its
+//!    console and to the peer, and stops;
+//! 3. classify the system disk the board's profile names, and image it from the peer with the
+//!    one writer (a disk with foreign data is refused, said, and left as it is);
+//! 4. write the node's identity (from the peer) into its new state partition;
+//! 5. reboot into the installed OS.
+//!
+//! Every step is reported to the peer, which shows it in its log and `pairos status`.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use nix::mount::{mount, umount, MsFlags};
+use pairos_boards::{probe, profiles, verdict};
+use pairos_host::Cmd;
+use pairos_recovery::peer::{self, NodeConfig, PeerClient, Report, Step};
+use pairos_recovery::source::{verified_manifest, HttpSource};
+use pairos_recovery::target::Target;
+use pairos_recovery::writer::{write_image, Event, WriteError, WriteOptions};
+
+use super::cmdline::BootArgs;
+use super::{disks, state};
+use crate::pair::{identity, private_link};
+
+const BUSYBOX: &str = "/usr/bin/busybox";
+
+fn say(msg: impl std::fmt::Display) {
+    println!("pairos-recover: {msg}");
+}
+
+/// How a recovery ended, when it did not fail.
+pub enum Outcome {
+    /// The image is installed: reboot into it.
+    Reboot,
+    /// The node must not be imaged (uncertified, foreign data): stay, and say so.
+    Stop,
+}
+
+/// The peer and how to reach it, from what iPXE put on the command line.
+struct Link {
+    mac: String,
+    interface: String,
+    ip: Ipv4Addr,
+    prefix: u8,
+    peer: Ipv4Addr,
+}
+
+fn interface_with_mac(mac: &str, timeout: Duration) -> anyhow::Result<String> {
+    let start = Instant::now();
+    loop {
+        if let Ok(entries) = std::fs::read_dir("/sys/class/net") {
+            for e in entries.filter_map(Result::ok) {
+                let addr = std::fs::read_to_string(e.path().join("address")).unwrap_or_default();
+                if addr.trim().eq_ignore_ascii_case(mac) {
+                    return Ok(e.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        if start.elapsed() > timeout {
+            bail!("no network port has the MAC {mac} that iPXE booted from (after {timeout:?})");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn link(args: &BootArgs) -> anyhow::Result<Link> {
+    let missing = |what: &str| {
+        format!(
+            "no {what} on the kernel command line: the recovery environment is booted by a peer's \
+             network boot service, whose iPXE script passes pairos.mac, pairos.ip, pairos.netmask \
+             and pairos.peer"
+        )
+    };
+    let mac = args.mac.clone().with_context(|| missing("pairos.mac"))?;
+    let ip = args.ip.with_context(|| missing("pairos.ip"))?;
+    let netmask = args.netmask.with_context(|| missing("pairos.netmask"))?;
+    let peer = args.peer.with_context(|| missing("pairos.peer"))?;
+    let prefix = private_link::prefix_len(netmask)
+        .with_context(|| format!("pairos.netmask={netmask} is not a contiguous netmask"))?;
+    let interface = interface_with_mac(&mac, Duration::from_secs(30))?;
+    Ok(Link { mac, interface, ip, prefix, peer })
+}
+
+/// Asks the peer for this node's configuration until it answers (its services may be starting).
+fn find_peer(client: &PeerClient, mac: &str, peer: Ipv4Addr) -> anyhow::Result<NodeConfig> {
+    let start = Instant::now();
+    loop {
+        match client.node_config(mac) {
+            Ok(config) => return Ok(config),
+            Err(e) if start.elapsed() > Duration::from_secs(90) => {
+                return Err(e).with_context(|| format!("the peer {peer} does not answer"))
+            }
+            Err(_) => std::thread::sleep(Duration::from_secs(2)),
+        }
+    }
+}
+
+pub fn recover(args: &BootArgs) -> anyhow::Result<Outcome> {
+    let link = link(args)?;
+    private_link::bring_up(&[BUSYBOX, "ip"], &link.interface, link.ip, link.prefix)?;
+    say(format_args!(
+        "{} ({}) is {}/{}; the peer is {}",
+        link.interface, link.mac, link.ip, link.prefix, link.peer
+    ));
+    let client = PeerClient::new(link.peer, peer::PORT);
+    let config = find_peer(&client, &link.mac, link.peer)?;
+    say(format_args!(
+        "peer {} found: this node becomes {} of pair {}",
+        link.peer, config.node_name, config.pair_id
+    ));
+    let tell = |step: Step, message: String, written: u64, total: u64| {
+        let r = Report { mac: link.mac.clone(), step, message, written_bytes: written, total_bytes: total };
+        if let Err(e) = client.report(&r) {
+            say(format_args!("could not tell the peer: {e}"));
+        }
+    };
+    tell(Step::Started, format!("recovery environment up on {} ({})", link.interface, link.ip), 0, 0);
+
+    match image_this_node(&client, &config, &tell) {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => {
+            tell(Step::Failed, format!("{e:#}"), 0, 0);
+            Err(e)
+        }
+    }
+}
+
+fn image_this_node(
+    client: &PeerClient,
+    config: &NodeConfig,
+    tell: &dyn Fn(Step, String, u64, u64),
+) -> anyhow::Result<Outcome> {
+    // The hardware, against the certified profiles.
+    let inv = probe::probe(Path::new("/")).context("inventorying this machine")?;
+    let v = verdict::check(&profiles::builtin()?, &inv);
+    if !v.certified {
+        say("this machine is not a certified board; it will not be imaged:");
+        for r in &v.reasons {
+            say(format_args!("  {r}"));
+        }
+        tell(Step::Uncertified, format!("not a certified board: {}", v.reasons.join("; ")), 0, 0);
+        return Ok(Outcome::Stop);
+    }
+    let board = v.profile.clone().unwrap_or_default();
+    let disk = PathBuf::from("/dev").join(v.system_disk.clone().context("the verdict names no system disk")?);
+    say(format_args!("board {board}, certified; its system disk is {}", disk.display()));
+
+    // The image, from the peer; its manifest checked with the key built into this initramfs.
+    let key = crate::commands::install::public_key(None)?;
+    let source = HttpSource::new(&client.image_url());
+    let image = verified_manifest(&source, &key).context("the peer's image")?;
+    let m = &image.manifest;
+    say(format_args!("image {} from the peer (signature good)", m.version));
+    let target = Target::open(&disk, None)?;
+    let opts = WriteOptions {
+        parallel: 4,
+        journal: PathBuf::from("/run/pairos/recover.pairos-write"),
+        allow_foreign: false,
+        max_rate: None,
+    };
+    std::fs::create_dir_all("/run/pairos").context("making /run/pairos")?;
+    let mut shown = (Instant::now(), u64::MAX);
+    let mut on_event = |e: Event| match e {
+        Event::Classified { disk, class } => {
+            say(format_args!("{disk}: {}", serde_json::to_string(&class).unwrap_or_default()))
+        }
+        Event::Progress { written_bytes, total_bytes, bytes_per_second, seconds_left } => {
+            let tenth = (written_bytes * 10).checked_div(total_bytes).unwrap_or(0);
+            if tenth != shown.1 || shown.0.elapsed() > Duration::from_secs(5) {
+                shown = (Instant::now(), tenth);
+                let msg = format!(
+                    "{} of {} MiB, {} MiB/s, {seconds_left} s left",
+                    written_bytes >> 20,
+                    total_bytes >> 20,
+                    bytes_per_second >> 20
+                );
+                say(&msg);
+                tell(Step::Writing, msg, written_bytes, total_bytes);
+            }
+        }
+        Event::Retry { chunk, reason, .. } => say(format_args!("chunk {chunk}: {reason}; fetching it again")),
+        Event::Finished { written_bytes, seconds, .. } => {
+            say(format_args!("image written: {} MiB in {seconds:.1} s", written_bytes >> 20))
+        }
+        _ => {}
+    };
+    match write_image(&source, &image, target, &opts, &mut on_event) {
+        Ok(_) => {}
+        Err(e @ WriteError::Foreign { .. }) => {
+            say(format_args!("{e}"));
+            say("nothing was written. To reuse this disk, wipe it first, or set the pair's policy to allow wiping foreign disks.");
+            tell(Step::Refused, e.to_string(), 0, 0);
+            return Ok(Outcome::Stop);
+        }
+        Err(e) => return Err(e).context(format!("imaging {}", disk.display())),
+    }
+
+    write_identity(&disk, m.root_hash.as_str(), config)?;
+    let msg = format!("installed pairos {} as {}; rebooting into it", m.version, config.node_name);
+    say(&msg);
+    tell(Step::Finished, msg, 0, 0);
+    Ok(Outcome::Reboot)
+}
+
+/// Makes the state partition of the freshly written disk and writes the node's identity there.
+fn write_identity(disk: &Path, root_hash: &str, config: &NodeConfig) -> anyhow::Result<()> {
+    Cmd::new(BUSYBOX).args(["blockdev", "--rereadpt"]).arg(disk).run()?;
+    let hash = pairos_image::layout::parse_root_hash(root_hash)
+        .with_context(|| format!("the manifest's root hash {root_hash:?}"))?;
+    let root = disks::find_root(&hash, Duration::from_secs(30))?;
+    let dev = state::ensure(&root)?;
+    let dir = Path::new("/run/pairos/new-state");
+    std::fs::create_dir_all(dir).with_context(|| format!("making {}", dir.display()))?;
+    mount(Some(&dev), dir, Some("ext4"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None::<&str>)
+        .with_context(|| format!("mounting {}", dev.display()))?;
+    let written = identity::write(&dir.join("pairos"), config);
+    let unmounted = umount(dir).with_context(|| format!("unmounting {}", dev.display()));
+    written?;
+    unmounted?;
+    nix::unistd::sync();
+    say(format_args!("identity written: {} of pair {}", config.node_name, config.pair_id));
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! Who this node is: its name in the pair, the pair's id and its peer's name, kept in the state
+//! partition as `pairos/node.json`. The first node of a pair makes them up on its first run; a
+//! node that images itself from its peer is given them by the peer and writes them before its
+//! first boot. The peers this node has installed are remembered beside it (`peers.json`), so
+//! that a healthy peer that network-boots again is told to boot its disk.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use pairos_recovery::peer::NodeConfig;
+
+/// The identity's folder on a running node.
+pub const STATE_DIR: &str = "/state/pairos";
+const NODE_FILE: &str = "node.json";
+const PEERS_FILE: &str = "peers.json";
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so that a crash leaves the
+/// old file or the new one, never half of one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("making {}", dir.display()))?;
+    let tmp = path.with_extension("tmp");
+    let f = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    std::io::Write::write_all(&mut &f, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    f.sync_all().with_context(|| format!("flushing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+pub fn node_file(dir: &Path) -> PathBuf {
+    dir.join(NODE_FILE)
+}
+
+pub fn write(dir: &Path, node: &NodeConfig) -> anyhow::Result<()> {
+    let mut text = serde_json::to_vec_pretty(node).expect("a node config serialises");
+    text.push(b'\n');
+    write_atomically(&node_file(dir), &text)
+}
+
+/// The node's identity; on the first run of a pair's first node, a new one (`node-1` of a new
+/// pair). The bool says whether it was made now.
+pub fn load_or_create(dir: &Path) -> anyhow::Result<(NodeConfig, bool)> {
+    let path = node_file(dir);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let node = serde_json::from_slice(&bytes).with_context(|| {
+                format!("{}: expected {{\"pair_id\", \"node_name\", \"peer_name\"}}", path.display())
+            })?;
+            Ok((node, false))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+                .context("reading a random UUID from the kernel")?;
+            let node = NodeConfig {
+                pair_id: uuid.trim().to_owned(),
+                node_name: "node-1".into(),
+                peer_name: "node-2".into(),
+            };
+            write(dir, &node)?;
+            Ok((node, true))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// The configuration this node gives its peer: the same pair, the names the other way round.
+pub fn for_peer(me: &NodeConfig) -> NodeConfig {
+    NodeConfig {
+        pair_id: me.pair_id.clone(),
+        node_name: me.peer_name.clone(),
+        peer_name: me.node_name.clone(),
+    }
+}
+
+/// The private-link MACs of the peers this node has installed.
+pub fn known_peers(dir: &Path) -> BTreeSet<String> {
+    std::fs::read(dir.join(PEERS_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+}
+
+pub fn remember_peer(dir: &Path, mac: &str) -> anyhow::Result<()> {
+    let mut peers = known_peers(dir);
+    if peers.insert(mac.to_ascii_lowercase()) {
+        let text = serde_json::to_vec_pretty(&peers).expect("a set of strings serialises");
+        write_atomically(&dir.join(PEERS_FILE), &text)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_identity_is_kept_and_mirrored_for_the_peer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (me, made) = load_or_create(dir.path()).expect("made");
+        assert!(made);
+        assert_eq!(me.node_name, "node-1");
+        let (again, made) = load_or_create(dir.path()).expect("loaded");
+        assert!(!made);
+        assert_eq!(again, me);
+        let peer = for_peer(&me);
+        assert_eq!((peer.node_name.as_str(), peer.peer_name.as_str()), ("node-2", "node-1"));
+        assert_eq!(peer.pair_id, me.pair_id);
+
+        remember_peer(dir.path(), "52:54:00:AA:BB:CC").expect("remembered");
+        assert!(known_peers(dir.path()).contains("52:54:00:aa:bb:cc"));
+        std::fs::write(node_file(dir.path()), b"{garbage").expect("write");
+        let err = load_or_create(dir.path()).expect_err("garbage").to_string();
+        assert!(err.contains("node.json"), "{err}");
+    }
+}
