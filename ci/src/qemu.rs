@@ -65,11 +65,13 @@ struct DiskSpec {
     bootindex: Option<u32>,
 }
 
-/// Boot a kernel directly (QEMU's `-kernel`), skipping the firmware's boot devices.
+/// Boot a kernel directly (QEMU's `-kernel`), skipping the firmware's boot devices. Under OVMF
+/// the kernel can be any EFI image, a UKI too: OVMF passes `append` as its load options, which
+/// the systemd stub takes as the command line when Secure Boot is off, as from a boot loader.
 #[derive(Debug, Clone)]
 pub struct DirectBoot {
     pub kernel: PathBuf,
-    pub initrd: PathBuf,
+    pub initrd: Option<PathBuf>,
     pub append: String,
 }
 
@@ -221,16 +223,17 @@ impl Lab {
             args.push(format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"));
             args.push("-drive".into());
             args.push(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
+            // Network boot over IPv4 only, as server firmware is usually set up: otherwise a node
+            // told to boot its disk first waits out PXE and HTTP boot over IPv6 (minutes under TCG).
+            args.push("-fw_cfg".into());
+            args.push("name=opt/org.tianocore/IPv6Support,string=no".into());
         }
         if let Some(boot) = &spec.direct {
-            args.extend([
-                "-kernel".into(),
-                boot.kernel.display().to_string(),
-                "-initrd".into(),
-                boot.initrd.display().to_string(),
-                "-append".into(),
-                boot.append.clone(),
-            ]);
+            args.extend(["-kernel".into(), boot.kernel.display().to_string()]);
+            if let Some(initrd) = &boot.initrd {
+                args.extend(["-initrd".into(), initrd.display().to_string()]);
+            }
+            args.extend(["-append".into(), boot.append.clone()]);
         }
         for (i, nic) in spec.nics.iter().enumerate() {
             let tap = self.tap(&nic.link)?;

@@ -25,7 +25,7 @@ fn boot(lab: &mut Lab, memory_mib: u32, build: impl FnOnce(VmSpec) -> VmSpec) ->
     let initrd = initramfs::shell_initramfs(&kernel, q35, &lab.dir().join("initrd.img"))?;
     let spec = VmSpec::new("node").memory_mib(memory_mib).exit_on_reboot().direct_boot(DirectBoot {
         kernel: kernel.vmlinuz(),
-        initrd,
+        initrd: Some(initrd),
         append: "console=ttyS0 panic=-1 quiet".into(),
     });
     let mut vm = lab.start(build(spec))?;

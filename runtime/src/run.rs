@@ -19,6 +19,7 @@ use pairos_boards::{probe, profiles, verdict};
 use pairos_host::Cmd;
 use pairos_recovery::own_image::OwnImage;
 
+use crate::pair::management::Management;
 use crate::pair::services::{self, PairServices};
 use crate::pair::status::Status;
 use crate::pair::{self, identity, private_link};
@@ -88,6 +89,15 @@ fn start_pair(verdict: Option<&Verdict>, status: &Arc<Mutex<Status>>) -> anyhow:
         s.node_name = me.node_name.clone();
         s.pair_id = me.pair_id.clone();
     }
+    match (Management::load(&state_dir)?, verdict.and_then(|v| v.public_nic.clone())) {
+        (Some(m), Some(public)) => {
+            m.apply(&public)?;
+            say(format_args!("management address {m} on {public}"));
+            status.lock().expect("not poisoned").management = Some(format!("{public} {m}"));
+        }
+        (Some(_), None) => say("a management address is configured, but no public port was identified"),
+        (None, _) => say("no management address configured (the installer sets one)"),
+    }
     let interface = verdict
         .and_then(|v| v.private_nic.clone())
         .context("no private-link port was identified (see the board verdict above)")?;
@@ -101,8 +111,8 @@ fn start_pair(verdict: Option<&Verdict>, status: &Arc<Mutex<Status>>) -> anyhow:
     let esp = crate::boot::disks::esp_of(&disk.disk)?;
     let esp_dir = Path::new("/run/pairos/esp");
     std::fs::create_dir_all(esp_dir).with_context(|| format!("making {}", esp_dir.display()))?;
-    // The ESP is FAT; mounting it needs its code page and UTF-8 tables too.
-    let _ = Cmd::new("modprobe").args(["-a", "vfat", "nls_cp437", "nls_utf8"]).run();
+    // The ESP is FAT; mounting it needs its code page and character set tables too.
+    let _ = Cmd::new("modprobe").args(["-a", "vfat", "nls_cp437", "nls_ascii", "nls_utf8"]).run();
     nix::mount::mount(
         Some(&esp),
         esp_dir,

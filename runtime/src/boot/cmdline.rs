@@ -33,6 +33,11 @@ pub struct BootArgs {
     pub ip: Option<Ipv4Addr>,
     pub netmask: Option<Ipv4Addr>,
     pub peer: Option<Ipv4Addr>,
+    /// The installer's management network (`pairos.address=CIDR`, `pairos.gateway=`,
+    /// `pairos.dns=`).
+    pub address: Option<(Ipv4Addr, u8)>,
+    pub gateway: Option<Ipv4Addr>,
+    pub dns: Option<Ipv4Addr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +50,8 @@ pub enum CmdlineError {
     Address(&'static str, String),
     #[error("pairos.mac={0:?}: expected a MAC address like 52:54:00:12:34:56")]
     Mac(String),
+    #[error("pairos.address={0}")]
+    Cidr(String),
 }
 
 fn address(key: &'static str, value: &str) -> Result<Ipv4Addr, CmdlineError> {
@@ -52,8 +59,17 @@ fn address(key: &'static str, value: &str) -> Result<Ipv4Addr, CmdlineError> {
 }
 
 pub fn parse(line: &str) -> Result<BootArgs, CmdlineError> {
-    let mut args =
-        BootArgs { mode: Mode::Run, root_hash: None, mac: None, ip: None, netmask: None, peer: None };
+    let mut args = BootArgs {
+        mode: Mode::Run,
+        root_hash: None,
+        mac: None,
+        ip: None,
+        netmask: None,
+        peer: None,
+        address: None,
+        gateway: None,
+        dns: None,
+    };
     // iPXE leaves a setting it does not have empty: an empty value is an absent one.
     for word in line.split_whitespace().filter(|w| !w.ends_with('=')) {
         if let Some(mode) = word.strip_prefix("pairos.mode=") {
@@ -80,6 +96,12 @@ pub fn parse(line: &str) -> Result<BootArgs, CmdlineError> {
             args.netmask = Some(address("pairos.netmask", v)?);
         } else if let Some(v) = word.strip_prefix("pairos.peer=") {
             args.peer = Some(address("pairos.peer", v)?);
+        } else if let Some(v) = word.strip_prefix("pairos.address=") {
+            args.address = Some(crate::pair::management::parse_cidr(v).map_err(CmdlineError::Cidr)?);
+        } else if let Some(v) = word.strip_prefix("pairos.gateway=") {
+            args.gateway = Some(address("pairos.gateway", v)?);
+        } else if let Some(v) = word.strip_prefix("pairos.dns=") {
+            args.dns = Some(address("pairos.dns", v)?);
         }
     }
     Ok(args)
@@ -122,5 +144,15 @@ mod tests {
         assert_eq!(parse("pairos.peer= pairos.mode=recover").expect("empty is absent").peer, None);
         assert!(parse("pairos.peer=10.77.0").expect_err("short").to_string().contains("pairos.peer"));
         assert!(parse("pairos.mac=52:54").is_err());
+    }
+
+    #[test]
+    fn the_management_network_is_read() {
+        let a = parse("pairos.mode=install pairos.address=192.168.77.10/24 pairos.gateway=192.168.77.1")
+            .expect("parse");
+        assert_eq!(a.address, Some((Ipv4Addr::new(192, 168, 77, 10), 24)));
+        assert_eq!(a.gateway, Some(Ipv4Addr::new(192, 168, 77, 1)));
+        let err = parse("pairos.address=192.168.77.10").expect_err("no prefix").to_string();
+        assert!(err.contains("pairos.address=") && err.contains("prefix length"), "{err}");
     }
 }

@@ -7,13 +7,16 @@
 //!    hash, open it through device-mapper, mount it read-only, mount the state partition, and
 //!    switch to it, starting `pairos run` ([`switch`]);
 //! 4. `pairos.mode=recover` runs the recovery agent ([`recover`]): the node images itself from
-//!    its peer and reboots into the result; `pairos.mode=install` enters the installer mode.
+//!    its peer and reboots into the result; `pairos.mode=install` runs the installer
+//!    ([`install`]), which installs the first node from the ISO.
 //!
 //! Anything that goes wrong is printed on the console, and the node reboots after a pause: a
 //! node that cannot boot its disk falls back to network boot, where its peer can heal it.
 
 pub(crate) mod cmdline;
+mod console_progress;
 pub(crate) mod disks;
+mod install;
 mod modules;
 mod recover;
 mod state;
@@ -75,21 +78,26 @@ fn boot() -> anyhow::Result<()> {
         }
         Mode::Recover => {
             say("recovery mode (pairos.mode=recover)");
-            match recover::recover(&args)? {
-                recover::Outcome::Reboot => {
-                    nix::unistd::sync();
-                    nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT)?;
-                    unreachable!("reboot returns only on failure")
-                }
-                recover::Outcome::Stop => {
-                    say("recovery stopped; opening a console shell");
-                    crate::run::console_forever("/usr/bin/busybox")
-                }
-            }
+            conclude(recover::recover(&args)?)
         }
         Mode::Install => {
             say("installer mode (pairos.mode=install)");
-            say("the installer agent is not part of this build yet; opening a console shell");
+            conclude(install::install(&args)?)
+        }
+    }
+}
+
+/// After the recovery agent or the installer: reboot into the installed OS, or stay with a
+/// console shell when the node must not be imaged.
+fn conclude(outcome: recover::Outcome) -> anyhow::Result<()> {
+    match outcome {
+        recover::Outcome::Reboot => {
+            nix::unistd::sync();
+            nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT)?;
+            unreachable!("reboot returns only on failure")
+        }
+        recover::Outcome::Stop => {
+            say("stopped; opening a console shell");
             crate::run::console_forever("/usr/bin/busybox")
         }
     }

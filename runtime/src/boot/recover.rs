@@ -16,16 +16,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use nix::mount::{mount, umount, MsFlags};
 use pairos_boards::{probe, profiles, verdict};
-use pairos_host::Cmd;
 use pairos_recovery::peer::{self, NodeConfig, PeerClient, Report, Step};
 use pairos_recovery::source::{verified_manifest, HttpSource};
 use pairos_recovery::target::Target;
 use pairos_recovery::writer::{write_image, Event, WriteError, WriteOptions};
 
 use super::cmdline::BootArgs;
-use super::{disks, state};
+use super::console_progress::ConsoleProgress;
+use super::state;
 use crate::pair::{identity, private_link};
 
 const BUSYBOX: &str = "/usr/bin/busybox";
@@ -165,30 +164,11 @@ fn image_this_node(
         max_rate: None,
     };
     std::fs::create_dir_all("/run/pairos").context("making /run/pairos")?;
-    let mut shown = (Instant::now(), u64::MAX);
-    let mut on_event = |e: Event| match e {
-        Event::Classified { disk, class } => {
-            say(format_args!("{disk}: {}", serde_json::to_string(&class).unwrap_or_default()))
+    let mut progress = ConsoleProgress::new(|l| say(l));
+    let mut on_event = |e: Event| {
+        if let (Some(line), Event::Progress { written_bytes, total_bytes, .. }) = (progress.show(&e), &e) {
+            tell(Step::Writing, line, *written_bytes, *total_bytes);
         }
-        Event::Progress { written_bytes, total_bytes, bytes_per_second, seconds_left } => {
-            let tenth = (written_bytes * 10).checked_div(total_bytes).unwrap_or(0);
-            if tenth != shown.1 || shown.0.elapsed() > Duration::from_secs(5) {
-                shown = (Instant::now(), tenth);
-                let msg = format!(
-                    "{} of {} MiB, {} MiB/s, {seconds_left} s left",
-                    written_bytes >> 20,
-                    total_bytes >> 20,
-                    bytes_per_second >> 20
-                );
-                say(&msg);
-                tell(Step::Writing, msg, written_bytes, total_bytes);
-            }
-        }
-        Event::Retry { chunk, reason, .. } => say(format_args!("chunk {chunk}: {reason}; fetching it again")),
-        Event::Finished { written_bytes, seconds, .. } => {
-            say(format_args!("image written: {} MiB in {seconds:.1} s", written_bytes >> 20))
-        }
-        _ => {}
     };
     match write_image(&source, &image, target, &opts, &mut on_event) {
         Ok(_) => {}
@@ -201,29 +181,12 @@ fn image_this_node(
         Err(e) => return Err(e).context(format!("imaging {}", disk.display())),
     }
 
-    write_identity(&disk, m.root_hash.as_str(), config)?;
+    let node = serde_json::to_vec_pretty(config).expect("a node config serialises");
+    state::seed(&disk, &m.root_hash, &[(identity::NODE_FILE, node)])?;
+    say(format_args!("identity written: {} of pair {}", config.node_name, config.pair_id));
     let msg = format!("installed pairos {} as {}; rebooting into it", m.version, config.node_name);
     say(&msg);
-    tell(Step::Finished, msg, 0, 0);
+    let total = m.disk.chunks.iter().filter(|c| !c.partition_table).map(|c| c.length).sum();
+    tell(Step::Finished, msg, total, total);
     Ok(Outcome::Reboot)
-}
-
-/// Makes the state partition of the freshly written disk and writes the node's identity there.
-fn write_identity(disk: &Path, root_hash: &str, config: &NodeConfig) -> anyhow::Result<()> {
-    Cmd::new(BUSYBOX).args(["blockdev", "--rereadpt"]).arg(disk).run()?;
-    let hash = pairos_image::layout::parse_root_hash(root_hash)
-        .with_context(|| format!("the manifest's root hash {root_hash:?}"))?;
-    let root = disks::find_root(&hash, Duration::from_secs(30))?;
-    let dev = state::ensure(&root)?;
-    let dir = Path::new("/run/pairos/new-state");
-    std::fs::create_dir_all(dir).with_context(|| format!("making {}", dir.display()))?;
-    mount(Some(&dev), dir, Some("ext4"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None::<&str>)
-        .with_context(|| format!("mounting {}", dev.display()))?;
-    let written = identity::write(&dir.join("pairos"), config);
-    let unmounted = umount(dir).with_context(|| format!("unmounting {}", dev.display()));
-    written?;
-    unmounted?;
-    nix::unistd::sync();
-    say(format_args!("identity written: {} of pair {}", config.node_name, config.pair_id));
-    Ok(())
 }

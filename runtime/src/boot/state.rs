@@ -3,7 +3,9 @@
 //! partitions and the MiB that carries the disk's signed manifest. If the disk is larger than the image (it always is), the GPT is rewritten
 //! first so that its backup header sits at the disk's real end.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount, MsFlags};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -83,4 +85,27 @@ pub fn ensure(disk: &RootDisk) -> anyhow::Result<PathBuf> {
     Cmd::new("/usr/sbin/mke2fs").args(["-q", "-t", "ext4", "-L", STATE_LABEL]).arg(&dev).run()?;
     say(format_args!("state partition {} made ({} MiB, ext4)", dev.display(), (len * SECTOR) >> 20));
     Ok(dev)
+}
+
+/// After an image was written to `disk`: makes its state partition and puts `files` (name,
+/// bytes) into its `pairos/` folder, the node's identity and configuration before its first
+/// boot.
+pub fn seed(disk: &Path, root_hash: &str, files: &[(&str, Vec<u8>)]) -> anyhow::Result<()> {
+    Cmd::new("/usr/bin/busybox").args(["blockdev", "--rereadpt"]).arg(disk).run()?;
+    let hash = pairos_image::layout::parse_root_hash(root_hash)
+        .with_context(|| format!("the manifest's root hash {root_hash:?}"))?;
+    let root = super::disks::find_root(&hash, Duration::from_secs(30))?;
+    let dev = ensure(&root)?;
+    let dir = Path::new("/run/pairos/new-state");
+    std::fs::create_dir_all(dir).with_context(|| format!("making {}", dir.display()))?;
+    mount(Some(&dev), dir, Some("ext4"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None::<&str>)
+        .with_context(|| format!("mounting {}", dev.display()))?;
+    let written = files.iter().try_for_each(|(name, bytes)| {
+        crate::pair::identity::write_atomically(&dir.join("pairos").join(name), bytes)
+    });
+    let unmounted = umount(dir).with_context(|| format!("unmounting {}", dev.display()));
+    written?;
+    unmounted?;
+    nix::unistd::sync();
+    Ok(())
 }

@@ -12,7 +12,7 @@ use pairos_recovery::peer::NodeConfig;
 
 /// The identity's folder on a running node.
 pub const STATE_DIR: &str = "/state/pairos";
-const NODE_FILE: &str = "node.json";
+pub const NODE_FILE: &str = "node.json";
 const PEERS_FILE: &str = "peers.json";
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so that a crash leaves the
@@ -37,6 +37,13 @@ pub fn write(dir: &Path, node: &NodeConfig) -> anyhow::Result<()> {
     write_atomically(&node_file(dir), &text)
 }
 
+/// A new pair, with this node as its first.
+pub fn new_pair() -> anyhow::Result<NodeConfig> {
+    let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+        .context("reading a random UUID from the kernel")?;
+    Ok(NodeConfig { pair_id: uuid.trim().to_owned(), node_name: "node-1".into(), peer_name: "node-2".into() })
+}
+
 /// The node's identity; on the first run of a pair's first node, a new one (`node-1` of a new
 /// pair). The bool says whether it was made now.
 pub fn load_or_create(dir: &Path) -> anyhow::Result<(NodeConfig, bool)> {
@@ -49,13 +56,7 @@ pub fn load_or_create(dir: &Path) -> anyhow::Result<(NodeConfig, bool)> {
             Ok((node, false))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
-                .context("reading a random UUID from the kernel")?;
-            let node = NodeConfig {
-                pair_id: uuid.trim().to_owned(),
-                node_name: "node-1".into(),
-                peer_name: "node-2".into(),
-            };
+            let node = new_pair()?;
             write(dir, &node)?;
             Ok((node, true))
         }

@@ -15,6 +15,8 @@ pub struct Status {
     pub node_name: String,
     pub pair_id: String,
     pub board: String,
+    /// The public port and the management address on it.
+    pub management: Option<String>,
     /// The private-link interface and address, when the link is up.
     pub private_link: Option<String>,
     /// The services offered on the private link.
@@ -69,11 +71,12 @@ pub fn read(path: &Path) -> anyhow::Result<Status> {
 /// The status in words, as `pairos status` prints it.
 pub fn render(s: &Status) -> String {
     let mut out = format!(
-        "pairos {}: {} of pair {}\nboard: {}\nprivate link: {}\nservices: {}\n",
+        "pairos {}: {} of pair {}\nboard: {}\nmanagement: {}\nprivate link: {}\nservices: {}\n",
         s.version,
         s.node_name,
         s.pair_id,
         s.board,
+        s.management.as_deref().unwrap_or("none"),
         s.private_link.as_deref().unwrap_or("down"),
         if s.services.is_empty() { "none".into() } else { s.services.join(", ") },
     );

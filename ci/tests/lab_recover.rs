@@ -1,0 +1,110 @@
+//! Lab scenarios for self-imaging. Node A boots the built disk image; it serves network boot
+//! and its own image on the private link. A node whose disk holds foreign data PXE-boots from
+//! A, says why it will not image itself, and its disk is left as it was. A blank node (network
+//! first, then its disk) PXE-boots from A, images itself with no input, reboots, is told by A
+//! to boot its disk, and comes up as node-2 of A's pair on the same image version. A's log and
+//! `pairos status` show both.
+
+use std::path::Path;
+use std::time::Duration;
+
+use pairos_lab::{blank_disk, disk_from_image, image, DiskBus, Firmware, Lab, LabError, NicModel, VmSpec};
+
+/// Firmware to `pairos run: ready`, or a PXE boot to the recovery agent, under TCG.
+const BOOT: Duration = Duration::from_secs(400);
+/// The image written over the private link, under TCG on both ends.
+const WRITE: Duration = Duration::from_secs(900);
+const GIB: u64 = 1 << 30;
+
+fn sha256(path: &Path) -> String {
+    pairos_image::digest::sha256_file(path).expect("hash")
+}
+
+/// A node booting from the network first, then from `disk`; its private port is `mac`.
+fn newcomer(name: &str, disk: &Path) -> VmSpec {
+    VmSpec::new(name)
+        .firmware(Firmware::Ovmf)
+        .boot_nic("private", NicModel::VirtioNet)
+        .nic("public", NicModel::VirtioNet)
+        .boot_disk(disk, DiskBus::Virtio)
+}
+
+#[test]
+fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -> Result<(), LabError> {
+    let out = image::default_image()?;
+    let mut lab = Lab::new("recover")?;
+
+    let a_disk = lab.dir().join("a.raw");
+    disk_from_image(&out.join("disk.raw"), &a_disk, 10 * GIB)?;
+    let mut a = lab.start(
+        VmSpec::new("node-a")
+            .firmware(Firmware::Ovmf)
+            .nic("private", NicModel::VirtioNet)
+            .nic("public", NicModel::VirtioNet)
+            .boot_disk(&a_disk, DiskBus::Virtio),
+    )?;
+    a.wait_for("pairos run: first run: node-1 of a new pair", BOOT)?;
+    a.wait_for("pairos run: image service on 10.77.0.1:7467", BOOT)?;
+    a.wait_for("pairos run: ready", BOOT)?;
+
+    // A node whose disk holds someone's file system: it is not wiped, and it says why.
+    let foreign = lab.dir().join("foreign.raw");
+    blank_disk(&foreign, 9 * GIB)?;
+    pairos_host::Cmd::new("mkfs.ext4").args(["-q", "-F", "-L", "customer-data"]).arg(&foreign).run()?;
+    let before = sha256(&foreign);
+    let mut f = lab.start(newcomer("foreign", &foreign))?;
+    f.wait_for("pairos-recover: peer 10.77.0.1 found", BOOT)?;
+    let why = f.wait_for("holds foreign data; refusing to wipe it", BOOT)?;
+    f.wait_for("customer-data", Duration::from_secs(30))?;
+    f.wait_for("nothing was written", Duration::from_secs(30))?;
+    f.wait_for("pairos-init: stopped; opening a console shell", Duration::from_secs(30))?;
+    a.wait_for("Refused", Duration::from_secs(60))?;
+    f.kill();
+    assert_eq!(sha256(&foreign), before, "the foreign disk is unchanged: {why}");
+
+    // A blank node images itself from A and reboots into the same image.
+    let b_disk = lab.dir().join("b.raw");
+    blank_disk(&b_disk, 10 * GIB)?;
+    let mut b = lab.start(newcomer("node-b", &b_disk))?;
+    b.wait_for("pairos-init: recovery mode (pairos.mode=recover)", BOOT)?;
+    let found = b.wait_for("pairos-recover: peer 10.77.0.1 found", BOOT)?;
+    assert!(found.contains("becomes node-2"), "{found}");
+    b.wait_for("board qemu-q35, certified", BOOT)?;
+    b.wait_for("\"class\":\"blank\"", BOOT)?;
+    b.wait_for("pairos-recover: image written", WRITE)?;
+    b.wait_for("pairos-recover: identity written: node-2", BOOT)?;
+    // The reboot goes through the network first again: A now tells it to boot its disk.
+    b.wait_for("pairos run: node-2 of pair", BOOT)?;
+    b.wait_for("pairos run: ready", BOOT)?;
+
+    let a_log = a.console().text();
+    let b_log = b.console().text();
+    let pair_of = |log: &str, marker: &str| {
+        log.lines()
+            .find(|l| l.contains(marker))
+            .and_then(|l| l.split("pair ").nth(1))
+            .map(|p| p.trim().to_owned())
+    };
+    assert_eq!(
+        pair_of(&a_log, "node-1 of a new pair"),
+        pair_of(&b_log, "pairos run: node-2 of pair"),
+        "B joined A's pair"
+    );
+    let version =
+        |log: &str| log.lines().find_map(|l| l.find("pairos run: pairos ").map(|i| l[i..].trim().to_owned()));
+    assert!(version(&a_log).is_some(), "{a_log}");
+    assert_eq!(version(&a_log), version(&b_log), "B runs the image version A runs");
+    assert!(a_log.contains("Writing ("), "A's log shows B's progress:\n{a_log}");
+    assert!(a_log.contains("Finished"), "A's log shows B's completion:\n{a_log}");
+    assert!(a_log.contains("localboot-uefi.ipxe"), "the installed B was told to boot its disk:\n{a_log}");
+
+    let (code, status) = a.run("pairos status", Duration::from_secs(60))?;
+    assert_eq!(code, 0, "{status}");
+    assert!(status.contains("node-1 of pair"), "{status}");
+    assert!(status.contains("Finished, 100%"), "{status}");
+    assert!(status.contains("installed peers: 52:54:00:12:03:00"), "{status}");
+    let (code, json) = a.run("pairos status --json", Duration::from_secs(60))?;
+    assert_eq!(code, 0, "{json}");
+    assert!(json.contains("\"step\": \"finished\""), "{json}");
+    Ok(())
+}
