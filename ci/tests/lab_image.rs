@@ -1,6 +1,7 @@
 //! Lab scenarios for the image that `pairos build` makes: the disk boots under OVMF to
 //! `pairos run`, on a read-only root that dm-verity protects; a tampered root is refused; the
-//! ISO boots into the installer mode.
+//! ISO boots into the installer, which asks for the management network and refuses a machine
+//! that is not a certified board.
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -100,5 +101,18 @@ fn the_iso_boots_into_the_installer_mode() -> Result<(), LabError> {
             .disk(&blank, DiskBus::Virtio),
     )?;
     vm.wait_for("pairos-init: installer mode (pairos.mode=install)", BOOT)?;
+    // Without parameters on the command line it asks for the management network, and only that.
+    vm.wait_for("the management network, please", BOOT)?;
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    vm.console().send_line("192.168.77.300/24")?;
+    vm.wait_for("expected an IPv4 address with its prefix length", BOOT)?;
+    for answer in ["192.168.77.20/24", "192.168.77.1", ""] {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        vm.console().send_line(answer)?;
+    }
+    vm.wait_for("pairos-install: management network 192.168.77.20/24 via 192.168.77.1", BOOT)?;
+    // This VM has no NICs: not a certified board, so nothing is installed, and it says why.
+    vm.wait_for("not a certified board; pairos will not be installed", BOOT)?;
+    vm.wait_for("private-link NIC", BOOT)?;
     Ok(())
 }

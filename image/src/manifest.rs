@@ -189,6 +189,16 @@ impl DiskMap {
                 self.layout.size
             )));
         }
+        // The last MiB carries the disk's own signed manifest (crate::manifest_record).
+        let reserved = crate::manifest_record::offset(&self.layout);
+        if let Some(p) = self.layout.partitions.iter().find(|p| p.offset() + p.size() > reserved) {
+            return Err(ManifestError::Invalid(format!(
+                "partition {} ends at byte {}, inside the disk's last MiB (from byte {reserved}), \
+                 which is reserved for the manifest record",
+                p.name,
+                p.offset() + p.size()
+            )));
+        }
         Ok(())
     }
 }

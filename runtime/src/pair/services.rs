@@ -126,20 +126,20 @@ pub fn start(svc: PairServices, address: Ipv4Addr) {
         logged: Mutex::new(None),
     };
     let router = image_service::router(Arc::new(svc.image), size, Arc::new(hooks));
-    let interface = svc.interface.clone();
+    // Bound here, so that the line below (or the failure) comes before the runtime says ready.
+    let listener = match pairos_pxe::sockets::tcp_listener(&svc.interface, peer::PORT) {
+        Ok(l) => l,
+        Err(e) => {
+            say(format_args!("image service not started: {e}"));
+            return;
+        }
+    };
+    say(format_args!("image service on {address}:{} ({})", peer::PORT, svc.interface));
     std::thread::spawn(move || {
-        let result = pairos_pxe::sockets::tcp_listener(&interface, peer::PORT)
-            .map_err(|e| e.to_string())
-            .and_then(|listener| {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                say(format_args!("image service on {address}:{} ({interface})", peer::PORT));
-                rt.block_on(image_service::serve(listener, router, Arc::new(AtomicBool::new(false))))
-                    .map_err(|e| e.to_string())
-            });
+        let result =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().and_then(
+                |rt| rt.block_on(image_service::serve(listener, router, Arc::new(AtomicBool::new(false)))),
+            );
         if let Err(e) = result {
             say(format_args!("image service stopped: {e}"));
         }
