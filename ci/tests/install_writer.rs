@@ -334,3 +334,48 @@ fn a_larger_disk_gets_a_correct_table_and_a_pair_disk_keeps_its_data() -> Result
     assert_eq!(sha256(&disk), before, "a refused pair disk is unchanged");
     Ok(())
 }
+
+#[test]
+fn a_partner_preloads_the_node_configuration_and_a_bad_one_writes_nothing() -> Result<(), LabError> {
+    let (out, work, key, _m) = setup("install-preload")?;
+    let img = out.to_str().expect("utf8");
+    let config = work.join("node.json");
+    std::fs::write(
+        &config,
+        r#"{"pair_id": "pair-42", "node_name": "node-2", "peer_name": "node-1",
+            "management": {"address": "192.168.77.11", "prefix": 24, "gateway": "192.168.77.1", "dns": null}}"#,
+    )
+    .expect("config");
+    let bad = work.join("bad.json");
+    std::fs::write(&bad, r#"{"pair_id": "pair-42", "node_name": "node-3", "peer_name": "node-1"}"#)
+        .expect("bad");
+
+    // A bad configuration is refused before anything is opened for writing.
+    let disk = work.join("node.raw");
+    let r = install(img, &disk, &key, &["--node-config", bad.to_str().expect("utf8")]);
+    assert!(!r.ok && r.stderr.contains("node-1 and node-2"), "{}", r.stderr);
+    assert!(!disk.exists(), "nothing was created");
+
+    sized_file(&disk, 3 << 30);
+    let r = install(img, &disk, &key, &["--node-config", config.to_str().expect("utf8")]);
+    assert!(r.ok, "{}", r.stderr);
+    assert!(r.stderr.contains("node configuration written: node-2 of pair pair-42"), "{}", r.stderr);
+    assert!(sh(&format!("sgdisk -p {}", disk.display())).contains("pairos-state"));
+
+    // What the first boot will find in the state partition (mounted by its offset).
+    let start: u64 = sh(&format!("partx -g -o START -n 6 {}", disk.display())).trim().parse().expect("start");
+    let mnt = work.join("state");
+    std::fs::create_dir_all(&mnt).expect("mnt");
+    let mounted = Command::new("mount")
+        .args(["-o", &format!("ro,loop,offset={}", start * 512)])
+        .arg(&disk)
+        .arg(&mnt)
+        .status();
+    let node = std::fs::read_to_string(mnt.join("pairos/node.json")).unwrap_or_default();
+    let mgmt = std::fs::read_to_string(mnt.join("pairos/management.json")).unwrap_or_default();
+    let _ = Command::new("umount").arg(&mnt).status();
+    assert!(mounted.map(|s| s.success()).unwrap_or(false), "the state partition mounts");
+    assert!(node.contains("\"node_name\": \"node-2\"") && node.contains("pair-42"), "{node}");
+    assert!(mgmt.contains("192.168.77.11"), "{mgmt}");
+    Ok(())
+}

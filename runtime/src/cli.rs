@@ -120,6 +120,11 @@ pub struct InstallArgs {
     /// for a block device].
     #[arg(long, value_name = "FILE")]
     pub journal: Option<std::path::PathBuf>,
+    /// Preload the node's identity (and management network) into its state partition: JSON
+    /// with pair_id, node_name, peer_name and optionally management {address, prefix,
+    /// gateway, dns}. For partners who ship a node configured.
+    #[arg(long, value_name = "FILE")]
+    pub node_config: Option<std::path::PathBuf>,
     /// Chunks fetched at once (memory: 4 MiB each).
     #[arg(long, value_name = "N", default_value = "4")]
     pub parallel: usize,

@@ -162,7 +162,6 @@ pub fn install(args: &BootArgs) -> anyhow::Result<Outcome> {
     let node_bytes = serde_json::to_vec_pretty(&node).expect("a node config serialises");
     state::seed(
         &disk,
-        &m.root_hash,
         &[(identity::NODE_FILE, node_bytes), (crate::pair::management::FILE, mgmt.to_bytes())],
     )?;
     let _ = umount(MEDIUM);

@@ -19,7 +19,7 @@ pub(crate) mod disks;
 mod install;
 mod modules;
 mod recover;
-mod state;
+pub(crate) mod state;
 mod switch;
 
 use std::time::Duration;
@@ -70,7 +70,7 @@ fn boot() -> anyhow::Result<()> {
                 disk.verity.display(),
                 disk.disk.display()
             ));
-            let state = state::ensure(&disk)?;
+            let state = state::ensure(&disk.disk)?;
             switch::open_verity(&disk, &root_hash)?;
             switch::mount_root_and_state(&state)?;
             say("switching to the root filesystem and starting pairos run");

@@ -182,7 +182,7 @@ fn image_this_node(
     }
 
     let node = serde_json::to_vec_pretty(config).expect("a node config serialises");
-    state::seed(&disk, &m.root_hash, &[(identity::NODE_FILE, node)])?;
+    state::seed(&disk, &[(identity::NODE_FILE, node)])?;
     say(format_args!("identity written: {} of pair {}", config.node_name, config.pair_id));
     let msg = format!("installed pairos {} as {}; rebooting into it", m.version, config.node_name);
     say(&msg);

@@ -10,8 +10,11 @@ use pairos_recovery::source::{self, verified_manifest};
 use pairos_recovery::target::Target;
 use pairos_recovery::writer::{write_image, Event, WriteOptions};
 
+use crate::boot::state;
 use crate::cli::InstallArgs;
+use crate::pair::identity::Preload;
 use crate::Exit;
+use pairos_host::Cmd;
 
 const BUILT_IN_KEYS: [&str; 2] = ["/etc/pairos/signing-key.pub", "/usr/share/pairos/signing-key.pub"];
 
@@ -50,6 +53,7 @@ fn mib(bytes: u64) -> f64 {
 
 pub fn run(args: &InstallArgs) -> anyhow::Result<Exit> {
     let key = public_key(args.key.as_deref())?;
+    let preload = args.node_config.as_deref().map(Preload::load).transpose()?;
     let src = source::open(&args.image);
     let image =
         verified_manifest(src.as_ref(), &key).with_context(|| format!("the image at {}", src.describe()))?;
@@ -115,5 +119,31 @@ pub fn run(args: &InstallArgs) -> anyhow::Result<Exit> {
         }
     };
     write_image(src.as_ref(), &image, target, &opts, &mut on_event)?;
+    if let Some(p) = preload {
+        preload_state(&args.disk, &p)?;
+        eprintln!("pairos install: node configuration written: {} of pair {}", p.node_name, p.pair_id);
+    }
     Ok(Exit::Success)
+}
+
+/// Makes the state partition and writes the preloaded configuration into it. On a disk image
+/// file, the new partition alone is attached to a loop device (by offset) to be formatted and
+/// filled, and detached after.
+fn preload_state(disk: &Path, p: &Preload) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(disk).with_context(|| format!("reading {}", disk.display()))?;
+    if std::os::unix::fs::FileTypeExt::is_block_device(&meta.file_type()) {
+        return state::seed(disk, &p.files());
+    }
+    let entry = state::add_partition(disk, meta.len())?;
+    let out = Cmd::new("losetup")
+        .args(["--find", "--show", "--offset", &entry.offset().to_string()])
+        .args(["--sizelimit", &entry.size().to_string()])
+        .arg(disk)
+        .run()?;
+    let dev = PathBuf::from(String::from_utf8_lossy(&out).trim());
+    let filled = state::format(&dev).and_then(|()| state::populate(&dev, &p.files()));
+    let detached = Cmd::new("losetup").arg("--detach").arg(&dev).run();
+    filled?;
+    detached?;
+    Ok(())
 }

@@ -27,6 +27,59 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
+/// What `pairos install --node-config FILE` preloads: the node's identity and, optionally, its
+/// management network.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preload {
+    pub pair_id: String,
+    pub node_name: String,
+    pub peer_name: String,
+    #[serde(default)]
+    pub management: Option<super::management::Management>,
+}
+
+impl Preload {
+    /// Reads and checks `path`; nothing is written before this succeeds.
+    pub fn load(path: &Path) -> anyhow::Result<Preload> {
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let p: Preload = serde_json::from_slice(&text).with_context(|| {
+            format!(
+                "{}: expected {{\"pair_id\", \"node_name\", \"peer_name\", optional \"management\": \
+                 {{\"address\", \"prefix\", \"gateway\", \"dns\"}}}}",
+                path.display()
+            )
+        })?;
+        let names = [p.node_name.as_str(), p.peer_name.as_str()];
+        if names != ["node-1", "node-2"] && names != ["node-2", "node-1"] {
+            anyhow::bail!(
+                "{}: node_name and peer_name must be node-1 and node-2, one each (found {:?} and {:?})",
+                path.display(),
+                p.node_name,
+                p.peer_name
+            );
+        }
+        if p.pair_id.trim().is_empty() {
+            anyhow::bail!("{}: pair_id is empty", path.display());
+        }
+        Ok(p)
+    }
+
+    /// The files for the state partition.
+    pub fn files(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let node = NodeConfig {
+            pair_id: self.pair_id.clone(),
+            node_name: self.node_name.clone(),
+            peer_name: self.peer_name.clone(),
+        };
+        let mut files = vec![(NODE_FILE, serde_json::to_vec_pretty(&node).expect("serialises"))];
+        if let Some(m) = &self.management {
+            files.push((super::management::FILE, m.to_bytes()));
+        }
+        files
+    }
+}
+
 pub fn node_file(dir: &Path) -> PathBuf {
     dir.join(NODE_FILE)
 }
