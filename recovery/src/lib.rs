@@ -1,10 +1,14 @@
-//! Self-healing: the verified, resumable, sparse-aware disk writer that `pairos install` and
-//! `pairos recover` share; to come, the recovery agent that images a blank node from its peer,
-//! and the image service the peer serves it from.
+//! Self-healing: the verified, resumable, sparse-aware disk writer that `pairos install`, the
+//! installer and the recovery agent share, and the peer side that a recovering node images
+//! itself from.
 //!
 //! Start at [`writer::write_image`]. [`source`] gives an image's manifest and bytes from a
 //! folder or over HTTP, [`classify`] says what a disk holds before anything touches it,
 //! [`target`] opens the disk exclusively, and [`journal`] lets an interrupted write resume.
+//! [`own_image`] makes a node's own disk an image source, [`image_service`] serves it over
+//! HTTP, and [`peer`] is what the recovering node and its peer say to each other. The agent's
+//! steps (link, board check, write, identity, reboot) run in the initramfs and are wired in
+//! the runtime crate, which owns early boot.
 
 pub mod classify;
 pub mod image_service;

@@ -12,6 +12,7 @@ mod exit;
 mod output;
 pub mod pair;
 pub mod run;
+pub mod signing_key;
 
 pub use exit::Exit;
 

@@ -123,7 +123,7 @@ fn start_pair(verdict: Option<&Verdict>, status: &Arc<Mutex<Status>>) -> anyhow:
     .with_context(|| format!("mounting the ESP {} read-only", esp.display()))?;
     let pxe_root = esp_dir.join(pairos_image::stages::pxe::ESP_DIR);
 
-    let key = crate::commands::install::public_key(None)?;
+    let key = crate::signing_key::public_key(None)?;
     let image = OwnImage::open(&disk.disk, &key)?;
     say(format_args!(
         "serving image {} from {} to the peer",

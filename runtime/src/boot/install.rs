@@ -130,7 +130,7 @@ pub fn install(args: &BootArgs) -> anyhow::Result<Outcome> {
 
     let medium = mount_medium(&disk)?;
     say(format_args!("installation medium {}", medium.display()));
-    let key = crate::commands::install::public_key(None)?;
+    let key = crate::signing_key::public_key(None)?;
     let source = FolderSource { dir: Path::new(MEDIUM).join("image") };
     let image = verified_manifest(&source, &key).context("the medium's image")?;
     let m = &image.manifest;

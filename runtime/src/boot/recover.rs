@@ -151,7 +151,7 @@ fn image_this_node(
     say(format_args!("board {board}, certified; its system disk is {}", disk.display()));
 
     // The image, from the peer; its manifest checked with the key built into this initramfs.
-    let key = crate::commands::install::public_key(None)?;
+    let key = crate::signing_key::public_key(None)?;
     let source = HttpSource::new(&client.image_url());
     let image = verified_manifest(&source, &key).context("the peer's image")?;
     let m = &image.manifest;

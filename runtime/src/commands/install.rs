@@ -4,8 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use pairos_image::manifest::parse_public_key_pem;
+use anyhow::Context;
 use pairos_recovery::source::{self, verified_manifest};
 use pairos_recovery::target::Target;
 use pairos_recovery::writer::{write_image, Event, WriteOptions};
@@ -15,25 +14,6 @@ use crate::cli::InstallArgs;
 use crate::pair::identity::Preload;
 use crate::Exit;
 use pairos_host::Cmd;
-
-const BUILT_IN_KEYS: [&str; 2] = ["/etc/pairos/signing-key.pub", "/usr/share/pairos/signing-key.pub"];
-
-/// The key that must have signed an image: `arg`, or the one built into this image.
-pub(crate) fn public_key(arg: Option<&Path>) -> anyhow::Result<ed25519_dalek::VerifyingKey> {
-    let path = match arg {
-        Some(p) => p.to_owned(),
-        None => match BUILT_IN_KEYS.iter().map(PathBuf::from).find(|p| p.is_file()) {
-            Some(p) => p,
-            None => bail!(
-                "no public key to check the image with: this is not a pairos image ({} missing); pass --key FILE",
-                BUILT_IN_KEYS.join(", ")
-            ),
-        },
-    };
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    parse_public_key_pem(&text)
-        .with_context(|| format!("{}: expected an ed25519 public key in PEM", path.display()))
-}
 
 fn journal_path(args: &InstallArgs) -> PathBuf {
     if let Some(j) = &args.journal {
@@ -52,7 +32,7 @@ fn mib(bytes: u64) -> f64 {
 }
 
 pub fn run(args: &InstallArgs) -> anyhow::Result<Exit> {
-    let key = public_key(args.key.as_deref())?;
+    let key = crate::signing_key::public_key(args.key.as_deref())?;
     let preload = args.node_config.as_deref().map(Preload::load).transpose()?;
     let src = source::open(&args.image);
     let image =
