@@ -1,10 +1,12 @@
 //! Lab scenarios for self-imaging. Node A boots the built disk image; it serves network boot
 //! and its own image on the private link. A node whose disk holds foreign data PXE-boots from
-//! A, says why it will not image itself, and its disk is left as it was. A blank node (network
+//! A, says why it will not image itself, and its disk is left as it was; so does a machine
+//! that is not a certified board. A blank node (network
 //! first, then its disk) PXE-boots from A, images itself with no input, reboots, is told by A
 //! to boot its disk, and comes up as node-2 of A's pair on the same image version. A's log and
 //! `pairos status` show both.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -62,6 +64,19 @@ fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -
     f.kill();
     assert_eq!(sha256(&foreign), before, "the foreign disk is unchanged: {why}");
 
+    // A machine short of the board profile (512 MiB of memory): it says why, on its console and
+    // to A, and its disk is not touched.
+    let small = lab.dir().join("small.raw");
+    blank_disk(&small, 9 * GIB)?;
+    let mut u = lab.start(newcomer("small", &small).memory_mib(512))?;
+    u.wait_for("pairos-recover: peer 10.77.0.1 found", BOOT)?;
+    u.wait_for("this machine is not a certified board; it will not be imaged", BOOT)?;
+    u.wait_for("memory: ", Duration::from_secs(30))?;
+    u.wait_for("pairos-init: stopped; opening a console shell", Duration::from_secs(30))?;
+    a.wait_for("Uncertified", Duration::from_secs(60))?;
+    u.kill();
+    assert_eq!(std::fs::metadata(&small).map(|m| m.blocks()).unwrap_or(1), 0, "nothing was written");
+
     // A blank node images itself from A and reboots into the same image.
     let b_disk = lab.dir().join("b.raw");
     blank_disk(&b_disk, 10 * GIB)?;
@@ -102,7 +117,7 @@ fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -
     assert_eq!(code, 0, "{status}");
     assert!(status.contains("node-1 of pair"), "{status}");
     assert!(status.contains("Finished, 100%"), "{status}");
-    assert!(status.contains("installed peers: 52:54:00:12:03:00"), "{status}");
+    assert!(status.contains("installed peers: 52:54:00:12:04:00"), "{status}");
     let (code, json) = a.run("pairos status --json", Duration::from_secs(60))?;
     assert_eq!(code, 0, "{json}");
     assert!(json.contains("\"step\": \"finished\""), "{json}");
