@@ -90,11 +90,14 @@ fn start_pair(verdict: Option<&Verdict>, status: &Arc<Mutex<Status>>) -> anyhow:
         s.pair_id = me.pair_id.clone();
     }
     match (Management::load(&state_dir)?, verdict.and_then(|v| v.public_nic.clone())) {
-        (Some(m), Some(public)) => {
-            m.apply(&public)?;
-            say(format_args!("management address {m} on {public}"));
-            status.lock().expect("not poisoned").management = Some(format!("{public} {m}"));
-        }
+        // A management address that cannot be set is said, and the private link still comes up.
+        (Some(m), Some(public)) => match m.apply(&public) {
+            Ok(()) => {
+                say(format_args!("management address {m} on {public}"));
+                status.lock().expect("not poisoned").management = Some(format!("{public} {m}"));
+            }
+            Err(e) => say(format_args!("cannot set the management address {m} on {public}: {e:#}")),
+        },
         (Some(_), None) => say("a management address is configured, but no public port was identified"),
         (None, _) => say("no management address configured (the installer sets one)"),
     }
