@@ -45,13 +45,6 @@ pub enum Step {
     Failed,
 }
 
-impl Step {
-    /// A step after which the newcomer does nothing more.
-    pub fn is_final(self) -> bool {
-        !matches!(self, Step::Started | Step::Writing)
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Report {
