@@ -56,6 +56,12 @@ fn pairos(args: &[&str]) -> (bool, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// `pairos install --image IMAGE --disk DISK --key KEY`.
+fn install(image: &str, disk: &Path, key: &Path) -> (bool, String) {
+    let (disk, key) = (disk.to_str().expect("utf8"), key.to_str().expect("utf8"));
+    pairos(&["install", "--image", image, "--disk", disk, "--key", key])
+}
+
 fn sh(cmd: &str) -> String {
     let out = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
     assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
@@ -69,15 +75,7 @@ fn sha256(path: &Path) -> String {
 fn installed_node(out: &Path, work: &Path, key: &Path, m: &Manifest) -> PathBuf {
     let disk = work.join("node.raw");
     std::fs::File::create(&disk).and_then(|f| f.set_len(3 << 30)).expect("disk file");
-    let (ok, err) = pairos(&[
-        "install",
-        "--image",
-        out.to_str().expect("utf8"),
-        "--disk",
-        disk.to_str().expect("utf8"),
-        "--key",
-        key.to_str().expect("utf8"),
-    ]);
+    let (ok, err) = install(out.to_str().expect("utf8"), &disk, key);
     assert!(ok, "{err}");
     // As first boot does: a state partition after the manifest's MiB, with something in it.
     let end = m.disk.layout.partitions.iter().map(|p| p.last_lba).max().expect("partitions");
@@ -107,12 +105,7 @@ fn an_installed_disk_serves_an_exact_image_its_configuration_and_takes_reports()
 
     // A newcomer's install from the node's own disk is the build's disk.raw, byte for byte.
     let copy = work.join("copy.raw");
-    let (ok, err) = pairos(
-        &["install", "--image", &url, "--disk", copy.to_str().expect("utf8"), "--key"]
-            .into_iter()
-            .chain([key.to_str().expect("utf8")])
-            .collect::<Vec<_>>(),
-    );
+    let (ok, err) = install(&url, &copy, &key);
     assert!(ok, "{err}");
     assert_eq!(sha256(&copy), sha256(&out.join("disk.raw")), "served image = built image");
 
@@ -155,12 +148,7 @@ fn an_installed_disk_serves_an_exact_image_its_configuration_and_takes_reports()
     std::os::unix::fs::FileExt::write_all_at(&f, b"bit rot", victim.offset + 4096).expect("damage");
     drop(f);
     let damaged = work.join("damaged.raw");
-    let (ok, err) = pairos(
-        &["install", "--image", &url, "--disk", damaged.to_str().expect("utf8"), "--key"]
-            .into_iter()
-            .chain([key.to_str().expect("utf8")])
-            .collect::<Vec<_>>(),
-    );
+    let (ok, err) = install(&url, &damaged, &key);
     assert!(!ok, "a damaged source must not install");
     assert!(err.contains(&format!("at byte {}", victim.offset)), "{err}");
     let table = Command::new("sgdisk").arg("-p").arg(&damaged).output().expect("sgdisk");

@@ -32,17 +32,13 @@ pub struct PairServices {
     pub status: Arc<Mutex<Status>>,
 }
 
-fn mac_text(mac: &[u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
-
 struct PairPolicy {
     installed: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Policy for PairPolicy {
     fn decide(&self, client: &ClientInfo) -> (Decision, String) {
-        let mac = mac_text(&client.mac);
+        let mac = client.mac_string();
         if self.installed.lock().expect("not poisoned").contains(&mac) {
             (Decision::LocalBoot, "a peer this node installed: boot from its disk".into())
         } else {
