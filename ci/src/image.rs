@@ -23,6 +23,7 @@ pub fn default_image() -> Result<PathBuf, LabError> {
         .arg("build")
         .arg("--out")
         .arg(&out)
+        .arg("--lab")
         .arg("--signing-key")
         .arg(test_signing_key())
         .arg("--cache")

@@ -37,6 +37,7 @@ fn two_builds_in_different_folders_are_byte_identical() -> Result<(), LabError> 
             .arg(&out)
             .arg("--cache")
             .arg(lab.dir().join(format!("cache-{which}")))
+            .arg("--lab")
             .arg("--signing-key")
             .arg(image::test_signing_key())
             .env("SOURCE_DATE_EPOCH", "1767225600")

@@ -10,6 +10,7 @@
 //! - [`manifest_record`]: the signed manifest a disk carries, so a node can serve its image;
 //! - [`partition_table`]: writing a GPT (the build's, and a node's first-boot rewrite);
 //! - [`spec`]: the build spec (TOML) and its embedded default;
+//! - [`version`]: how image versions order, so that no node is taken back to an older one;
 //! - [`debian`], [`kmod`], [`initramfs`]: packages through apt, module resolution, and the
 //!   deterministic cpio writer (the lab uses them too).
 
@@ -25,3 +26,4 @@ pub mod manifest_record;
 pub mod partition_table;
 pub mod spec;
 pub mod stages;
+pub mod version;

@@ -9,7 +9,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::sha256_hex;
@@ -250,6 +250,18 @@ pub fn parse_public_key_pem(text: &str) -> Result<VerifyingKey, ManifestError> {
         .map_err(|e| ManifestError::Key { path: "public key".into(), message: e.to_string() })
 }
 
+/// The public half of `ci/keys/test-signing-key.pem`, which is in the repository for anyone to
+/// sign with: only lab builds may use it.
+const PUBLIC_TEST_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAIe35AaKS+uwlmaVbMt1KQR8aAhCgHoktq9xHu3k7O1E=
+-----END PUBLIC KEY-----
+";
+
+/// Whether `key` is the repository's public test key.
+pub fn is_public_test_key(key: &VerifyingKey) -> bool {
+    parse_public_key_pem(PUBLIC_TEST_KEY).is_ok_and(|test| test == *key)
+}
+
 /// The raw 64-byte signature (`openssl pkeyutl -verify -rawin` checks it).
 pub fn sign(bytes: &[u8], key: &SigningKey) -> [u8; 64] {
     key.sign(bytes).to_bytes()
@@ -258,7 +270,9 @@ pub fn sign(bytes: &[u8], key: &SigningKey) -> [u8; 64] {
 pub fn verify(bytes: &[u8], signature: &[u8], key: &VerifyingKey) -> Result<(), ManifestError> {
     let bad = || ManifestError::BadSignature { key: crate::digest::hex(key.as_bytes()) };
     let sig = Signature::from_slice(signature).map_err(|_| bad())?;
-    key.verify(bytes, &sig).map_err(|_| bad())
+    // Strict: rejects small-order keys and non-canonical signatures, which plain `verify`
+    // lets through (a signature must name one manifest, no malleable twins).
+    key.verify_strict(bytes, &sig).map_err(|_| bad())
 }
 
 #[cfg(test)]
@@ -266,6 +280,7 @@ mod tests {
     use super::*;
     use crate::layout::{image_layout, parse_root_hash};
     use crate::spec::Partitions;
+    use ed25519_dalek::Verifier;
 
     #[test]
     fn the_disk_map_covers_every_byte_once() {
@@ -290,11 +305,32 @@ mod tests {
     }
 
     #[test]
+    fn a_small_order_key_verifies_nothing() {
+        // The identity point as the key and as R, with s = 0: a signature of every message
+        // under plain verification. Strict verification refuses the weak key.
+        let mut point = [0u8; 32];
+        point[0] = 1;
+        let weak = VerifyingKey::from_bytes(&point).expect("a valid point");
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&point);
+        let lax = weak.verify(b"any manifest", &Signature::from_bytes(&sig)).is_ok();
+        assert!(lax, "the plain check accepts it, which is why it is not used");
+        assert!(verify(b"any manifest", &sig, &weak).is_err());
+    }
+
+    #[test]
     fn a_changed_manifest_fails_its_signature() {
         let key = ephemeral_signing_key();
         let sig = sign(b"manifest", &key);
         verify(b"manifest", &sig, &key.verifying_key()).expect("verifies");
         assert!(verify(b"manifesT", &sig, &key.verifying_key()).is_err());
+        assert!(!is_public_test_key(&key.verifying_key()), "a fresh key is not the test key");
+        let test = load_signing_key(&std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../ci/keys/test-signing-key.pem"
+        )))
+        .expect("the test key loads");
+        assert!(is_public_test_key(&test.verifying_key()));
         let pem = public_key_pem(&key.verifying_key());
         assert_eq!(parse_public_key_pem(&pem).expect("pem"), key.verifying_key());
     }

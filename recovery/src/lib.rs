@@ -4,17 +4,20 @@
 //!
 //! Start at [`writer::write_image`]. [`source`] gives an image's manifest and bytes from a
 //! folder or over HTTP, [`classify`] says what a disk holds before anything touches it,
-//! [`target`] opens the disk exclusively, and [`journal`] lets an interrupted write resume.
+//! [`target`] opens the disk exclusively, and [`journal`] lets an interrupted write resume on
+//! the same disk ([`disk_identity`]) and no other.
 //! [`own_image`] makes a node's own disk an image source, [`image_service`] serves it over
 //! HTTP, and [`peer`] is what the recovering node and its peer say to each other. The agent's
 //! steps (link, board check, write, identity, reboot) run in the initramfs and are wired in
 //! the runtime crate, which owns early boot.
 
 pub mod classify;
+pub mod disk_identity;
 pub mod image_service;
 pub mod journal;
 pub mod own_image;
 pub mod peer;
 pub mod source;
 pub mod target;
+pub mod trust;
 pub mod writer;

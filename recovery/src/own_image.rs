@@ -9,14 +9,16 @@
 //! and don't-care ranges are served as zeros, except for the manifest record itself. Nothing
 //! depends on the build folder.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use ed25519_dalek::VerifyingKey;
 use pairos_image::digest::sha256_hex;
 use pairos_image::layout::DiskLayout;
-use pairos_image::manifest::ManifestError;
+use pairos_image::manifest::{Chunk, ManifestError};
 use pairos_image::manifest_record;
 use pairos_image::partition_table::write_gpt;
 
@@ -35,6 +37,49 @@ pub enum OwnImageError {
     Record { disk: PathBuf, source: SourceError },
 }
 
+/// What a disk says of the image it holds.
+struct Record {
+    file: File,
+    /// Its partitions, as its GPT has them.
+    parts: Vec<gpt::partition::Partition>,
+    /// Where the manifest record is, and its bytes.
+    offset: u64,
+    bytes: Vec<u8>,
+    image: Verified,
+}
+
+/// The image a disk holds, from the manifest record after its image partitions, checked with
+/// `key`.
+fn read_record(disk: &Path, key: &VerifyingKey) -> Result<Record, OwnImageError> {
+    let io = |what: &str| {
+        let (disk, what) = (disk.to_owned(), what.to_owned());
+        move |source| OwnImageError::Io { disk, what, source }
+    };
+    let bad = |message: String| OwnImageError::Disk { disk: disk.to_owned(), message };
+    let gpt =
+        gpt::GptConfig::new().writable(false).open(disk).map_err(|e| bad(format!("reading its GPT: {e}")))?;
+    let parts: Vec<_> = gpt.partitions().values().filter(|p| p.is_used()).cloned().collect();
+    let image_end = parts
+        .iter()
+        .filter(|p| IMAGE_PARTITIONS.contains(&p.name.as_str()))
+        .map(|p| p.last_lba)
+        .max()
+        .ok_or_else(|| bad("its GPT has none of the image's partitions (esp, root-a, ...)".into()))?;
+    let file = File::open(disk).map_err(io("opening"))?;
+    let offset = manifest_record::offset_after(image_end);
+    let mut record = vec![0u8; manifest_record::CAPACITY as usize];
+    file.read_exact_at(&mut record, offset).map_err(io("reading the manifest record"))?;
+    let record_err = |source: SourceError| OwnImageError::Record { disk: disk.to_owned(), source };
+    let (bytes, sig) = manifest_record::decode(&record).map_err(|e| record_err(SourceError::Manifest(e)))?;
+    let image = Verified::check(bytes, sig, key).map_err(record_err)?;
+    Ok(Record { file, parts, offset, bytes: record, image })
+}
+
+/// The version of the image `disk` holds, if it carries a manifest signed with `key`.
+pub fn installed_version(disk: &Path, key: &VerifyingKey) -> Option<String> {
+    read_record(disk, key).ok().map(|r| r.image.manifest.version)
+}
+
 #[derive(Debug)]
 pub struct OwnImage {
     disk: PathBuf,
@@ -43,37 +88,20 @@ pub struct OwnImage {
     /// The partition-table chunks, made again for an image-sized disk: (offset, bytes).
     table: Vec<(u64, Vec<u8>)>,
     record: (u64, Vec<u8>),
+    /// The chunks verified last, by offset: a run of small range requests over one chunk costs
+    /// one read and one hash, not one each.
+    recent: Mutex<VecDeque<(u64, Arc<Vec<u8>>)>>,
 }
+
+/// Verified chunks kept in memory (4 MiB each).
+const RECENT: usize = 8;
 
 impl OwnImage {
     /// Opens `disk` (read-only, while it is in use), reads and checks the manifest it carries
     /// with `key`, and checks that its partitions are where the manifest puts them.
     pub fn open(disk: &Path, key: &VerifyingKey) -> Result<OwnImage, OwnImageError> {
-        let io = |what: &str| {
-            let (disk, what) = (disk.to_owned(), what.to_owned());
-            move |source| OwnImageError::Io { disk, what, source }
-        };
         let bad = |message: String| OwnImageError::Disk { disk: disk.to_owned(), message };
-        let gpt = gpt::GptConfig::new()
-            .writable(false)
-            .open(disk)
-            .map_err(|e| bad(format!("reading its GPT: {e}")))?;
-        let parts: Vec<_> = gpt.partitions().values().filter(|p| p.is_used()).cloned().collect();
-        let image_end = parts
-            .iter()
-            .filter(|p| IMAGE_PARTITIONS.contains(&p.name.as_str()))
-            .map(|p| p.last_lba)
-            .max()
-            .ok_or_else(|| bad("its GPT has none of the image's partitions (esp, root-a, ...)".into()))?;
-
-        let file = File::open(disk).map_err(io("opening"))?;
-        let offset = manifest_record::offset_after(image_end);
-        let mut record = vec![0u8; manifest_record::CAPACITY as usize];
-        file.read_exact_at(&mut record, offset).map_err(io("reading the manifest record"))?;
-        let record_err = |source: SourceError| OwnImageError::Record { disk: disk.to_owned(), source };
-        let (bytes, sig) =
-            manifest_record::decode(&record).map_err(|e| record_err(SourceError::Manifest(e)))?;
-        let image = Verified::check(bytes, sig, key).map_err(record_err)?;
+        let Record { file, parts, offset, bytes: record, image } = read_record(disk, key)?;
         let layout = &image.manifest.disk.layout;
         if manifest_record::offset(layout) != offset {
             return Err(bad(format!(
@@ -97,11 +125,45 @@ impl OwnImage {
             }
         }
         let table = regenerate_table(disk, &image)?;
-        Ok(OwnImage { disk: disk.to_owned(), file, image, table, record: (offset, record) })
+        Ok(OwnImage {
+            disk: disk.to_owned(),
+            file,
+            image,
+            table,
+            record: (offset, record),
+            recent: Mutex::new(VecDeque::new()),
+        })
     }
 
     pub fn verified(&self) -> &Verified {
         &self.image
+    }
+
+    /// The chunk's bytes, read from the disk and checked against the manifest, or as they were
+    /// when they were checked a moment ago.
+    fn verified_chunk(&self, c: &Chunk) -> Result<Arc<Vec<u8>>, SourceError> {
+        let mut recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, data)) = recent.iter().find(|(at, _)| *at == c.offset) {
+            return Ok(data.clone());
+        }
+        drop(recent);
+        let io = |source| SourceError::Io { what: format!("reading {}", self.disk.display()), source };
+        let mut data = vec![0u8; c.length as usize];
+        self.file.read_exact_at(&mut data, c.offset).map_err(io)?;
+        if sha256_hex(&data) != c.sha256 {
+            return Err(SourceError::Manifest(ManifestError::Invalid(format!(
+                "{} differs from the signed image at byte {}: this node will not serve it",
+                self.disk.display(),
+                c.offset
+            ))));
+        }
+        let data = Arc::new(data);
+        recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recent.len() >= RECENT {
+            recent.pop_front();
+        }
+        recent.push_back((c.offset, data.clone()));
+        Ok(data)
     }
 }
 
@@ -170,7 +232,6 @@ impl ImageSource for OwnImage {
                 got: map.layout.size.saturating_sub(offset),
             }
         })?;
-        let io = |source| SourceError::Io { what: format!("reading {}", self.disk.display()), source };
         // Zeros, then the verified chunks, the table and the record: must-be-zero and
         // don't-care ranges stay zero whatever the disk holds there.
         let mut buf = vec![0u8; length as usize];
@@ -178,15 +239,7 @@ impl ImageSource for OwnImage {
             if c.offset >= end || c.offset + c.length <= offset {
                 continue;
             }
-            let mut data = vec![0u8; c.length as usize];
-            self.file.read_exact_at(&mut data, c.offset).map_err(io)?;
-            if sha256_hex(&data) != c.sha256 {
-                return Err(SourceError::Manifest(ManifestError::Invalid(format!(
-                    "{} differs from the signed image at byte {}: this node will not serve it",
-                    self.disk.display(),
-                    c.offset
-                ))));
-            }
+            let data = self.verified_chunk(c)?;
             overlay(&mut buf, offset, &data, c.offset);
         }
         for (at, bytes) in &self.table {

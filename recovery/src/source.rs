@@ -90,6 +90,9 @@ impl ImageSource for FolderSource {
     }
 }
 
+/// The most a manifest or its signature may be, read over HTTP before its signature is checked.
+const MAX_FILE: u64 = 16 << 20;
+
 /// An image over HTTP: `BASE/manifest.json`, `BASE/manifest.sig`, and range requests on
 /// `BASE/disk.raw`.
 #[derive(Debug, Clone)]
@@ -108,6 +111,8 @@ impl HttpSource {
         HttpSource { base: base.trim_end_matches('/').to_owned(), agent: config.into() }
     }
 
+    /// `name`, or `length` bytes of it at `offset`. No more is read than a manifest can be, or
+    /// than the range asked for: the body is not trusted before it is checked.
     fn get(&self, name: &str, range: Option<(u64, u64)>) -> Result<Vec<u8>, SourceError> {
         let url = format!("{}/{name}", self.base);
         let err = |message: String| SourceError::Http { url: url.clone(), message };
@@ -121,11 +126,16 @@ impl HttpSource {
         if status != expected {
             return Err(err(format!("HTTP status {status}, expected {expected}")));
         }
+        let limit = range.map_or(MAX_FILE, |(_, length)| length);
         let mut body = Vec::new();
         resp.body_mut()
             .as_reader()
+            .take(limit + 1)
             .read_to_end(&mut body)
             .map_err(|e| err(format!("reading the body: {e}")))?;
+        if body.len() as u64 > limit {
+            return Err(err(format!("the body is longer than the {limit} bytes expected")));
+        }
         Ok(body)
     }
 }

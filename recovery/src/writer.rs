@@ -4,7 +4,8 @@
 //!    nothing here runs without a verified manifest.
 //! 2. The target is classified: blank, a disk of this pair (its state and data partitions are
 //!    kept), or foreign (refused unless the caller allows wiping). A disk smaller than the image
-//!    is refused. Until here nothing has been written.
+//!    is refused, and so is a disk of this pair that holds a newer image (unless the caller
+//!    allows a downgrade). Until here nothing has been written.
 //! 3. Mapped chunks are fetched by a few threads (memory: threads × 4 MiB), each checked against
 //!    its sha256 in memory before any byte reaches the disk; a bad or failed fetch is retried.
 //!    Chunks already recorded by an interrupted run are skipped.
@@ -21,12 +22,13 @@ use std::time::{Duration, Instant};
 
 use pairos_image::digest::sha256_hex;
 use pairos_image::layout::{DiskLayout, SECTOR};
-use pairos_image::manifest::Chunk;
+use pairos_image::manifest::{Chunk, Manifest};
 use pairos_image::manifest_record;
 use pairos_image::partition_table::write_gpt;
 use serde::Serialize;
 
 use crate::classify::{classify, DiskClass};
+use crate::disk_identity;
 use crate::journal::Journal;
 use crate::source::{ImageSource, Verified};
 use crate::target::{Target, TargetError};
@@ -46,6 +48,10 @@ pub enum WriteError {
     Target(#[from] TargetError),
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
+    #[error("{disk} holds pairos {on_disk}, newer than the image's {image}; refusing to downgrade it (allow it explicitly to go back)")]
+    Downgrade { disk: PathBuf, on_disk: String, image: String },
+    #[error("write options: {0}")]
+    Options(String),
     #[error("the partition table: {0}")]
     Table(String),
     #[error("{disk}: the kept partition {name} starts at byte {offset}, inside the image's {image_size} bytes; refusing to overwrite it")]
@@ -62,6 +68,9 @@ pub struct WriteOptions {
     pub allow_foreign: bool,
     /// Pace the write to at most this many bytes a second (spares a peer that serves workloads).
     pub max_rate: Option<u64>,
+    /// Write an image older than the one the disk holds (refused otherwise: a validly signed
+    /// old image may carry a known hole, and whoever answers network boot could offer it).
+    pub allow_downgrade: bool,
 }
 
 /// What the writer reports as it goes, for a terminal or the API.
@@ -139,15 +148,18 @@ fn final_layout(image: &DiskLayout, class: &DiskClass, disk: &Target) -> Result<
     Ok(layout)
 }
 
-/// The disk's manifest record: the source's own when it carries this very disk map signed with
-/// the same key (so that an image-sized copy is byte-identical to the build's disk), otherwise
+/// The disk's manifest record: the source's own when it carries this very manifest (but for
+/// the artifact list) signed with the same key (so that an image-sized copy is byte-identical to the build's disk), otherwise
 /// one made from the manifest being written.
 fn manifest_record(source: &dyn ImageSource, image: &Verified) -> Result<Vec<u8>, WriteError> {
     let offset = manifest_record::offset(&image.manifest.disk.layout);
     let theirs = source.disk_range(offset, manifest_record::CAPACITY).ok().and_then(|bytes| {
         let (m, sig) = manifest_record::decode(&bytes).ok()?;
         let v = Verified::check(m, sig, &image.key).ok()?;
-        (v.manifest.disk == image.manifest.disk).then_some(bytes)
+        // The record's manifest lacks only the artifact list (which names disk.raw itself).
+        let same = Manifest { artifacts: Vec::new(), ..v.manifest }
+            == Manifest { artifacts: Vec::new(), ..image.manifest.clone() };
+        same.then_some(bytes)
     });
     match theirs {
         Some(bytes) => Ok(bytes),
@@ -172,7 +184,12 @@ pub fn write_image(
     // Safety first: classify, check the size. Nothing has been written yet. A disk that this very
     // write already began (its resume record names this manifest and this disk) is ours: its
     // table is written last, so mid-write it can look like anything.
-    let key = format!("{} {}", image.digest(), target.size);
+    if opts.max_rate == Some(0) {
+        return Err(WriteError::Options("max_rate must be at least 1 byte a second".into()));
+    }
+    let identity = disk_identity::identity(&target.file, &target.path, target.size, map)
+        .map_err(io(format!("reading {}", target.path.display())))?;
+    let key = format!("{} {identity}", image.digest());
     let resuming = Journal::recorded(&opts.journal, &key) > 0;
     let class =
         classify(&target.path, target.size).map_err(io(format!("reading {}", target.path.display())))?;
@@ -180,6 +197,17 @@ pub fn write_image(
     if let DiskClass::Foreign { findings } = &class {
         if !opts.allow_foreign && !resuming {
             return Err(WriteError::Foreign { disk: target.path.clone(), findings: findings.clone() });
+        }
+    }
+    if let (DiskClass::Pair { .. }, false) = (&class, opts.allow_downgrade) {
+        if let Some(on_disk) = crate::own_image::installed_version(&target.path, &image.key) {
+            if pairos_image::version::compare(&on_disk, &image.manifest.version).is_gt() {
+                return Err(WriteError::Downgrade {
+                    disk: target.path.clone(),
+                    on_disk,
+                    image: image.manifest.version.clone(),
+                });
+            }
         }
     }
     if target.size < map.layout.size {

@@ -51,6 +51,10 @@ pub struct BuildArgs {
     /// throw-away development key signs the image.
     #[arg(long, value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
+    /// A lab build: allows the public test key in ci/keys/ to sign it. Without it that key is
+    /// refused, since anyone can sign with it.
+    #[arg(long)]
+    pub lab: bool,
     /// Stage cache (results keyed by the digest of their inputs) [default: ~/.cache/pairos/build].
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
@@ -125,12 +129,17 @@ pub struct InstallArgs {
     /// gateway, dns}. For partners who ship a node configured.
     #[arg(long, value_name = "FILE")]
     pub node_config: Option<std::path::PathBuf>,
-    /// Chunks fetched at once (memory: 4 MiB each).
-    #[arg(long, value_name = "N", default_value = "4")]
-    pub parallel: usize,
-    /// At most this many MiB a second (spares the peer that serves the image).
-    #[arg(long, value_name = "MIB")]
+    /// Chunks fetched at once, 1 to 64 (memory: 4 MiB each).
+    #[arg(long, value_name = "N", default_value = "4",
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub parallel: u64,
+    /// At most this many MiB a second, 1 to 1048576 (spares the peer that serves the image).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub max_rate: Option<u64>,
+    /// Write an image older than the one the disk holds. Without it a downgrade is refused: a
+    /// validly signed old image may have a known hole.
+    #[arg(long)]
+    pub allow_downgrade: bool,
     /// Print the writer's events as JSON lines on stdout (progress on stderr stays).
     #[arg(long)]
     pub json: bool,

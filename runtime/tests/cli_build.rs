@@ -68,6 +68,23 @@ fn a_missing_or_wrong_key_is_named_and_builds_nothing() {
 }
 
 #[test]
+fn the_public_test_key_signs_no_release_build() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let out = t.path().join("out");
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/keys/test-signing-key.pem");
+    let o = build(
+        &["--signing-key", key.to_str().expect("utf8"), "--out", out.to_str().expect("utf8")],
+        &t.path().join("c"),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("this is the public test key from ci/keys/"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("pass --lab"), "{}", stderr(&o));
+    only(t.path(), &[]);
+    // Its twin, with --lab, gets past the key: see the unreachable-sources test below, which
+    // fails later, in debootstrap.
+}
+
+#[test]
 fn unreachable_package_sources_fail_the_build_and_leave_the_old_output() {
     let t = tempfile::tempdir().expect("tempdir");
     // A source nobody serves: a closed port on loopback.
@@ -96,6 +113,7 @@ fn unreachable_package_sources_fail_the_build_and_leave_the_old_output() {
             spec.to_str().expect("utf8"),
             "--out",
             out.to_str().expect("utf8"),
+            "--lab",
             "--signing-key",
             key.to_str().expect("utf8"),
         ],

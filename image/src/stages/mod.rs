@@ -99,6 +99,8 @@ pub struct BuildOptions {
     pub out: PathBuf,
     pub cache: PathBuf,
     pub signing_key: Option<PathBuf>,
+    /// A lab build: the public test key (`ci/keys/`) may sign it. A release build refuses it.
+    pub lab: bool,
     /// The `pairos` binary that goes into the image.
     pub pairos_bin: PathBuf,
     pub source_date_epoch: u64,
@@ -177,7 +179,17 @@ pub fn build(opts: &BuildOptions, events: &mut dyn FnMut(Event)) -> Result<Build
     let input = |source| BuildError { stage: "setup", source };
     check_out(&opts.out).map_err(input)?;
     let key = match &opts.signing_key {
-        Some(path) => manifest::load_signing_key(path).map_err(|e| input(e.into()))?,
+        Some(path) => {
+            let key = manifest::load_signing_key(path).map_err(|e| input(e.into()))?;
+            if !opts.lab && manifest::is_public_test_key(&key.verifying_key()) {
+                return Err(input(StageError::Input(format!(
+                    "signing key {}: this is the public test key from ci/keys/, which anyone can \
+                     sign with; it signs lab builds only (pass --lab for one), never a release",
+                    path.display()
+                ))));
+            }
+            key
+        }
         None => {
             events(Event::Warning {
                 message: "NO SIGNING KEY GIVEN: signing with a throw-away development key. Nodes will \

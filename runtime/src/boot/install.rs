@@ -141,6 +141,7 @@ pub fn install(args: &BootArgs) -> anyhow::Result<Outcome> {
         journal: PathBuf::from("/run/pairos/install.pairos-write"),
         allow_foreign: false,
         max_rate: None,
+        allow_downgrade: false,
     };
     let mut progress = ConsoleProgress::new(|l| say(l));
     let mut on_event = |e: Event| {

@@ -162,6 +162,7 @@ fn image_this_node(
         journal: PathBuf::from("/run/pairos/recover.pairos-write"),
         allow_foreign: false,
         max_rate: None,
+        allow_downgrade: false,
     };
     std::fs::create_dir_all("/run/pairos").context("making /run/pairos")?;
     let mut progress = ConsoleProgress::new(|l| say(l));

@@ -52,6 +52,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<Exit> {
         out: std::path::absolute(&args.out).with_context(|| format!("--out {}", args.out.display()))?,
         cache,
         signing_key: args.signing_key.clone(),
+        lab: args.lab,
         pairos_bin: std::env::current_exe().context("finding the running pairos binary")?,
         source_date_epoch: epoch,
     };

@@ -45,10 +45,11 @@ pub fn run(args: &InstallArgs) -> anyhow::Result<Exit> {
         std::fs::create_dir_all(dir).with_context(|| format!("making {}", dir.display()))?;
     }
     let opts = WriteOptions {
-        parallel: args.parallel,
+        parallel: args.parallel as usize,
         journal,
         allow_foreign: args.allow_foreign,
         max_rate: args.max_rate.map(|m| m << 20),
+        allow_downgrade: args.allow_downgrade,
     };
     let terminal = std::io::stderr().is_terminal();
     let mut shown = Instant::now() - Duration::from_secs(1);
