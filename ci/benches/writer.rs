@@ -173,12 +173,20 @@ fn serve_own_image(
         .arg(key_file));
     let own = pairos_recovery::own_image::OwnImage::open(disk, key).expect("the disk serves its image");
     let size = own.verified().manifest.disk.layout.size;
+    use pairos_recovery::peer::{Denied, EnrolAnswer, NewcomerConfig, Report};
+    use std::net::SocketAddr;
+    /// Only the image is benchmarked: nobody enrols.
     struct NoPeers;
     impl pairos_recovery::image_service::PeerHooks for NoPeers {
-        fn node_config(&self, _mac: &str) -> Option<pairos_recovery::peer::NodeConfig> {
-            None
+        fn enrol(&self, _: SocketAddr, _: &str) -> Result<EnrolAnswer, Denied> {
+            Err(Denied::new(403, "nobody enrols in a benchmark"))
         }
-        fn report(&self, _from: std::net::SocketAddr, _r: pairos_recovery::peer::Report) {}
+        fn node_config(&self, _: SocketAddr, _: Option<&str>, _: &str) -> Result<NewcomerConfig, Denied> {
+            Err(Denied::new(401, "nobody enrols in a benchmark"))
+        }
+        fn report(&self, _: SocketAddr, _: Option<&str>, _: Report) -> Result<(), Denied> {
+            Err(Denied::new(401, "nobody enrols in a benchmark"))
+        }
     }
     let router =
         pairos_recovery::image_service::router(std::sync::Arc::new(own), size, std::sync::Arc::new(NoPeers));

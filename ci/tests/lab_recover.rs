@@ -4,7 +4,9 @@
 //! that is not a certified board. A blank node (network
 //! first, then its disk) PXE-boots from A, images itself with no input, reboots, is told by A
 //! to boot its disk, and comes up as node-2 of A's pair on the same image version. A's log and
-//! `pairos status` show both.
+//! `pairos status` show both. Each newcomer enrols first; B learns the pair key that way, and
+//! the two then hear each other's authenticated heartbeats. A stranger on the private link
+//! of the complete pair can neither enrol nor fake a report nor read the node configuration.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -55,7 +57,7 @@ fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -
     pairos_host::Cmd::new("mkfs.ext4").args(["-q", "-F", "-L", "customer-data"]).arg(&foreign).run()?;
     let before = sha256(&foreign);
     let mut f = lab.start(newcomer("foreign", &foreign))?;
-    f.wait_for("pairos-recover: peer 10.77.0.1 found", BOOT)?;
+    f.wait_for("pairos-recover: enrolled with the peer 10.77.0.1", BOOT)?;
     let why = f.wait_for("holds foreign data; refusing to wipe it", BOOT)?;
     f.wait_for("customer-data", Duration::from_secs(30))?;
     f.wait_for("nothing was written", Duration::from_secs(30))?;
@@ -69,7 +71,7 @@ fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -
     let small = lab.dir().join("small.raw");
     blank_disk(&small, 9 * GIB)?;
     let mut u = lab.start(newcomer("small", &small).memory_mib(512))?;
-    u.wait_for("pairos-recover: peer 10.77.0.1 found", BOOT)?;
+    u.wait_for("pairos-recover: enrolled with the peer 10.77.0.1", BOOT)?;
     u.wait_for("this machine is not a certified board; it will not be imaged", BOOT)?;
     u.wait_for("memory: ", Duration::from_secs(30))?;
     u.wait_for("pairos-init: stopped; opening a console shell", Duration::from_secs(30))?;
@@ -82,8 +84,7 @@ fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -
     blank_disk(&b_disk, 10 * GIB)?;
     let mut b = lab.start(newcomer("node-b", &b_disk))?;
     b.wait_for("pairos-init: recovery mode (pairos.mode=recover)", BOOT)?;
-    let found = b.wait_for("pairos-recover: peer 10.77.0.1 found", BOOT)?;
-    assert!(found.contains("becomes node-2"), "{found}");
+    b.wait_for("pairos-recover: enrolled with the peer 10.77.0.1", BOOT)?;
     b.wait_for("board qemu-q35, certified", BOOT)?;
     b.wait_for("\"class\":\"blank\"", BOOT)?;
     b.wait_for("pairos-recover: image written", WRITE)?;
@@ -100,11 +101,8 @@ fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -
             .and_then(|l| l.split("pair ").nth(1))
             .map(|p| p.trim().to_owned())
     };
-    assert_eq!(
-        pair_of(&a_log, "node-1 of a new pair"),
-        pair_of(&b_log, "pairos run: node-2 of pair"),
-        "B joined A's pair"
-    );
+    let a_pair = pair_of(&a_log, "node-1 of a new pair").expect("A names its pair");
+    assert_eq!(Some(a_pair), pair_of(&b_log, "pairos run: node-2 of pair"), "B joined A's pair");
     let version =
         |log: &str| log.lines().find_map(|l| l.find("pairos run: pairos ").map(|i| l[i..].trim().to_owned()));
     assert!(version(&a_log).is_some(), "{a_log}");
@@ -113,11 +111,58 @@ fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -
     assert!(a_log.contains("Finished"), "A's log shows B's completion:\n{a_log}");
     assert!(a_log.contains("localboot-uefi.ipxe"), "the installed B was told to boot its disk:\n{a_log}");
 
+    // B learnt the pair key by enrolment: each hears the other's authenticated heartbeats.
+    a.wait_for("pairos run: peer live (52:54:00:12:04:00)", BOOT)?;
+    b.wait_for("pairos run: peer live", BOOT)?;
+
+    // A stranger on the private link, with an address from A's own pool, while the pair has both
+    // its nodes: it cannot enrol, fake B's finished report, or read the node configuration, and
+    // nothing A keeps changes.
+    let state = "sha256sum /state/pairos/peers.json /run/pairos/status.json";
+    let (_, before) = a.run(state, Duration::from_secs(60))?;
+    let stranger = lab.endpoint("private", "stranger", "10.77.0.120/24")?;
+    let curl = |args: &[&str]| -> Result<String, LabError> {
+        let out =
+            stranger.ns.cmd("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}"]).args(args).run()?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    };
+    let json = ["-H", "Content-Type: application/json", "-X", "POST", "-d"];
+    let enrol =
+        curl(&[&json[..], &[r#"{"mac":"52:54:00:66:66:66"}"#, "http://10.77.0.1:7467/enrol"]].concat())?;
+    assert_eq!(enrol, "403", "a stranger enrols while the pair is complete");
+    let finished = r#"{"mac":"52:54:00:12:04:00","step":"finished","message":"faked"}"#;
+    let fake = curl(&[&json[..], &[finished, "http://10.77.0.1:7467/node/report"]].concat())?;
+    assert_eq!(fake, "401", "a faked finished report");
+    let forged = curl(
+        &[
+            &json[..],
+            &[
+                finished,
+                "-H",
+                &format!("Authorization: Bearer {}", "0".repeat(64)),
+                "http://10.77.0.1:7467/node/report",
+            ],
+        ]
+        .concat(),
+    )?;
+    assert_eq!(forged, "401", "a report with a made-up token");
+    let config = curl(&["http://10.77.0.1:7467/node/config?mac=52:54:00:12:04:00"])?;
+    assert_eq!(config, "401", "the node configuration without a token");
+    // The image itself stays open: every byte of it is checked against the signed manifest.
+    assert_eq!(curl(&["http://10.77.0.1:7467/image/manifest.sig"])?, "200");
+    let (_, after) = a.run(state, Duration::from_secs(60))?;
+    assert_eq!(before, after, "A's peers.json and status are unchanged");
+    assert!(a
+        .console()
+        .text()
+        .contains("enrolment: 52:54:00:66:66:66 (10.77.0.120) refused: the pair has both its nodes"));
+
     let (code, status) = a.run("pairos status", Duration::from_secs(60))?;
     assert_eq!(code, 0, "{status}");
     assert!(status.contains("node-1 of pair"), "{status}");
     assert!(status.contains("Finished, 100%"), "{status}");
     assert!(status.contains("installed peers: 52:54:00:12:04:00"), "{status}");
+    assert!(status.contains("peer: live (52:54:00:12:04:00)"), "{status}");
     let (code, json) = a.run("pairos status --json", Duration::from_secs(60))?;
     assert_eq!(code, 0, "{json}");
     assert!(json.contains("\"step\": \"finished\""), "{json}");

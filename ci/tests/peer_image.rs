@@ -1,7 +1,9 @@
 //! The peer side of self-imaging, on the host: a disk installed with `pairos install` (and
 //! grown, as first boot grows it) serves its own image over the image service, and
 //! `pairos install` from that service writes a disk byte-identical to the build's. The service
-//! hands out the node configuration and takes reports. A node whose disk no longer matches
+//! enrols a newcomer and then, only with its token, hands out the node configuration and
+//! takes reports (the pair's real enrolment rules are the runtime's, unit-tested there and
+//! proven in `lab_recover`). A node whose disk no longer matches
 //! its manifest refuses to serve the damaged chunk; a disk without its manifest is not served.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -14,23 +16,51 @@ use pairos_image::manifest::{parse_public_key_pem, Manifest};
 use pairos_lab::{image, paths, LabError};
 use pairos_recovery::image_service::{self, PeerHooks};
 use pairos_recovery::own_image::OwnImage;
-use pairos_recovery::peer::{NodeConfig, PeerClient, Report, Step};
+use pairos_recovery::peer::{Denied, EnrolAnswer, NewcomerConfig, NodeConfig, PeerClient, Report, Step};
 
 #[derive(Default)]
 struct Recorder {
     reports: Mutex<Vec<(SocketAddr, Report)>>,
 }
 
+const TOKEN: &str = "7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a";
+const NEWCOMER: &str = "52:54:00:00:00:02";
+
+impl Recorder {
+    fn check(token: Option<&str>, mac: &str) -> Result<(), Denied> {
+        match token {
+            Some(TOKEN) if mac == NEWCOMER => Ok(()),
+            Some(TOKEN) => Err(Denied::new(403, "another MAC")),
+            _ => Err(Denied::new(401, "no enrolment token")),
+        }
+    }
+}
+
 impl PeerHooks for Recorder {
-    fn node_config(&self, mac: &str) -> Option<NodeConfig> {
-        (mac == "52:54:00:00:00:02").then(|| NodeConfig {
+    fn enrol(&self, _from: SocketAddr, mac: &str) -> Result<EnrolAnswer, Denied> {
+        match mac {
+            NEWCOMER => Ok(EnrolAnswer::Enrolled { token: TOKEN.into(), expires_secs: 60 }),
+            _ => Err(Denied::new(403, "the pair has both its nodes")),
+        }
+    }
+    fn node_config(
+        &self,
+        _from: SocketAddr,
+        token: Option<&str>,
+        mac: &str,
+    ) -> Result<NewcomerConfig, Denied> {
+        Self::check(token, mac)?;
+        let node = NodeConfig {
             pair_id: "pair-under-test".into(),
             node_name: "node-2".into(),
             peer_name: "node-1".into(),
-        })
+        };
+        Ok(NewcomerConfig { node, pair_key: "ab".repeat(32) })
     }
-    fn report(&self, from: SocketAddr, report: Report) {
+    fn report(&self, from: SocketAddr, token: Option<&str>, report: Report) -> Result<(), Denied> {
+        Self::check(token, &report.mac)?;
         self.reports.lock().expect("lock").push((from, report));
+        Ok(())
     }
 }
 
@@ -116,25 +146,40 @@ fn an_installed_disk_serves_an_exact_image_its_configuration_and_takes_reports()
     let head = sh(&format!("curl -sfI -H 'Range: bytes=0-99' {url}/disk.raw"));
     assert!(head.contains("206") && head.to_lowercase().contains("content-range: bytes 0-99/"), "{head}");
 
-    // The configuration, for a node the pair expects and for one it does not; a report.
+    // Enrolment, then the configuration and reports with its token; without it, nothing.
     let client = PeerClient::new(Ipv4Addr::LOCALHOST, port);
-    let config = client.node_config("52:54:00:00:00:02").expect("config");
-    assert_eq!(config.node_name, "node-2");
-    let unknown = client.node_config("52:54:00:00:00:99").expect_err("unknown node").to_string();
-    assert!(unknown.contains("404") && unknown.contains("no configuration"), "{unknown}");
+    let token = match client.enrol(NEWCOMER).expect("answered").expect("enrolled") {
+        EnrolAnswer::Enrolled { token, .. } => token,
+        other => panic!("not enrolled: {other:?}"),
+    };
+    let refused = client.enrol("52:54:00:00:00:99").expect("answered").expect_err("a stranger");
+    assert_eq!(refused.status, 403, "{refused:?}");
+    let config = client.node_config(NEWCOMER, &token).expect("config");
+    assert_eq!(config.node.node_name, "node-2");
+    let wrong = client.node_config(NEWCOMER, &"0".repeat(64)).expect_err("a wrong token").to_string();
+    assert!(wrong.contains("401"), "{wrong}");
+    let other = client.node_config("52:54:00:00:00:99", &token).expect_err("another MAC").to_string();
+    assert!(other.contains("403"), "{other}");
     let report = Report {
-        mac: "52:54:00:00:00:02".into(),
+        mac: NEWCOMER.into(),
         step: Step::Writing,
         message: "half way".into(),
         written_bytes: 5,
         total_bytes: 10,
     };
-    client.report(&report).expect("report taken");
+    client.report(&report, &token).expect("report taken");
     assert_eq!(hooks.reports.lock().expect("lock").last().map(|(_, r)| r.clone()), Some(report));
-    let bad = sh(&format!(
-        "curl -s -o /dev/null -w '%{{http_code}}' -X POST -d '{{\"mac\":1}}' http://127.0.0.1:{port}/node/report"
-    ));
-    assert_eq!(bad, "400");
+    let curl = |args: &str| {
+        sh(&format!("curl -s -o /dev/null -w '%{{http_code}}' {args} http://127.0.0.1:{port}/node/report"))
+    };
+    let fake = format!("-X POST -d '{{\"mac\":\"{NEWCOMER}\",\"step\":\"finished\",\"message\":\"x\"}}'");
+    assert_eq!(curl(&fake), "401", "a finished report without the token");
+    assert_eq!(hooks.reports.lock().expect("lock").len(), 1, "and it reached nobody");
+    assert_eq!(curl("-X POST -d '{\"mac\":1}'"), "400");
+    let big_file = work.join("big-report.json");
+    std::fs::write(&big_file, "x".repeat(8192)).expect("write");
+    let big = format!("-X POST -H 'Authorization: Bearer {TOKEN}' --data-binary @{}", big_file.display());
+    assert_eq!(curl(&big), "413", "a report larger than the limit");
 
     // A node whose root A no longer matches the manifest does not serve that chunk: the
     // newcomer's write fails, and its disk never gets a partition table.

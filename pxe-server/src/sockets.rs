@@ -56,6 +56,14 @@ pub(crate) fn bind(s: &Socket, interface: &str, ip: Ipv4Addr, port: u16) -> Resu
     s.bind(&SocketAddr::from((ip, port)).into()).map_err(socket_error(interface, "binding the port"))
 }
 
+/// A blocking UDP socket on `port` of `interface` only (SO_BINDTODEVICE): for the pair
+/// runtime's heartbeats on the private link.
+pub fn udp_socket(interface: &str, port: u16) -> Result<std::net::UdpSocket, ServeError> {
+    let s = on_interface(interface, Type::DGRAM)?;
+    bind(&s, interface, Ipv4Addr::UNSPECIFIED, port)?;
+    Ok(s.into())
+}
+
 /// A listening, non-blocking TCP socket on `port` of `interface` only (SO_BINDTODEVICE): for
 /// this crate's HTTP and for the pair runtime's other private-link services.
 pub fn tcp_listener(interface: &str, port: u16) -> Result<std::net::TcpListener, ServeError> {

@@ -13,40 +13,54 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use pairos_image::manifest::CHUNK;
 
-use crate::peer::{NodeConfig, Report};
+use crate::peer::{Denied, EnrolAnswer, EnrolRequest, NewcomerConfig, Report};
 use crate::source::ImageSource;
 
-/// What the service asks of the pair runtime.
+/// What the service asks of the pair runtime, which decides who is believed. `token` is the
+/// bearer token the request carried, if any.
 pub trait PeerHooks: Send + Sync + 'static {
-    /// The configuration for the node with this private-link MAC, if the pair expects it.
-    fn node_config(&self, mac: &str) -> Option<NodeConfig>;
+    /// A newcomer asks to join the pair.
+    fn enrol(&self, from: SocketAddr, mac: &str) -> Result<EnrolAnswer, Denied>;
+    /// The enrolled newcomer asks for its identity and the pair key.
+    fn node_config(&self, from: SocketAddr, token: Option<&str>, mac: &str)
+        -> Result<NewcomerConfig, Denied>;
     /// A recovering node's report.
-    fn report(&self, from: SocketAddr, report: Report);
+    fn report(&self, from: SocketAddr, token: Option<&str>, report: Report) -> Result<(), Denied>;
 }
+
+/// The largest enrolment request or report taken: a report's message is a line for a log.
+const MAX_BODY: usize = 4096;
+/// Chunks read and hashed at once for requests: a flood of small ranges queues here instead of
+/// taking every core.
+const CONCURRENT_READS: usize = 4;
 
 #[derive(Clone)]
 struct Shared {
     image: Arc<dyn ImageSource>,
     size: u64,
     hooks: Arc<dyn PeerHooks>,
+    reads: Arc<tokio::sync::Semaphore>,
 }
 
 /// The routes, for [`serve`] or a test.
 pub fn router(image: Arc<dyn ImageSource>, size: u64, hooks: Arc<dyn PeerHooks>) -> Router {
+    let reads = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_READS));
     Router::new()
         .route("/image/manifest.json", get(small_file))
         .route("/image/manifest.sig", get(small_file))
         .route("/image/disk.raw", get(disk))
+        .route("/enrol", post(enrol))
         .route("/node/config", get(node_config))
         .route("/node/report", post(report))
-        .with_state(Shared { image, size, hooks })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(Shared { image, size, hooks, reads })
 }
 
 /// Serves `router` on `listener` until `stop` is set.
@@ -129,13 +143,18 @@ async fn disk(State(s): State<Shared>, method: Method, headers: HeaderMap) -> Re
     }
     // The body is read in pieces of at most one chunk, each checked by the source.
     let pieces = futures_util::stream::unfold((first, last + 1), move |(at, end)| {
-        let image = s.image.clone();
+        let (image, reads) = (s.image.clone(), s.reads.clone());
         async move {
             if at >= end {
                 return None;
             }
             let len = (end - at).min(CHUNK);
-            let read = tokio::task::spawn_blocking(move || image.disk_range(at, len)).await;
+            let permit = reads.acquire_owned().await;
+            let read = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                image.disk_range(at, len)
+            })
+            .await;
             let piece = match read {
                 Ok(Ok(bytes)) => Ok(Bytes::from(bytes)),
                 Ok(Err(e)) => Err(std::io::Error::other(e.to_string())),
@@ -154,23 +173,48 @@ struct MacQuery {
     mac: String,
 }
 
-async fn node_config(State(s): State<Shared>, Query(q): Query<MacQuery>) -> Response {
-    match s.hooks.node_config(&q.mac) {
-        Some(config) => axum::Json(config).into_response(),
-        None => plain(StatusCode::NOT_FOUND, format!("this pair has no configuration for node {}", q.mac)),
+fn denied(d: Denied) -> Response {
+    plain(StatusCode::from_u16(d.status).unwrap_or(StatusCode::FORBIDDEN), d.message)
+}
+
+/// The bearer token of a request, if it carries one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+}
+
+async fn enrol(State(s): State<Shared>, ConnectInfo(from): ConnectInfo<SocketAddr>, body: Bytes) -> Response {
+    match serde_json::from_slice::<EnrolRequest>(&body) {
+        Ok(r) => match s.hooks.enrol(from, &r.mac) {
+            Ok(answer) => axum::Json(answer).into_response(),
+            Err(d) => denied(d),
+        },
+        Err(e) => plain(StatusCode::BAD_REQUEST, format!("expected {{\"mac\": \"..\"}} in JSON: {e}")),
+    }
+}
+
+async fn node_config(
+    State(s): State<Shared>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<MacQuery>,
+) -> Response {
+    match s.hooks.node_config(from, bearer(&headers), &q.mac) {
+        Ok(config) => axum::Json(config).into_response(),
+        Err(d) => denied(d),
     }
 }
 
 async fn report(
     State(s): State<Shared>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     match serde_json::from_slice::<Report>(&body) {
-        Ok(r) => {
-            s.hooks.report(from, r);
-            StatusCode::NO_CONTENT.into_response()
-        }
+        Ok(r) => match s.hooks.report(from, bearer(&headers), r) {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(d) => denied(d),
+        },
         Err(e) => plain(StatusCode::BAD_REQUEST, format!("expected a recovery report in JSON: {e}")),
     }
 }

@@ -3,9 +3,13 @@
 //! progress, a refusal and why), which the peer logs and shows in `pairos status`.
 //!
 //! All of it is HTTP on the peer's image service ([`crate::image_service`]):
-//! - `GET  /image/manifest.json`, `/image/manifest.sig`, `/image/disk.raw` (ranges);
-//! - `GET  /node/config?mac=MAC` → [`NodeConfig`];
-//! - `POST /node/report` ← [`Report`].
+//! - `GET  /image/manifest.json`, `/image/manifest.sig`, `/image/disk.raw` (ranges): open to
+//!   anyone on the link, since every byte is checked against the signed manifest;
+//! - `POST /enrol` ← [`EnrolRequest`] → [`EnrolAnswer`]: the newcomer asks to join; only while
+//!   the pair is missing a node, one at a time;
+//! - `GET  /node/config?mac=MAC` → [`NewcomerConfig`] and `POST /node/report` ← [`Report`]:
+//!   only with the enrolment's token (`Authorization: Bearer TOKEN`), from the enrolled MAC
+//!   and address.
 
 use std::io::Read;
 use std::net::Ipv4Addr;
@@ -25,6 +29,45 @@ pub struct NodeConfig {
     pub pair_id: String,
     pub node_name: String,
     pub peer_name: String,
+}
+
+/// What the newcomer needs to become a node of the pair: its identity and the pair key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewcomerConfig {
+    pub node: NodeConfig,
+    /// 64 hex digits ([`crate::trust::PairKey`]).
+    pub pair_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolRequest {
+    /// The private-link MAC the newcomer booted from.
+    pub mac: String,
+}
+
+/// The peer's answer to an enrolment request that it did not refuse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum EnrolAnswer {
+    /// Enrolled: the token authenticates this newcomer's reports and its configuration.
+    Enrolled { token: String, expires_secs: u64 },
+    /// The pair asks its operator first: ask again later.
+    Waiting { message: String },
+}
+
+/// A refusal, with the HTTP status it is sent with and why, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    pub status: u16,
+    pub message: String,
+}
+
+impl Denied {
+    pub fn new(status: u16, message: impl Into<String>) -> Denied {
+        Denied { status, message: message.into() }
+    }
 }
 
 /// Where a recovery stands.
@@ -59,6 +102,22 @@ pub struct Report {
     pub total_bytes: u64,
 }
 
+/// A response's status and (at most 64 KiB of) its body.
+fn answer(
+    url: &str,
+    resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<(u16, String), SourceError> {
+    let err = |message: String| SourceError::Http { url: url.to_owned(), message };
+    let mut resp = resp.map_err(|e| err(e.to_string()))?;
+    let mut body = String::new();
+    resp.body_mut()
+        .as_reader()
+        .take(64 << 10)
+        .read_to_string(&mut body)
+        .map_err(|e| err(format!("reading the body: {e}")))?;
+    Ok((resp.status().as_u16(), body))
+}
+
 /// The newcomer's side.
 #[derive(Debug, Clone)]
 pub struct PeerClient {
@@ -81,17 +140,26 @@ impl PeerClient {
         format!("{}/image", self.base)
     }
 
-    pub fn node_config(&self, mac: &str) -> Result<NodeConfig, SourceError> {
+    /// Asks to join the pair. `Ok(Err(_))` is the peer's refusal, with its reason.
+    pub fn enrol(&self, mac: &str) -> Result<Result<EnrolAnswer, Denied>, SourceError> {
+        let url = format!("{}/enrol", self.base);
+        let body = serde_json::to_vec(&EnrolRequest { mac: mac.to_owned() }).expect("serialises");
+        let req = self.agent.post(&url).header("Content-Type", "application/json");
+        let (status, text) = answer(&url, req.send(&body[..]))?;
+        if status != 200 {
+            return Ok(Err(Denied::new(status, text.trim())));
+        }
+        serde_json::from_str(&text)
+            .map(Ok)
+            .map_err(|e| SourceError::Http { url, message: format!("expected an enrolment answer: {e}") })
+    }
+
+    /// This node's identity and the pair key, with the enrolment's token.
+    pub fn node_config(&self, mac: &str, token: &str) -> Result<NewcomerConfig, SourceError> {
         let url = format!("{}/node/config?mac={mac}", self.base);
+        let req = self.agent.get(&url).header("Authorization", &format!("Bearer {token}"));
+        let (status, body) = answer(&url, req.call())?;
         let err = |message: String| SourceError::Http { url: url.clone(), message };
-        let mut resp = self.agent.get(&url).call().map_err(|e| err(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let mut body = String::new();
-        resp.body_mut()
-            .as_reader()
-            .take(64 << 10)
-            .read_to_string(&mut body)
-            .map_err(|e| err(format!("reading the body: {e}")))?;
         if status != 200 {
             return Err(err(format!("HTTP status {status}: {}", body.trim())));
         }
@@ -99,19 +167,17 @@ impl PeerClient {
     }
 
     /// Tells the peer; a peer that cannot be told does not stop the recovery.
-    pub fn report(&self, report: &Report) -> Result<(), SourceError> {
+    pub fn report(&self, report: &Report, token: &str) -> Result<(), SourceError> {
         let url = format!("{}/node/report", self.base);
-        let err = |message: String| SourceError::Http { url: url.clone(), message };
         let body = serde_json::to_vec(report).expect("a report always serialises");
-        let resp = self
+        let req = self
             .agent
             .post(&url)
             .header("Content-Type", "application/json")
-            .send(&body[..])
-            .map_err(|e| err(e.to_string()))?;
-        match resp.status().as_u16() {
-            204 | 200 => Ok(()),
-            s => Err(err(format!("HTTP status {s}"))),
+            .header("Authorization", &format!("Bearer {token}"));
+        match answer(&url, req.send(&body[..]))? {
+            (204 | 200, _) => Ok(()),
+            (s, text) => Err(SourceError::Http { url, message: format!("HTTP status {s}: {}", text.trim()) }),
         }
     }
 }

@@ -10,10 +10,10 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// Hex of 32 random bytes from the kernel.
-fn random32() -> Result<[u8; 32], getrandom::Error> {
+/// 32 random bytes from the kernel.
+fn random32() -> std::io::Result<[u8; 32]> {
     let mut bytes = [0u8; 32];
-    getrandom::getrandom(&mut bytes)?;
+    getrandom::getrandom(&mut bytes).map_err(|e| std::io::Error::other(format!("getrandom: {e}")))?;
     Ok(bytes)
 }
 
@@ -40,7 +40,7 @@ impl std::fmt::Debug for PairKey {
 }
 
 impl PairKey {
-    pub fn generate() -> Result<PairKey, getrandom::Error> {
+    pub fn generate() -> std::io::Result<PairKey> {
         random32().map(PairKey)
     }
 
@@ -90,7 +90,7 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
-    pub fn generate() -> Result<Token, getrandom::Error> {
+    pub fn generate() -> std::io::Result<Token> {
         random32().map(Token)
     }
 

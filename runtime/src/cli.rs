@@ -34,6 +34,9 @@ pub enum Command {
     Run(RunArgs),
     /// What this running node says about itself and its peer (a recovering peer's progress too).
     Status(StatusArgs),
+    /// The pair's membership: approve a newcomer, forget a peer, set how newcomers enrol.
+    #[command(subcommand)]
+    Pair(PairCommand),
     /// Early boot: what the initramfs runs as /init (normally started by the kernel, not by hand).
     #[command(hide = true)]
     Init,
@@ -163,6 +166,46 @@ pub struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PairCommand {
+    /// Let the newcomer with this private-link MAC enrol (when enrolment is `approve`).
+    Approve(PairMacArgs),
+    /// Forget a remembered peer: when it network-boots while the pair misses a node, it is
+    /// treated as a newcomer and offered recovery.
+    ForgetPeer(PairMacArgs),
+    /// How newcomers enrol: `auto` (zero touch, the default) or `approve` (the operator
+    /// approves each one with `pairos pair approve MAC`).
+    Enrolment(EnrolmentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PairMacArgs {
+    /// A MAC address, aa:bb:cc:dd:ee:ff.
+    pub mac: String,
+    /// The node's state folder.
+    #[arg(long, value_name = "DIR", default_value = crate::pair::identity::STATE_DIR)]
+    pub state: PathBuf,
+    /// Where approvals are kept until the next reboot.
+    #[arg(long, value_name = "FILE", default_value = crate::pair::services::APPROVED_FILE)]
+    pub approved: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct EnrolmentArgs {
+    /// `auto`: a newcomer enrols while the pair misses a node; `approve`: only once approved.
+    #[arg(value_enum)]
+    pub mode: EnrolmentMode,
+    /// The node's state folder.
+    #[arg(long, value_name = "DIR", default_value = crate::pair::identity::STATE_DIR)]
+    pub state: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EnrolmentMode {
+    Auto,
+    Approve,
 }
 
 #[derive(Debug, Subcommand)]

@@ -84,6 +84,10 @@ fn start_pair(verdict: Option<&Verdict>, status: &Arc<Mutex<Status>>) -> anyhow:
     } else {
         say(format_args!("{} of pair {}", me.node_name, me.pair_id));
     }
+    let (pair_key, made) = identity::load_or_create_key(&state_dir)?;
+    if made {
+        say(format_args!("made the pair key ({}, mode 0600)", state_dir.join(identity::KEY_FILE).display()));
+    }
     {
         let mut s = status.lock().expect("not poisoned");
         s.node_name = me.node_name.clone();
@@ -136,14 +140,22 @@ fn start_pair(verdict: Option<&Verdict>, status: &Arc<Mutex<Status>>) -> anyhow:
     {
         let mut s = status.lock().expect("not poisoned");
         s.private_link = Some(format!("{interface} {address}/{}", private_link::PREFIX));
-        s.services = vec![
-            "DHCP, TFTP and HTTP network boot".into(),
-            format!("image service on port {}", pairos_recovery::peer::PORT),
-        ];
         s.known_peers = identity::known_peers(&state_dir).into_iter().collect();
     }
+    let mac = std::fs::read_to_string(format!("/sys/class/net/{interface}/address"))
+        .map(|m| m.trim().to_ascii_lowercase())
+        .unwrap_or_default();
     services::start(
-        PairServices { interface, me, pxe_root, image, state_dir, status: status.clone() },
+        PairServices {
+            interface,
+            mac,
+            me,
+            key: pair_key,
+            pxe_root,
+            image,
+            state_dir,
+            status: status.clone(),
+        },
         address,
     );
     Ok(())

@@ -161,9 +161,15 @@ pub fn install(args: &BootArgs) -> anyhow::Result<Outcome> {
 
     let node = identity::new_pair()?;
     let node_bytes = serde_json::to_vec_pretty(&node).expect("a node config serialises");
+    // The pair is formed here: its key is made with it.
+    let key = pairos_recovery::trust::PairKey::generate().context("reading randomness for the pair key")?;
     state::seed(
         &disk,
-        &[(identity::NODE_FILE, node_bytes), (crate::pair::management::FILE, mgmt.to_bytes())],
+        &[
+            (identity::NODE_FILE, node_bytes),
+            (identity::KEY_FILE, identity::key_file_bytes(&key)),
+            (crate::pair::management::FILE, mgmt.to_bytes()),
+        ],
     )?;
     let _ = umount(MEDIUM);
     say(format_args!(

@@ -1,12 +1,14 @@
 //! `pairos.mode=recover`: the recovery agent. A blank (or repaired, or swapped) node that
 //! network-booted from its peer images itself, with nobody at the console:
 //!
-//! 1. bring up the port iPXE booted from, with the address it was given, and find the peer;
+//! 1. bring up the port iPXE booted from, with the address it was given, and enrol with the
+//!    peer (only a pair that misses a node enrols anyone; it may ask its operator first);
 //! 2. check the hardware against the certified profiles: an uncertified node says why, on its
 //!    console and to the peer, and stops;
 //! 3. classify the system disk the board's profile names, and image it from the peer with the
 //!    one writer (a disk with foreign data is refused, said, and left as it is);
-//! 4. write the node's identity (from the peer) into its new state partition;
+//! 4. write the node's identity and the pair key (from the peer, with the enrolment's token)
+//!    into its new state partition;
 //! 5. reboot into the installed OS.
 //!
 //! Every step is reported to the peer, which shows it in its log and `pairos status`.
@@ -17,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use pairos_boards::{probe, profiles, verdict};
-use pairos_recovery::peer::{self, NodeConfig, PeerClient, Report, Step};
+use pairos_recovery::peer::{self, EnrolAnswer, PeerClient, Report, Step};
 use pairos_recovery::source::{verified_manifest, HttpSource};
 use pairos_recovery::target::Target;
+use pairos_recovery::trust::PairKey;
 use pairos_recovery::writer::{write_image, Event, WriteError, WriteOptions};
 
 use super::cmdline::BootArgs;
@@ -86,17 +89,40 @@ fn link(args: &BootArgs) -> anyhow::Result<Link> {
     Ok(Link { mac, interface, ip, prefix, peer })
 }
 
-/// Asks the peer for this node's configuration until it answers (its services may be starting).
-fn find_peer(client: &PeerClient, mac: &str, peer: Ipv4Addr) -> anyhow::Result<NodeConfig> {
+/// Enrols with the peer, asking until it is enrolled: the peer's services may be starting, or
+/// its operator must approve first. `None`: the peer refuses this node for good (the pair has
+/// both its nodes), and the recovery stops.
+fn enrol(client: &PeerClient, mac: &str, peer: Ipv4Addr) -> anyhow::Result<Option<String>> {
     let start = Instant::now();
+    let mut said = String::new();
+    let say_once = |said: &mut String, line: String| {
+        if line != *said {
+            say(&line);
+            *said = line;
+        }
+    };
     loop {
-        match client.node_config(mac) {
-            Ok(config) => return Ok(config),
-            Err(e) if start.elapsed() > Duration::from_secs(90) => {
+        match client.enrol(mac) {
+            Ok(Ok(EnrolAnswer::Enrolled { token, expires_secs })) => {
+                say(format_args!("enrolled with the peer {peer} (for {} min)", expires_secs / 60));
+                return Ok(Some(token));
+            }
+            Ok(Ok(EnrolAnswer::Waiting { message })) => {
+                say_once(&mut said, format!("the peer {peer}: {message}"))
+            }
+            Ok(Err(d)) if d.status == 403 => {
+                say(format_args!("the peer {peer} refuses this node: {}", d.message));
+                return Ok(None);
+            }
+            Ok(Err(d)) => {
+                say_once(&mut said, format!("the peer {peer} cannot enrol this node yet: {}", d.message))
+            }
+            Err(e) if start.elapsed() > Duration::from_secs(90) && said.is_empty() => {
                 return Err(e).with_context(|| format!("the peer {peer} does not answer"))
             }
-            Err(_) => std::thread::sleep(Duration::from_secs(2)),
+            Err(_) => {}
         }
+        std::thread::sleep(Duration::from_secs(2));
     }
 }
 
@@ -108,19 +134,16 @@ pub fn recover(args: &BootArgs) -> anyhow::Result<Outcome> {
         link.interface, link.mac, link.ip, link.prefix, link.peer
     ));
     let client = PeerClient::new(link.peer, peer::PORT);
-    let config = find_peer(&client, &link.mac, link.peer)?;
-    say(format_args!(
-        "peer {} found: this node becomes {} of pair {}",
-        link.peer, config.node_name, config.pair_id
-    ));
+    let Some(token) = enrol(&client, &link.mac, link.peer)? else { return Ok(Outcome::Stop) };
     let tell = |step: Step, message: String, written: u64, total: u64| {
         let r = Report { mac: link.mac.clone(), step, message, written_bytes: written, total_bytes: total };
-        if let Err(e) = client.report(&r) {
+        if let Err(e) = client.report(&r, &token) {
             say(format_args!("could not tell the peer: {e}"));
         }
     };
     tell(Step::Started, format!("recovery environment up on {} ({})", link.interface, link.ip), 0, 0);
 
+    let config = Enrolled { client: &client, mac: &link.mac, token: &token };
     match image_this_node(&client, &config, &tell) {
         Ok(outcome) => Ok(outcome),
         Err(e) => {
@@ -130,9 +153,16 @@ pub fn recover(args: &BootArgs) -> anyhow::Result<Outcome> {
     }
 }
 
+/// What the enrolled newcomer needs to ask the peer for its configuration.
+struct Enrolled<'a> {
+    client: &'a PeerClient,
+    mac: &'a str,
+    token: &'a str,
+}
+
 fn image_this_node(
     client: &PeerClient,
-    config: &NodeConfig,
+    enrolled: &Enrolled<'_>,
     tell: &dyn Fn(Step, String, u64, u64),
 ) -> anyhow::Result<Outcome> {
     // The hardware, against the certified profiles.
@@ -182,8 +212,13 @@ fn image_this_node(
         Err(e) => return Err(e).context(format!("imaging {}", disk.display())),
     }
 
+    // The pair's identity and key come last, once the disk holds the image.
+    let given =
+        enrolled.client.node_config(enrolled.mac, enrolled.token).context("the node configuration")?;
+    let key = PairKey::from_hex(&given.pair_key).context("the peer's pair key is not 64 hex digits")?;
+    let config = &given.node;
     let node = serde_json::to_vec_pretty(config).expect("a node config serialises");
-    state::seed(&disk, &[(identity::NODE_FILE, node)])?;
+    state::seed(&disk, &[(identity::NODE_FILE, node), (identity::KEY_FILE, identity::key_file_bytes(&key))])?;
     say(format_args!("identity written: {} of pair {}", config.node_name, config.pair_id));
     let msg = format!("installed pairos {} as {}; rebooting into it", m.version, config.node_name);
     say(&msg);

@@ -3,6 +3,7 @@
 pub mod boards;
 pub mod build;
 pub mod install;
+pub mod pair;
 pub mod pxe;
 pub mod status;
 
@@ -23,6 +24,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Install(args) => install::run(&args),
         Command::Run(args) => crate::run::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Pair(cmd) => pair::run(cmd),
         Command::Init => crate::boot::init(),
     }
 }

@@ -1,27 +1,38 @@
 //! Who this node is: its name in the pair, the pair's id and its peer's name, kept in the state
 //! partition as `pairos/node.json`. The first node of a pair makes them up on its first run; a
 //! node that images itself from its peer is given them by the peer and writes them before its
-//! first boot. The peers this node has installed are remembered beside it (`peers.json`), so
-//! that a healthy peer that network-boots again is told to boot its disk.
+//! first boot. The pair key (`pair.key`, 64 hex digits, mode 0600) is made with the pair and
+//! reaches the second node only by enrolment or a partner's preload. The peers this node has
+//! installed are remembered beside it (`peers.json`), so that a healthy peer that
+//! network-boots again is told to boot its disk; `pairos pair forget-peer` forgets one.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use pairos_recovery::peer::NodeConfig;
+use pairos_recovery::trust::PairKey;
 
 /// The identity's folder on a running node.
 pub const STATE_DIR: &str = "/state/pairos";
 pub const NODE_FILE: &str = "node.json";
+pub const KEY_FILE: &str = "pair.key";
 const PEERS_FILE: &str = "peers.json";
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so that a crash leaves the
-/// old file or the new one, never half of one.
+/// old file or the new one, never half of one. State files are the node's own: mode 0600.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("making {}", dir.display()))?;
     let tmp = path.with_extension("tmp");
-    let f = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
     std::io::Write::write_all(&mut &f, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     f.sync_all().with_context(|| format!("flushing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
@@ -37,6 +48,10 @@ pub struct Preload {
     pub peer_name: String,
     #[serde(default)]
     pub management: Option<super::management::Management>,
+    /// The pair key, 64 hex digits, so that both nodes of one pair can be preloaded. Without
+    /// it, node-1 makes the key on its first run.
+    #[serde(default)]
+    pub pair_key: Option<String>,
 }
 
 impl Preload {
@@ -62,6 +77,9 @@ impl Preload {
         if p.pair_id.trim().is_empty() {
             anyhow::bail!("{}: pair_id is empty", path.display());
         }
+        if p.pair_key.as_deref().is_some_and(|k| PairKey::from_hex(k).is_none()) {
+            anyhow::bail!("{}: pair_key: expected 64 hex digits (256 bits)", path.display());
+        }
         Ok(p)
     }
 
@@ -75,6 +93,9 @@ impl Preload {
         let mut files = vec![(NODE_FILE, serde_json::to_vec_pretty(&node).expect("serialises"))];
         if let Some(m) = &self.management {
             files.push((super::management::FILE, m.to_bytes()));
+        }
+        if let Some(k) = &self.pair_key {
+            files.push((KEY_FILE, format!("{}\n", k.trim().to_ascii_lowercase()).into_bytes()));
         }
         files
     }
@@ -117,6 +138,28 @@ pub fn load_or_create(dir: &Path) -> anyhow::Result<(NodeConfig, bool)> {
     }
 }
 
+/// The pair key, made now (and said by the bool) if this node has none: on a pair's first
+/// node, the pair is formed here.
+pub fn load_or_create_key(dir: &Path) -> anyhow::Result<(PairKey, bool)> {
+    let path = dir.join(KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => PairKey::from_hex(&text)
+            .map(|k| (k, false))
+            .with_context(|| format!("{}: expected 64 hex digits", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = PairKey::generate().context("reading randomness for the pair key")?;
+            write_atomically(&path, key_file_bytes(&key).as_slice())?;
+            Ok((key, true))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// What `pair.key` holds.
+pub fn key_file_bytes(key: &PairKey) -> Vec<u8> {
+    format!("{}\n", key.to_hex()).into_bytes()
+}
+
 /// The configuration this node gives its peer: the same pair, the names the other way round.
 pub fn for_peer(me: &NodeConfig) -> NodeConfig {
     NodeConfig {
@@ -129,6 +172,17 @@ pub fn for_peer(me: &NodeConfig) -> NodeConfig {
 /// The private-link MACs of the peers this node has installed.
 pub fn known_peers(dir: &Path) -> BTreeSet<String> {
     std::fs::read(dir.join(PEERS_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+}
+
+/// Forgets a remembered peer; says whether it was remembered.
+pub fn forget_peer(dir: &Path, mac: &str) -> anyhow::Result<bool> {
+    let mut peers = known_peers(dir);
+    let forgotten = peers.remove(&mac.to_ascii_lowercase());
+    if forgotten {
+        let text = serde_json::to_vec_pretty(&peers).expect("a set of strings serialises");
+        write_atomically(&dir.join(PEERS_FILE), &text)?;
+    }
+    Ok(forgotten)
 }
 
 pub fn remember_peer(dir: &Path, mac: &str) -> anyhow::Result<()> {
@@ -159,6 +213,18 @@ mod tests {
 
         remember_peer(dir.path(), "52:54:00:AA:BB:CC").expect("remembered");
         assert!(known_peers(dir.path()).contains("52:54:00:aa:bb:cc"));
+        assert!(forget_peer(dir.path(), "52:54:00:aa:bb:cc").expect("forgotten"));
+        assert!(known_peers(dir.path()).is_empty());
+        assert!(!forget_peer(dir.path(), "52:54:00:aa:bb:cc").expect("not there"));
+
+        let (key, made) = load_or_create_key(dir.path()).expect("made");
+        assert!(made);
+        let (again, made) = load_or_create_key(dir.path()).expect("kept");
+        assert!(!made);
+        assert_eq!(again, key);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE)).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "only root reads the pair key");
         std::fs::write(node_file(dir.path()), b"{garbage").expect("write");
         let err = load_or_create(dir.path()).expect_err("garbage").to_string();
         assert!(err.contains("node.json"), "{err}");

@@ -1,22 +1,26 @@
-//! The services a node offers its peer on the private link: network boot (`pxe-server`) and the
-//! image service (`recovery::image_service`) with the node configuration and the peer's
-//! reports. The policy for network boot: a peer this node has installed is told to boot its
-//! disk; any other machine on the link is a node the pair is missing, and is offered recovery.
+//! The services a node offers its peer on the private link: heartbeats, network boot
+//! (`pxe-server`) and the image service (`recovery::image_service`) with enrolment, the node
+//! configuration and the newcomer's reports.
+//!
+//! Network boot goes by membership, not history ([`boot_policy`]). The image itself is open to
+//! anyone on the cable (every byte is checked against the signed manifest); everything else is
+//! believed only from the enrolled newcomer ([`super::enrolment`]).
 
-use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use pairos_pxe::client::ClientInfo;
-use pairos_pxe::policy::{Decision, Policy};
 use pairos_pxe::service::{AddressMode, PxeService};
 use pairos_recovery::image_service::{self, PeerHooks};
 use pairos_recovery::own_image::OwnImage;
-use pairos_recovery::peer::{self, NodeConfig, Report, Step};
+use pairos_recovery::peer::{self, Denied, EnrolAnswer, NewcomerConfig, NodeConfig, Report, Step};
+use pairos_recovery::trust::PairKey;
 
+use super::boot_policy::PairPolicy;
+use super::enrolment::{self, Context, Enrolments, Mode};
+use super::heartbeat::{self, Heartbeat, Liveness};
 use super::identity;
 use super::status::{self, PeerRecovery, Status};
 use crate::run::say;
@@ -24,7 +28,10 @@ use crate::run::say;
 #[derive(Debug)]
 pub struct PairServices {
     pub interface: String,
+    /// The private-link port's MAC, which heartbeats carry.
+    pub mac: String,
     pub me: NodeConfig,
+    pub key: PairKey,
     /// The PXE set, in the ESP.
     pub pxe_root: PathBuf,
     pub image: OwnImage,
@@ -32,42 +39,99 @@ pub struct PairServices {
     pub status: Arc<Mutex<Status>>,
 }
 
-struct PairPolicy {
-    installed: Arc<Mutex<BTreeSet<String>>>,
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-impl Policy for PairPolicy {
-    fn decide(&self, client: &ClientInfo) -> (Decision, String) {
-        let mac = client.mac_string();
-        if self.installed.lock().expect("not poisoned").contains(&mac) {
-            (Decision::LocalBoot, "a peer this node installed: boot from its disk".into())
-        } else {
-            (Decision::Recover, "not a node of this pair: offered recovery from this node".into())
-        }
-    }
+/// The pair's enrolment setting, `enrolment` in the state folder (`pairos pair enrolment`).
+pub const MODE_FILE: &str = "enrolment.json";
+/// MACs the operator approved (`pairos pair approve`); gone at reboot.
+pub const APPROVED_FILE: &str = "/run/pairos/approved.json";
+
+pub fn mode(state_dir: &Path) -> Mode {
+    std::fs::read(state_dir.join(MODE_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Mode::Auto)
+}
+
+pub fn approved(file: &Path) -> Vec<String> {
+    std::fs::read(file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }
 
 struct Hooks {
     me: NodeConfig,
+    key: PairKey,
     state_dir: PathBuf,
-    installed: Arc<Mutex<BTreeSet<String>>>,
+    liveness: Arc<Mutex<Liveness>>,
+    enrolments: Mutex<Enrolments>,
     status: Arc<Mutex<Status>>,
     /// The last step and tenth of the write that was logged, so the log shows each step and
     /// every 10 %, not every report.
     logged: Mutex<Option<(Step, u64)>>,
 }
 
+fn ipv4(from: SocketAddr) -> Ipv4Addr {
+    match from.ip() {
+        IpAddr::V4(ip) => ip,
+        IpAddr::V6(ip) => ip.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
+    }
+}
+
+impl Hooks {
+    fn publish(&self, update: impl FnOnce(&mut Status)) {
+        let mut s = lock(&self.status);
+        update(&mut s);
+        if let Err(e) = status::write(Path::new(status::STATUS_FILE), &s) {
+            say(format_args!("cannot write the status: {e:#}"));
+        }
+    }
+}
+
 impl PeerHooks for Hooks {
-    fn node_config(&self, _mac: &str) -> Option<NodeConfig> {
-        Some(identity::for_peer(&self.me))
+    fn enrol(&self, from: SocketAddr, mac: &str) -> Result<EnrolAnswer, Denied> {
+        let now = Instant::now();
+        let approved = approved(Path::new(APPROVED_FILE));
+        let cx = Context {
+            now,
+            peer_live: lock(&self.liveness).live(now),
+            mode: mode(&self.state_dir),
+            approved: &approved,
+        };
+        let mut e = lock(&self.enrolments);
+        let answer = e.request(cx, mac, ipv4(from));
+        let shown = enrolment::printable(mac);
+        let line = match &answer {
+            Ok(EnrolAnswer::Enrolled { .. }) => format!("{shown} ({}) enrolled", from.ip()),
+            Ok(EnrolAnswer::Waiting { message }) => message.clone(),
+            Err(d) => format!("{shown} ({}) refused: {}", from.ip(), d.message),
+        };
+        drop(e);
+        say(format_args!("enrolment: {line}"));
+        // A refusal is said on the console only: a stranger cannot change what the status says.
+        if answer.is_ok() {
+            self.publish(|s| s.enrolment = Some(line));
+        }
+        answer
     }
 
-    fn report(&self, from: SocketAddr, r: Report) {
+    fn node_config(
+        &self,
+        from: SocketAddr,
+        token: Option<&str>,
+        mac: &str,
+    ) -> Result<NewcomerConfig, Denied> {
+        lock(&self.enrolments).authorise(Instant::now(), token, mac, ipv4(from))?;
+        Ok(NewcomerConfig { node: identity::for_peer(&self.me), pair_key: self.key.to_hex() })
+    }
+
+    fn report(&self, from: SocketAddr, token: Option<&str>, r: Report) -> Result<(), Denied> {
+        let r = lock(&self.enrolments).report(Instant::now(), token, ipv4(from), r)?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let progress = PeerRecovery::from_report(&r, from.ip().to_string(), now);
         let tenth = progress.percent / 10;
         {
-            let mut logged = self.logged.lock().expect("not poisoned");
+            let mut logged = lock(&self.logged);
             if *logged != Some((r.step, tenth)) {
                 *logged = Some((r.step, tenth));
                 let pct = if r.total_bytes > 0 { format!(" ({}%)", progress.percent) } else { String::new() };
@@ -75,24 +139,46 @@ impl PeerHooks for Hooks {
             }
         }
         if r.step == Step::Finished {
-            let mac = r.mac.to_ascii_lowercase();
-            self.installed.lock().expect("not poisoned").insert(mac.clone());
-            if let Err(e) = identity::remember_peer(&self.state_dir, &mac) {
-                say(format_args!("cannot remember peer {mac}: {e:#}"));
+            if let Err(e) = identity::remember_peer(&self.state_dir, &r.mac) {
+                say(format_args!("cannot remember peer {}: {e:#}", r.mac));
             }
         }
-        let mut s = self.status.lock().expect("not poisoned");
-        s.peer_recovery = Some(progress);
-        s.known_peers = self.installed.lock().expect("not poisoned").iter().cloned().collect();
-        if let Err(e) = status::write(std::path::Path::new(status::STATUS_FILE), &s) {
-            say(format_args!("cannot write the status: {e:#}"));
-        }
+        let known = identity::known_peers(&self.state_dir).into_iter().collect();
+        self.publish(|s| {
+            s.peer_recovery = Some(progress);
+            s.known_peers = known;
+            if matches!(r.step, Step::Finished | Step::Uncertified | Step::Refused | Step::Failed) {
+                s.enrolment = Some(format!("{} ended: {:?}", r.mac, r.step));
+            }
+        });
+        Ok(())
     }
 }
 
-/// Starts both services on their own threads; a service that stops says why on the console.
+/// Starts the services on threads of their own; a service that cannot start or stops says why
+/// on the console, and the status lists only the services that run.
 pub fn start(svc: PairServices, address: Ipv4Addr) {
-    let installed = Arc::new(Mutex::new(identity::known_peers(&svc.state_dir)));
+    let liveness = Arc::new(Mutex::new(Liveness::default()));
+    let peer_address = super::private_link::address(&svc.me.peer_name);
+    let beat = Heartbeat {
+        pair_id: svc.me.pair_id.clone(),
+        node_name: svc.me.node_name.clone(),
+        mac: svc.mac.clone(),
+        seq: 0,
+    };
+    let started = pairos_pxe::sockets::udp_socket(&svc.interface, heartbeat::PORT)
+        .map_err(|e| e.to_string())
+        .and_then(|socket| {
+            let peer_name = svc.me.peer_name.clone();
+            heartbeat::run(socket, peer_address, beat, svc.key.clone(), peer_name, liveness.clone())
+                .map_err(|e| e.to_string())
+        });
+    match started {
+        Ok(()) => running(&svc.status, format!("heartbeats to {peer_address}:{}", heartbeat::PORT)),
+        Err(e) => say(format_args!("heartbeats not started: {e}")),
+    }
+    watch_peer(svc.status.clone(), liveness.clone());
+
     let (first, last) = super::private_link::pool(&svc.me.node_name);
     let pxe = PxeService {
         interface: svc.interface.clone(),
@@ -106,18 +192,20 @@ pub fn start(svc: PairServices, address: Ipv4Addr) {
         tftp_port: 69,
         http_port: 80,
     };
-    let policy = PairPolicy { installed: installed.clone() };
-    std::thread::spawn(move || {
-        if let Err(e) = pairos_pxe::service::serve(&pxe, policy, Arc::new(AtomicBool::new(false))) {
-            say(format_args!("network boot service stopped: {e}"));
-        }
+    let policy = PairPolicy::new(svc.state_dir.clone(), liveness.clone(), svc.status.clone());
+    let status = svc.status.clone();
+    running(&svc.status, "DHCP, TFTP and HTTP network boot".into());
+    spawn_service("network boot", status.clone(), move || {
+        pairos_pxe::service::serve(&pxe, policy, Arc::new(AtomicBool::new(false))).map_err(|e| e.to_string())
     });
 
     let size = svc.image.verified().manifest.disk.layout.size;
     let hooks = Hooks {
         me: svc.me.clone(),
+        key: svc.key.clone(),
         state_dir: svc.state_dir.clone(),
-        installed,
+        liveness,
+        enrolments: Mutex::new(Enrolments::new((first, last))),
         status: svc.status.clone(),
         logged: Mutex::new(None),
     };
@@ -131,13 +219,81 @@ pub fn start(svc: PairServices, address: Ipv4Addr) {
         }
     };
     say(format_args!("image service on {address}:{} ({})", peer::PORT, svc.interface));
+    running(&svc.status, format!("image service on port {}", peer::PORT));
+    spawn_service("image service", status, move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .and_then(|rt| {
+                rt.block_on(image_service::serve(listener, router, Arc::new(AtomicBool::new(false))))
+            })
+            .map_err(|e| e.to_string())
+    });
+}
+
+fn running(status: &Mutex<Status>, service: String) {
+    lock(status).services.push(service);
+}
+
+/// Runs a service on a thread of its own. Its end, by an error or a panic, is never a clean
+/// stop: it is said on the console and the service leaves the status.
+fn spawn_service(
+    name: &'static str,
+    status: Arc<Mutex<Status>>,
+    serve: impl FnOnce() -> Result<(), String> + Send + 'static,
+) {
     std::thread::spawn(move || {
-        let result =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().and_then(
-                |rt| rt.block_on(image_service::serve(listener, router, Arc::new(AtomicBool::new(false)))),
-            );
-        if let Err(e) = result {
-            say(format_args!("image service stopped: {e}"));
+        let why = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(serve)) {
+            Ok(Ok(())) => "it stopped".to_owned(),
+            Ok(Err(e)) => e,
+            Err(panic) => {
+                let text = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_default();
+                format!("it failed: {text}")
+            }
+        };
+        say(format_args!("{name} stopped: {why}"));
+        let mut s = lock(&status);
+        let key = name.split(' ').next().unwrap_or(name).to_ascii_lowercase();
+        s.services.retain(|line| !line.to_ascii_lowercase().contains(&key));
+        s.services.push(format!("{name}: STOPPED ({why})"));
+        if let Err(e) = status::write(Path::new(status::STATUS_FILE), &s) {
+            say(format_args!("cannot write the status: {e:#}"));
+        }
+    });
+}
+
+/// Keeps the status's line about the peer current, and says on the console when it changes.
+fn watch_peer(status: Arc<Mutex<Status>>, liveness: Arc<Mutex<Liveness>>) {
+    std::thread::spawn(move || {
+        let mut shown: Option<bool> = None;
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let (live, mac) = {
+                let l = lock(&liveness);
+                (l.live(Instant::now()), l.peer_mac.clone())
+            };
+            let heard = mac.is_some();
+            if shown == Some(live) || (!heard && shown.is_none()) {
+                continue;
+            }
+            shown = Some(live);
+            let mac = mac.unwrap_or_default();
+            let line = if live {
+                format!("live ({mac})")
+            } else {
+                format!("silent for {:?} ({mac})", heartbeat::DEAD_TIME)
+            };
+            say(format_args!("peer {line}"));
+            let mut s = lock(&status);
+            s.peer = Some(line);
+            if let Err(e) = status::write(Path::new(status::STATUS_FILE), &s) {
+                say(format_args!("cannot write the status: {e:#}"));
+            }
         }
     });
 }

@@ -25,6 +25,15 @@ pub struct Status {
     pub peer_recovery: Option<PeerRecovery>,
     /// Peers this node has installed (their private-link MACs).
     pub known_peers: Vec<String>,
+    /// The peer as heartbeats show it: live or silent, and its MAC.
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// An enrolment running or waiting for the operator.
+    #[serde(default)]
+    pub enrolment: Option<String>,
+    /// The last network-boot decisions for machines on the private link, newest last.
+    #[serde(default)]
+    pub network_boot: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,7 +58,9 @@ impl PeerRecovery {
             message: r.message.clone(),
             written_bytes: r.written_bytes,
             total_bytes: r.total_bytes,
-            percent: (r.written_bytes * 100).checked_div(r.total_bytes).unwrap_or(0),
+            percent: (u128::from(r.written_bytes) * 100)
+                .checked_div(u128::from(r.total_bytes))
+                .map_or(0, |p| p.min(100) as u64),
             updated: now,
         }
     }
@@ -95,6 +106,13 @@ pub fn render(s: &Status) -> String {
     }
     if !s.known_peers.is_empty() {
         out.push_str(&format!("installed peers: {}\n", s.known_peers.join(", ")));
+    }
+    out.push_str(&format!("peer: {}\n", s.peer.as_deref().unwrap_or("never heard")));
+    if let Some(e) = &s.enrolment {
+        out.push_str(&format!("enrolment: {e}\n"));
+    }
+    for line in &s.network_boot {
+        out.push_str(&format!("network boot: {line}\n"));
     }
     out
 }

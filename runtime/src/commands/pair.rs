@@ -1,0 +1,52 @@
+//! `pairos pair`: the operator's say in who belongs to the pair. The running node reads what
+//! these write on each request, so they act at once.
+
+use anyhow::{bail, Context};
+
+use crate::cli::{EnrolmentMode, PairCommand};
+use crate::pair::enrolment::{normal_mac, Mode};
+use crate::pair::identity::{self, write_atomically};
+use crate::pair::services;
+use crate::Exit;
+
+fn mac_arg(mac: &str) -> anyhow::Result<String> {
+    normal_mac(mac).with_context(|| format!("{mac:?}: expected a MAC address like 52:54:00:12:34:56"))
+}
+
+pub fn run(cmd: PairCommand) -> anyhow::Result<Exit> {
+    match cmd {
+        PairCommand::Approve(a) => {
+            let mac = mac_arg(&a.mac)?;
+            let mut approved = services::approved(&a.approved);
+            if !approved.contains(&mac) {
+                approved.push(mac.clone());
+            }
+            write_atomically(&a.approved, &serde_json::to_vec_pretty(&approved).expect("serialises"))?;
+            println!("approved {mac}: it enrols the next time it asks (within seconds)");
+        }
+        PairCommand::ForgetPeer(a) => {
+            let mac = mac_arg(&a.mac)?;
+            if !a.state.is_dir() {
+                bail!("{}: no such state folder (is this a pairos node?)", a.state.display());
+            }
+            if identity::forget_peer(&a.state, &mac)? {
+                println!("forgot {mac}: while the pair misses a node, it is offered recovery");
+            } else {
+                println!("{mac} was not a remembered peer; nothing changed");
+            }
+        }
+        PairCommand::Enrolment(a) => {
+            let mode = match a.mode {
+                EnrolmentMode::Auto => Mode::Auto,
+                EnrolmentMode::Approve => Mode::Approve,
+            };
+            if !a.state.is_dir() {
+                bail!("{}: no such state folder (is this a pairos node?)", a.state.display());
+            }
+            let path = a.state.join(services::MODE_FILE);
+            write_atomically(&path, &serde_json::to_vec(&mode).expect("serialises"))?;
+            println!("enrolment: {}", serde_json::to_string(&mode).expect("serialises").trim_matches('"'));
+        }
+    }
+    Ok(Exit::Success)
+}

@@ -1,0 +1,152 @@
+//! Who is offered what when it network-boots on the private link: by membership, not history.
+//!
+//! - While the peer is live (its heartbeats are heard), the peer is told to boot its disk, and
+//!   any other machine is not answered: the pair has both its nodes.
+//! - While the peer is silent, a known peer (one this node installed, or whose heartbeats it
+//!   heard) is told to boot its disk: both nodes may be starting after a power cut. If it
+//!   network-boots again within [`RETRY_WINDOW`] without having joined, its disk evidently does
+//!   not boot, and it is offered recovery.
+//! - A machine the pair has never seen is offered recovery only while the pair misses a node.
+//!
+//! One boot asks DHCP several times (firmware PXE, then iPXE), so asks within [`SAME_BOOT`] of
+//! the first are one network boot.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pairos_pxe::client::ClientInfo;
+use pairos_pxe::policy::{Decision, Policy};
+
+use super::heartbeat::Liveness;
+use super::identity;
+use super::status::{self, Status};
+
+/// A known peer that network-boots again within this long without joining is offered recovery.
+pub const RETRY_WINDOW: Duration = Duration::from_secs(5 * 60);
+/// DHCP asks this close together belong to one network boot.
+pub const SAME_BOOT: Duration = Duration::from_secs(90);
+/// Decisions kept in the status.
+const SHOWN: usize = 8;
+
+/// What the policy remembers of a known peer's network boots.
+#[derive(Debug, Clone, Copy)]
+struct Boots {
+    /// When this network boot began.
+    began: Instant,
+    decision: Decision,
+}
+
+/// The pure decision, for tests and the simulator: `known` says whether the MAC is a peer of
+/// this pair, `previous` what was decided for its last network boot.
+fn decide(
+    now: Instant,
+    live: bool,
+    peer_mac_live: bool,
+    known: bool,
+    joined_since: Option<Instant>,
+    previous: Option<Boots>,
+) -> (Decision, &'static str) {
+    if live {
+        return if peer_mac_live {
+            (Decision::LocalBoot, "the live peer of this pair: boot from its disk")
+        } else {
+            (Decision::Ignore, "the pair has both its nodes; a stranger on the private link is not answered")
+        };
+    }
+    if !known {
+        return (
+            Decision::Recover,
+            "a machine the pair has not seen, while the pair misses a node: offered recovery",
+        );
+    }
+    match previous {
+        Some(b) if now - b.began < SAME_BOOT => (b.decision, "the same network boot"),
+        Some(b) if now - b.began < RETRY_WINDOW && joined_since.is_none_or(|j| j < b.began) => (
+            Decision::Recover,
+            "a known peer that network-booted again without joining: its disk does not boot; offered recovery",
+        ),
+        _ => (Decision::LocalBoot, "a known peer, not live: told to boot its disk"),
+    }
+}
+
+#[derive(Debug)]
+pub struct PairPolicy {
+    state_dir: PathBuf,
+    liveness: Arc<Mutex<Liveness>>,
+    status: Arc<Mutex<Status>>,
+    boots: Mutex<HashMap<String, Boots>>,
+}
+
+impl PairPolicy {
+    pub fn new(state_dir: PathBuf, liveness: Arc<Mutex<Liveness>>, status: Arc<Mutex<Status>>) -> PairPolicy {
+        PairPolicy { state_dir, liveness, status, boots: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl Policy for PairPolicy {
+    fn decide(&self, client: &ClientInfo) -> (Decision, String) {
+        let mac = client.mac_string();
+        let now = Instant::now();
+        let (live, peer_mac, heard) = {
+            let l = self.liveness.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            (l.live(now), l.peer_mac.clone(), l.last_heard())
+        };
+        let is_peer = peer_mac.as_deref() == Some(mac.as_str());
+        // Read each time: `pairos pair forget-peer` changes it under a running node.
+        let known = is_peer || identity::known_peers(&self.state_dir).contains(&mac);
+        let mut boots = self.boots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let previous = boots.get(&mac).copied();
+        let joined = if is_peer { heard } else { None };
+        let (decision, why) = decide(now, live, is_peer && live, known, joined, previous);
+        if known && !live && why != "the same network boot" {
+            boots.insert(mac.clone(), Boots { began: now, decision });
+        }
+        drop(boots);
+        if why != "the same network boot" {
+            let mut s = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            s.network_boot.push(format!("{mac}: {decision:?}: {why}"));
+            let excess = s.network_boot.len().saturating_sub(SHOWN);
+            s.network_boot.drain(..excess);
+            let _ = status::write(std::path::Path::new(status::STATUS_FILE), &s);
+        }
+        (decision, why.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_boot_goes_by_membership() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // The pair has both its nodes: its peer boots its disk, a stranger gets nothing.
+        assert_eq!(decide(t0, true, true, true, Some(t0), None).0, Decision::LocalBoot);
+        assert_eq!(decide(t0, true, false, false, None, None).0, Decision::Ignore);
+        assert_eq!(
+            decide(t0, true, false, true, None, None).0,
+            Decision::Ignore,
+            "a remembered MAC that is not the live peer"
+        );
+        // The pair misses a node: a stranger is offered recovery.
+        assert_eq!(decide(t0, false, false, false, None, None).0, Decision::Recover);
+        // A known peer after a power cut: its disk first.
+        let first = decide(t0, false, false, true, None, None);
+        assert_eq!(first.0, Decision::LocalBoot);
+        let b = Some(Boots { began: t0, decision: first.0 });
+        assert_eq!(
+            decide(at(30), false, false, true, None, b).0,
+            Decision::LocalBoot,
+            "iPXE asking in the same boot"
+        );
+        // Back within minutes without joining: the disk does not boot.
+        assert_eq!(decide(at(200), false, false, true, None, b).0, Decision::Recover);
+        // It joined in between (heard after that boot began): its disk boots; disk again.
+        assert_eq!(decide(at(200), false, false, true, Some(at(100)), b).0, Decision::LocalBoot);
+        // Long after: a new power cut, the disk first again.
+        assert_eq!(decide(at(400), false, false, true, None, b).0, Decision::LocalBoot);
+    }
+}
