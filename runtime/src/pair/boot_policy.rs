@@ -8,8 +8,9 @@
 //!   not boot, and it is offered recovery.
 //! - A machine the pair has never seen is offered recovery only while the pair misses a node.
 //!
-//! One boot asks DHCP several times (firmware PXE, then iPXE), so asks within [`SAME_BOOT`] of
-//! the first are one network boot.
+//! One boot asks DHCP many times (firmware PXE, iPXE, then the firmware's other network
+//! options, for minutes under emulation), so asks less than [`SAME_BOOT`] apart are one network
+//! boot.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -25,8 +26,8 @@ use super::status::{self, Status};
 
 /// A known peer that network-boots again within this long without joining is offered recovery.
 pub const RETRY_WINDOW: Duration = Duration::from_secs(5 * 60);
-/// DHCP asks this close together belong to one network boot.
-pub const SAME_BOOT: Duration = Duration::from_secs(90);
+/// DHCP asks less than this apart belong to one network boot.
+pub const SAME_BOOT: Duration = Duration::from_secs(60);
 /// Decisions kept in the status.
 const SHOWN: usize = 8;
 
@@ -35,6 +36,8 @@ const SHOWN: usize = 8;
 struct Boots {
     /// When this network boot began.
     began: Instant,
+    /// Its last DHCP ask.
+    last: Instant,
     decision: Decision,
 }
 
@@ -62,7 +65,7 @@ fn decide(
         );
     }
     match previous {
-        Some(b) if now - b.began < SAME_BOOT => (b.decision, "the same network boot"),
+        Some(b) if now - b.last < SAME_BOOT => (b.decision, "the same network boot"),
         Some(b) if now - b.began < RETRY_WINDOW && joined_since.is_none_or(|j| j < b.began) => (
             Decision::Recover,
             "a known peer that network-booted again without joining: its disk does not boot; offered recovery",
@@ -100,8 +103,9 @@ impl Policy for PairPolicy {
         let previous = boots.get(&mac).copied();
         let joined = if is_peer { heard } else { None };
         let (decision, why) = decide(now, live, is_peer && live, known, joined, previous);
-        if known && !live && why != "the same network boot" {
-            boots.insert(mac.clone(), Boots { began: now, decision });
+        if known && !live {
+            let began = previous.filter(|_| why == "the same network boot").map_or(now, |b| b.began);
+            boots.insert(mac.clone(), Boots { began, last: now, decision });
         }
         drop(boots);
         if why != "the same network boot" {
@@ -136,11 +140,17 @@ mod tests {
         // A known peer after a power cut: its disk first.
         let first = decide(t0, false, false, true, None, None);
         assert_eq!(first.0, Decision::LocalBoot);
-        let b = Some(Boots { began: t0, decision: first.0 });
+        let b = Some(Boots { began: t0, last: t0, decision: first.0 });
         assert_eq!(
             decide(at(30), false, false, true, None, b).0,
             Decision::LocalBoot,
             "iPXE asking in the same boot"
+        );
+        // The firmware's other network options keep asking for minutes: still the same boot.
+        let long = Some(Boots { began: t0, last: at(150), decision: first.0 });
+        assert_eq!(
+            decide(at(180), false, false, true, None, long),
+            (Decision::LocalBoot, "the same network boot")
         );
         // Back within minutes without joining: the disk does not boot.
         assert_eq!(decide(at(200), false, false, true, None, b).0, Decision::Recover);
