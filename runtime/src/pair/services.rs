@@ -43,7 +43,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The pair's enrolment setting, `enrolment` in the state folder (`pairos pair enrolment`).
+/// The pair's enrolment setting, in the state folder (`pairos pair enrolment`).
 pub const MODE_FILE: &str = "enrolment.json";
 /// MACs the operator approved (`pairos pair approve`); gone at reboot.
 pub const APPROVED_FILE: &str = "/run/pairos/approved.json";
