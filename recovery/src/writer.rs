@@ -149,8 +149,8 @@ fn final_layout(image: &DiskLayout, class: &DiskClass, disk: &Target) -> Result<
 }
 
 /// The disk's manifest record: the source's own when it carries this very manifest (but for
-/// the artifact list) signed with the same key (so that an image-sized copy is byte-identical to the build's disk), otherwise
-/// one made from the manifest being written.
+/// the artifact list) signed with the same key, so that an image-sized copy is byte-identical
+/// to the build's disk; otherwise one made from the manifest being written.
 fn manifest_record(source: &dyn ImageSource, image: &Verified) -> Result<Vec<u8>, WriteError> {
     let offset = manifest_record::offset(&image.manifest.disk.layout);
     let theirs = source.disk_range(offset, manifest_record::CAPACITY).ok().and_then(|bytes| {
