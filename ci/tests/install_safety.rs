@@ -181,3 +181,44 @@ fn an_older_image_is_not_written_over_a_newer_one_unless_asked() -> Result<(), L
     assert!(o.status.success(), "{}", text(&o));
     Ok(())
 }
+
+#[test]
+fn a_disk_of_another_pair_is_foreign_and_that_pair_is_named() -> Result<(), LabError> {
+    let (out, work, key) = setup("safety-other-pair")?;
+    let img = out.to_str().expect("utf8");
+    // A node of pair-42, as a partner preloads it: its state partition holds its identity.
+    let config = work.join("node.json");
+    std::fs::write(&config, r#"{"pair_id": "pair-42", "node_name": "node-2", "peer_name": "node-1"}"#)
+        .expect("config");
+    let disk = work.join("node.raw");
+    std::fs::File::create(&disk).expect("create").set_len(3 << 30).expect("size");
+    let d = disk.to_str().expect("utf8");
+    let o = pairos(&[
+        "install",
+        "--key",
+        &key,
+        "--image",
+        img,
+        "--disk",
+        d,
+        "--node-config",
+        config.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let before = sha256(&disk);
+
+    // For no pair, or for another one, it is foreign: refused, named, unchanged.
+    for extra in [&[][..], &["--pair", "pair-7"][..]] {
+        let o = pairos(&[&["install", "--key", &key, "--image", img, "--disk", d][..], extra].concat());
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", text(&o));
+        assert!(text(&o).contains("holds foreign data"), "{extra:?}: {}", text(&o));
+        assert!(text(&o).contains("a pairos disk of another pair: node-2 of pair pair-42"), "{}", text(&o));
+        assert_eq!(sha256(&disk), before, "{extra:?}: the other pair's disk is unchanged");
+    }
+    // The twin: for its own pair, it is a disk of this pair, and its state is kept.
+    let o = pairos(&["install", "--key", &key, "--image", img, "--disk", d, "--pair", "pair-42"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("\"class\":\"pair\""), "{}", text(&o));
+    assert!(text(&o).contains("pairos-state"), "the state partition is kept: {}", text(&o));
+    Ok(())
+}

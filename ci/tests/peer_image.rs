@@ -39,7 +39,11 @@ impl Recorder {
 impl PeerHooks for Recorder {
     fn enrol(&self, _from: SocketAddr, mac: &str) -> Result<EnrolAnswer, Denied> {
         match mac {
-            NEWCOMER => Ok(EnrolAnswer::Enrolled { token: TOKEN.into(), expires_secs: 60 }),
+            NEWCOMER => Ok(EnrolAnswer::Enrolled {
+                token: TOKEN.into(),
+                expires_secs: 60,
+                pair_id: "pair-under-test".into(),
+            }),
             _ => Err(Denied::new(403, "the pair has both its nodes")),
         }
     }

@@ -1,6 +1,11 @@
 //! What is on a disk before anything is written to it (ARCHITECTURE §5): nothing, a disk of this
 //! pair (whose data partitions are kept, so that it can later rejoin with an incremental
 //! resync), or foreign data, which is never wiped by default. The finding names what was seen.
+//!
+//! A pairos disk is known by the identity in its state partition (`pairos/node.json`, read
+//! with debugfs, without mounting anything): of this pair, it is kept; of another pair, it is
+//! foreign, and that pair's id is named; with no identity (a partner's preload, a node that
+//! never booted), its partitions are kept and the OS is written as on a blank disk.
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -79,8 +84,20 @@ fn mbr_partitions(file: &std::fs::File) -> Vec<(usize, u8, u64, u64)> {
         .collect()
 }
 
-/// Classifies the disk at `path` of `size` bytes.
-pub fn classify(path: &Path, size: u64) -> std::io::Result<DiskClass> {
+/// The pair id and node name in the state file system at byte `offset` of `path`, if there is
+/// one and it holds an identity.
+fn state_identity(path: &Path, offset: u64) -> Option<(String, String)> {
+    // e2fsprogs opens `file?offset=N` as the file system at that byte of the file or device.
+    let fs = format!("{}?offset={offset}", path.display());
+    let text = Cmd::new("debugfs").args(["-R", "cat /pairos/node.json", &fs]).run_text().ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    Some((field("pair_id")?, field("node_name").unwrap_or_default()))
+}
+
+/// Classifies the disk at `path` of `size` bytes, for a writer working for the pair `pair`
+/// (`None`: for no pair, so that a disk of any pair is foreign to it).
+pub fn classify(path: &Path, size: u64, pair: Option<&str>) -> std::io::Result<DiskClass> {
     let file = std::fs::File::open(path)?;
     if let Ok(disk) = gpt::GptConfig::new().writable(false).open(path) {
         let parts: Vec<(u32, &gpt::partition::Partition)> =
@@ -94,7 +111,10 @@ pub fn classify(path: &Path, size: u64) -> std::io::Result<DiskClass> {
             first_lba: p.first_lba,
             last_lba: p.last_lba,
         };
-        if has(TYPE_ESP, "esp") && has(TYPE_ROOT_X86_64, "root-a") {
+        let state = parts.iter().find(|(_, p)| p.part_type_guid.guid == TYPE_VAR && p.name == STATE_LABEL);
+        let identity = state.and_then(|(_, p)| state_identity(path, p.first_lba * 512));
+        let other_pair = identity.filter(|(id, _)| Some(id.as_str()) != pair);
+        if has(TYPE_ESP, "esp") && has(TYPE_ROOT_X86_64, "root-a") && other_pair.is_none() {
             let keep = parts
                 .iter()
                 .filter(|(_, p)| {
@@ -111,6 +131,9 @@ pub fn classify(path: &Path, size: u64) -> std::io::Result<DiskClass> {
             return Ok(DiskClass::Pair { keep });
         }
         let mut findings = vec![format!("a GPT partition table on a {} disk", human(size))];
+        if let Some((id, node)) = &other_pair {
+            findings.insert(0, format!("a pairos disk of another pair: {node} of pair {id}"));
+        }
         for (n, p) in &parts {
             let mut line = format!(
                 "partition {n}: name {:?}, type {}, {}",

@@ -51,8 +51,9 @@ pub struct EnrolRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum EnrolAnswer {
-    /// Enrolled: the token authenticates this newcomer's reports and its configuration.
-    Enrolled { token: String, expires_secs: u64 },
+    /// Enrolled: the token authenticates this newcomer's reports and its configuration. The
+    /// pair's id tells the newcomer whether its disk is of this pair.
+    Enrolled { token: String, expires_secs: u64, pair_id: String },
     /// The pair asks its operator first: ask again later.
     Waiting { message: String },
 }

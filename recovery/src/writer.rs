@@ -66,6 +66,9 @@ pub struct WriteOptions {
     pub journal: PathBuf,
     /// Wipe a disk that holds foreign data (the pair's explicit policy).
     pub allow_foreign: bool,
+    /// The pair this write is for: a disk of that pair keeps its state and data partitions; a
+    /// disk of any other pair is foreign.
+    pub pair: Option<String>,
     /// Pace the write to at most this many bytes a second (spares a peer that serves workloads).
     pub max_rate: Option<u64>,
     /// Write an image older than the one the disk holds (refused otherwise: a validly signed
@@ -191,8 +194,8 @@ pub fn write_image(
         .map_err(io(format!("reading {}", target.path.display())))?;
     let key = format!("{} {identity}", image.digest());
     let resuming = Journal::recorded(&opts.journal, &key) > 0;
-    let class =
-        classify(&target.path, target.size).map_err(io(format!("reading {}", target.path.display())))?;
+    let class = classify(&target.path, target.size, opts.pair.as_deref())
+        .map_err(io(format!("reading {}", target.path.display())))?;
     on_event(Event::Classified { disk: target.path.display().to_string(), class: class.clone() });
     if let DiskClass::Foreign { findings } = &class {
         if !opts.allow_foreign && !resuming {

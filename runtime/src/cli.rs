@@ -123,6 +123,11 @@ pub struct InstallArgs {
     /// Wipe a disk that holds foreign data. Without it such a disk is refused and left as it is.
     #[arg(long)]
     pub allow_foreign: bool,
+    /// The pair the disk belongs to: a pairos disk of this pair keeps its state and data
+    /// partitions; one of another pair is foreign [default: the --node-config file's pair, or
+    /// none, so that a disk with any pair's identity is refused].
+    #[arg(long, value_name = "PAIR_ID")]
+    pub pair: Option<String>,
     /// The resume record [default: DISK.pairos-write for a file, /run/pairos/DEVICE.pairos-write
     /// for a block device].
     #[arg(long, value_name = "FILE")]

@@ -1,6 +1,7 @@
 //! Stage 4, initramfs: `pairos` as /init (its early-boot mode), with the few tools it calls
-//! (veritysetup, mke2fs, blkid, busybox for switch_root, links and the console), their libraries and the
-//! kernel modules that boot needs, all taken from the image's own tree, never from the host.
+//! (veritysetup, mke2fs, debugfs to read a disk's identity, blkid, busybox for switch_root,
+//! links and the console), their libraries and the kernel modules that boot needs, all taken
+//! from the image's own tree, never from the host.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -11,8 +12,14 @@ use crate::kmod::KernelTree;
 use crate::stages::StageError;
 
 /// Programs the early-boot code runs, at the same path as in the root filesystem.
-pub const PROGRAMS: [&str; 5] =
-    ["usr/bin/pairos", "usr/sbin/veritysetup", "usr/sbin/mke2fs", "usr/sbin/blkid", "usr/bin/busybox"];
+pub const PROGRAMS: [&str; 6] = [
+    "usr/bin/pairos",
+    "usr/sbin/veritysetup",
+    "usr/sbin/mke2fs",
+    "usr/sbin/debugfs",
+    "usr/sbin/blkid",
+    "usr/bin/busybox",
+];
 /// Where the init finds its module list and the signing key.
 pub const MODULES_LIST: &str = "etc/pairos/modules.load";
 /// The same, as the running initramfs sees it.

@@ -140,6 +140,8 @@ pub fn install(args: &BootArgs) -> anyhow::Result<Outcome> {
         parallel: 2,
         journal: PathBuf::from("/run/pairos/install.pairos-write"),
         allow_foreign: false,
+        // A new pair: a disk of any pair is foreign to it.
+        pair: None,
         max_rate: None,
         allow_downgrade: false,
     };

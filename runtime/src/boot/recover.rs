@@ -90,9 +90,9 @@ fn link(args: &BootArgs) -> anyhow::Result<Link> {
 }
 
 /// Enrols with the peer, asking until it is enrolled: the peer's services may be starting, or
-/// its operator must approve first. `None`: the peer refuses this node for good (the pair has
-/// both its nodes), and the recovery stops.
-fn enrol(client: &PeerClient, mac: &str, peer: Ipv4Addr) -> anyhow::Result<Option<String>> {
+/// its operator must approve first. Gives the token and the pair's id; `None`: the peer refuses
+/// this node for good (the pair has both its nodes), and the recovery stops.
+fn enrol(client: &PeerClient, mac: &str, peer: Ipv4Addr) -> anyhow::Result<Option<(String, String)>> {
     let start = Instant::now();
     let mut said = String::new();
     let say_once = |said: &mut String, line: String| {
@@ -103,9 +103,12 @@ fn enrol(client: &PeerClient, mac: &str, peer: Ipv4Addr) -> anyhow::Result<Optio
     };
     loop {
         match client.enrol(mac) {
-            Ok(Ok(EnrolAnswer::Enrolled { token, expires_secs })) => {
-                say(format_args!("enrolled with the peer {peer} (for {} min)", expires_secs / 60));
-                return Ok(Some(token));
+            Ok(Ok(EnrolAnswer::Enrolled { token, expires_secs, pair_id })) => {
+                say(format_args!(
+                    "enrolled with the peer {peer}, pair {pair_id} (for {} min)",
+                    expires_secs / 60
+                ));
+                return Ok(Some((token, pair_id)));
             }
             Ok(Ok(EnrolAnswer::Waiting { message })) => {
                 say_once(&mut said, format!("the peer {peer}: {message}"))
@@ -134,7 +137,7 @@ pub fn recover(args: &BootArgs) -> anyhow::Result<Outcome> {
         link.interface, link.mac, link.ip, link.prefix, link.peer
     ));
     let client = PeerClient::new(link.peer, peer::PORT);
-    let Some(token) = enrol(&client, &link.mac, link.peer)? else { return Ok(Outcome::Stop) };
+    let Some((token, pair_id)) = enrol(&client, &link.mac, link.peer)? else { return Ok(Outcome::Stop) };
     let tell = |step: Step, message: String, written: u64, total: u64| {
         let r = Report { mac: link.mac.clone(), step, message, written_bytes: written, total_bytes: total };
         if let Err(e) = client.report(&r, &token) {
@@ -143,7 +146,7 @@ pub fn recover(args: &BootArgs) -> anyhow::Result<Outcome> {
     };
     tell(Step::Started, format!("recovery environment up on {} ({})", link.interface, link.ip), 0, 0);
 
-    let config = Enrolled { client: &client, mac: &link.mac, token: &token };
+    let config = Enrolled { client: &client, mac: &link.mac, token: &token, pair_id: &pair_id };
     match image_this_node(&client, &config, &tell) {
         Ok(outcome) => Ok(outcome),
         Err(e) => {
@@ -158,6 +161,8 @@ struct Enrolled<'a> {
     client: &'a PeerClient,
     mac: &'a str,
     token: &'a str,
+    /// The pair's id: a disk of this pair keeps its state and data and rejoins.
+    pair_id: &'a str,
 }
 
 fn image_this_node(
@@ -191,6 +196,7 @@ fn image_this_node(
         parallel: 4,
         journal: PathBuf::from("/run/pairos/recover.pairos-write"),
         allow_foreign: false,
+        pair: Some(enrolled.pair_id.to_owned()),
         max_rate: None,
         allow_downgrade: false,
     };

@@ -48,6 +48,7 @@ pub fn run(args: &InstallArgs) -> anyhow::Result<Exit> {
         parallel: args.parallel as usize,
         journal,
         allow_foreign: args.allow_foreign,
+        pair: args.pair.clone().or_else(|| preload.as_ref().map(|p| p.pair_id.clone())),
         max_rate: args.max_rate.map(|m| m << 20),
         allow_downgrade: args.allow_downgrade,
     };

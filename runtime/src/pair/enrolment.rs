@@ -103,8 +103,14 @@ impl Enrolments {
         self.current.as_ref().filter(|e| !e.lapsed(now)).map(|e| e.mac.as_str())
     }
 
-    /// A newcomer at `ip` with `mac` asks to join.
-    pub fn request(&mut self, cx: Context<'_>, mac: &str, ip: Ipv4Addr) -> Result<EnrolAnswer, Denied> {
+    /// A newcomer at `ip` with `mac` asks to join the pair `pair_id`.
+    pub fn request(
+        &mut self,
+        cx: Context<'_>,
+        pair_id: &str,
+        mac: &str,
+        ip: Ipv4Addr,
+    ) -> Result<EnrolAnswer, Denied> {
         let mac = normal_mac(mac).ok_or_else(|| Denied::new(400, format!("{mac:?} is not a MAC address")))?;
         if cx.peer_live {
             return Err(Denied::new(403, "the pair has both its nodes; nobody is enrolled"));
@@ -135,7 +141,11 @@ impl Enrolments {
         }
         self.waiting = None;
         let token = Token::generate().map_err(|e| Denied::new(500, format!("no randomness: {e}")))?;
-        let answer = EnrolAnswer::Enrolled { token: token.to_hex(), expires_secs: TOKEN_LIFETIME.as_secs() };
+        let answer = EnrolAnswer::Enrolled {
+            token: token.to_hex(),
+            expires_secs: TOKEN_LIFETIME.as_secs(),
+            pair_id: pair_id.to_owned(),
+        };
         self.current =
             Some(Enrolment { mac, ip, token, started: cx.now, last_seen: cx.now, reports: VecDeque::new() });
         Ok(answer)
@@ -222,18 +232,19 @@ mod tests {
         let t0 = Instant::now();
         let mut e = Enrolments::new(POOL);
         let live = Context { peer_live: true, ..cx(t0) };
-        assert_eq!(e.request(live, MAC, IP).expect_err("pair complete").status, 403);
+        assert_eq!(e.request(live, "p", MAC, IP).expect_err("pair complete").status, 403);
         let outside = Ipv4Addr::new(10, 77, 0, 200);
-        assert_eq!(e.request(cx(t0), MAC, outside).expect_err("not our address").status, 403);
-        assert_eq!(e.request(cx(t0), "nonsense", IP).expect_err("bad MAC").status, 400);
-        let t = token(e.request(cx(t0), MAC, IP).expect("enrolled"));
-        let other = e.request(cx(t0), "52:54:00:99:99:99", Ipv4Addr::new(10, 77, 0, 21));
+        assert_eq!(e.request(cx(t0), "p", MAC, outside).expect_err("not our address").status, 403);
+        assert_eq!(e.request(cx(t0), "p", "nonsense", IP).expect_err("bad MAC").status, 400);
+        let t = token(e.request(cx(t0), "p", MAC, IP).expect("enrolled"));
+        let other = e.request(cx(t0), "p", "52:54:00:99:99:99", Ipv4Addr::new(10, 77, 0, 21));
         assert_eq!(other.expect_err("one at a time").status, 409);
         // A newcomer that went silent is abandoned, and another may enrol.
         let later = t0 + IDLE;
         assert!(e.authorise(later, Some(&t), MAC, IP).is_err(), "abandoned");
-        let t2 =
-            token(e.request(cx(later), "52:54:00:99:99:99", Ipv4Addr::new(10, 77, 0, 21)).expect("the next"));
+        let t2 = token(
+            e.request(cx(later), "p", "52:54:00:99:99:99", Ipv4Addr::new(10, 77, 0, 21)).expect("the next"),
+        );
         // One that keeps reporting is not, until its token's life ends.
         let ip2 = Ipv4Addr::new(10, 77, 0, 21);
         let mut at = later;
@@ -249,7 +260,7 @@ mod tests {
     fn the_token_is_bound_to_its_mac_and_address_and_ends_with_the_recovery() {
         let t0 = Instant::now();
         let mut e = Enrolments::new(POOL);
-        let t = token(e.request(cx(t0), MAC, IP).expect("enrolled"));
+        let t = token(e.request(cx(t0), "p", MAC, IP).expect("enrolled"));
         assert_eq!(e.authorise(t0, None, MAC, IP).expect_err("no token").status, 401);
         assert_eq!(e.authorise(t0, Some(&"0".repeat(64)), MAC, IP).expect_err("wrong token").status, 401);
         assert_eq!(e.authorise(t0, Some(&t), "52:54:00:00:00:01", IP).expect_err("other MAC").status, 403);
@@ -270,13 +281,13 @@ mod tests {
         let t0 = Instant::now();
         let mut e = Enrolments::new(POOL);
         let approve = Context { mode: Mode::Approve, ..cx(t0) };
-        match e.request(approve, MAC, IP).expect("answered") {
+        match e.request(approve, "p", MAC, IP).expect("answered") {
             EnrolAnswer::Waiting { message } => assert!(message.contains("pairos pair approve"), "{message}"),
             other => panic!("enrolled without approval: {other:?}"),
         }
         assert_eq!(e.waiting.as_deref(), Some(MAC));
         let approved = [MAC.to_owned()];
-        let t = token(e.request(Context { approved: &approved, ..approve }, MAC, IP).expect("approved"));
+        let t = token(e.request(Context { approved: &approved, ..approve }, "p", MAC, IP).expect("approved"));
         assert!(e.waiting.is_none());
         for _ in 0..REPORTS_PER_10S {
             e.report(t0, Some(&t), IP, report(Step::Writing, "x")).expect("within the rate");

@@ -99,7 +99,7 @@ impl PeerHooks for Hooks {
             approved: &approved,
         };
         let mut e = lock(&self.enrolments);
-        let answer = e.request(cx, mac, ipv4(from));
+        let answer = e.request(cx, &self.me.pair_id, mac, ipv4(from));
         let shown = enrolment::printable(mac);
         let line = match &answer {
             Ok(EnrolAnswer::Enrolled { .. }) => format!("{shown} ({}) enrolled", from.ip()),
