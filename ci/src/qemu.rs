@@ -86,6 +86,8 @@ pub struct VmSpec {
     disks: Vec<DiskSpec>,
     exit_on_reboot: bool,
     nic_roms: bool,
+    /// Use the MACs of the lab's VM with this number (the same machine, powered on again).
+    same_machine_as: Option<usize>,
 }
 
 impl VmSpec {
@@ -101,7 +103,15 @@ impl VmSpec {
             disks: Vec::new(),
             exit_on_reboot: false,
             nic_roms: true,
+            same_machine_as: None,
         }
+    }
+
+    /// The same machine as the lab's `n`th VM (counting from 1), powered on again: its NICs get
+    /// that VM's MACs.
+    pub fn same_machine_as(mut self, n: usize) -> Self {
+        self.same_machine_as = Some(n);
+        self
     }
 
     /// NICs without their option ROMs (QEMU's are iPXE): the firmware's own network stack does
@@ -194,7 +204,10 @@ impl Lab {
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let log = dir.join("console.log");
         let socket = dir.join("console.sock");
-        let vm_index = self.next_vm();
+        let vm_index = match spec.same_machine_as {
+            Some(n) => n,
+            None => self.next_vm(),
+        };
 
         let mut args: Vec<String> = vec![
             "-machine".into(),

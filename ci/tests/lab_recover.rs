@@ -7,6 +7,8 @@
 //! `pairos status` show both. Each newcomer enrols first; B learns the pair key that way, and
 //! the two then hear each other's authenticated heartbeats. A stranger on the private link
 //! of the complete pair can neither enrol nor fake a report nor read the node configuration.
+//! When B's disk is then wiped, B's first network boot is told to boot its disk, and the next
+//! one, a minute later, is offered recovery: B heals and rejoins.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -175,5 +177,25 @@ fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -
     let (code, json) = a.run("pairos status --json", Duration::from_secs(60))?;
     assert_eq!(code, 0, "{json}");
     assert!(json.contains("\"step\": \"finished\""), "{json}");
+
+    // B's disk dies (wiped). Powered on, B is first told to boot its disk: A cannot tell a dead
+    // disk from a power cut. The disk does not boot. Powered on again within minutes, without
+    // having joined, B is offered recovery, images itself and rejoins as node-2.
+    b.kill();
+    a.wait_for("pairos run: peer silent", BOOT)?;
+    blank_disk(&b_disk, 10 * GIB)?;
+    let mut b = lab.start(newcomer("node-b-wiped", &b_disk).same_machine_as(4))?;
+    a.wait_for("52:54:00:12:04:00: LocalBoot (a known peer, not live: told to boot its disk)", BOOT)?;
+    b.wait_for("No bootable option or device was found", BOOT)?;
+    b.kill();
+    // DHCP asks less than a minute apart count as one network boot; the next power-on must be a
+    // new one. This waits for time to pass, not for anything to be ready.
+    std::thread::sleep(Duration::from_secs(65));
+    let mut b = lab.start(newcomer("node-b-repaired", &b_disk).same_machine_as(4))?;
+    a.wait_for("52:54:00:12:04:00: Recover (a known peer that network-booted again without joining", BOOT)?;
+    b.wait_for("pairos-recover: enrolled with the peer 10.77.0.1", BOOT)?;
+    b.wait_for("pairos-recover: identity written: node-2", WRITE)?;
+    b.wait_for("pairos run: node-2 of pair", BOOT)?;
+    a.wait_for("pairos run: peer live (52:54:00:12:04:00)", BOOT)?;
     Ok(())
 }

@@ -170,8 +170,12 @@ fn tftp_and_http_serve_exact_bytes_inside_the_boot_folder_only() -> Result<(), L
         assert_eq!(out.trim(), code, "GET /{path}");
     }
 
-    // Nothing is served on the other interface, though the address is routable from there.
+    // Nothing is served on the other interface, though the address is routable from there: the
+    // outsider reaches the server's private address (the kernel answers its ping), and only the
+    // services' binding to the private interface keeps them silent.
     outsider.ns.ip(&["route", "add", "10.77.0.0/24", "dev", "eth0"])?;
+    let (ok, out) = client(&outsider, "ping", &["-c", "1", "-W", "3", SERVER]);
+    assert!(ok, "the outsider cannot reach {SERVER} at all, so the checks below would prove nothing: {out}");
     let (ok, out) = client(
         &outsider,
         "curl",

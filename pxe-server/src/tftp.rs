@@ -205,7 +205,12 @@ mod tests {
     /// Seeded random and mutated datagrams through the codec: it returns or refuses, never panics.
     #[test]
     fn the_codec_survives_garbage() {
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let seed = std::env::var("PAIROS_FUZZ_SEED")
+            .ok()
+            .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+            .unwrap_or(0x2545_f491_4f6c_dd1d);
+        eprintln!("the_codec_survives_garbage: seed {seed:#x} (rerun with PAIROS_FUZZ_SEED={seed:#x})");
+        let mut x = seed;
         let mut next = move || {
             x ^= x << 13;
             x ^= x >> 7;

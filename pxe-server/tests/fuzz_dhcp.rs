@@ -74,7 +74,13 @@ fn mutated_and_random_packets_never_crash_the_server() {
         leases,
         policy: Fixed(Decision::Recover),
     };
-    let seed = 0x5eed_0000_0000_0001u64;
+    // PAIROS_FUZZ_SEED=0x... reruns a reported seed; the seed is printed before anything runs,
+    // so a crash, a hang or a timeout can be reproduced too.
+    let seed = std::env::var("PAIROS_FUZZ_SEED")
+        .ok()
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+        .unwrap_or(0x5eed_0000_0000_0001);
+    eprintln!("fuzz_dhcp: seed {seed:#x} (rerun with PAIROS_FUZZ_SEED={seed:#x})");
     let mut rng = Rng(seed);
     let corpus = seeds();
     let (mut decoded, mut replied, mut iterations) = (0u64, 0u64, 0u64);

@@ -5,7 +5,7 @@
 //! - While the peer is silent, a known peer (one this node installed, or whose heartbeats it
 //!   heard) is told to boot its disk: both nodes may be starting after a power cut. If it
 //!   network-boots again within [`RETRY_WINDOW`] without having joined, its disk evidently does
-//!   not boot, and it is offered recovery.
+//!   not boot, and it is offered recovery. After a recovery, its new disk comes first again.
 //! - A machine the pair has never seen is offered recovery only while the pair misses a node.
 //!
 //! One boot asks DHCP many times (firmware PXE, iPXE, then the firmware's other network
@@ -24,7 +24,8 @@ use super::heartbeat::Liveness;
 use super::identity;
 use super::status::{self, Status};
 
-/// A known peer that network-boots again within this long without joining is offered recovery.
+/// A known peer that network-boots again within this long of its last try, without having
+/// joined, is offered recovery.
 pub const RETRY_WINDOW: Duration = Duration::from_secs(5 * 60);
 /// DHCP asks less than this apart belong to one network boot.
 pub const SAME_BOOT: Duration = Duration::from_secs(60);
@@ -66,10 +67,17 @@ fn decide(
     }
     match previous {
         Some(b) if now - b.last < SAME_BOOT => (b.decision, "the same network boot"),
-        Some(b) if now - b.began < RETRY_WINDOW && joined_since.is_none_or(|j| j < b.began) => (
+        Some(b)
+            if b.decision == Decision::LocalBoot
+                && now - b.last < RETRY_WINDOW
+                && joined_since.is_none_or(|j| j < b.began) =>
+        {
+            (
             Decision::Recover,
-            "a known peer that network-booted again without joining: its disk does not boot; offered recovery",
-        ),
+                "a known peer that network-booted again without joining: its disk does not boot; offered recovery",
+            )
+        }
+        // After a recovery (or long after the last try), the disk first.
         _ => (Decision::LocalBoot, "a known peer, not live: told to boot its disk"),
     }
 }
@@ -156,6 +164,9 @@ mod tests {
         assert_eq!(decide(at(200), false, false, true, None, b).0, Decision::Recover);
         // It joined in between (heard after that boot began): its disk boots; disk again.
         assert_eq!(decide(at(200), false, false, true, Some(at(100)), b).0, Decision::LocalBoot);
+        // After that recovery, the next network boot is told to boot the new disk.
+        let recovered = Some(Boots { began: at(200), last: at(210), decision: Decision::Recover });
+        assert_eq!(decide(at(330), false, false, true, None, recovered).0, Decision::LocalBoot);
         // Long after: a new power cut, the disk first again.
         assert_eq!(decide(at(400), false, false, true, None, b).0, Decision::LocalBoot);
     }
