@@ -135,8 +135,10 @@ impl<P: Policy> DhcpServer<P> {
         // client on the private link (a peer's OS) just gets an address.
         let (decision, reason) = if client.is_netboot() || client.ipxe {
             self.policy.decide(&client)
-        } else {
+        } else if self.policy.serves_plain_clients() {
             (Decision::LocalBoot, "not a network boot client".into())
+        } else {
+            (Decision::Ignore, "not a network boot client".into())
         };
         if decision == Decision::Ignore {
             return Ok(None);
@@ -268,6 +270,30 @@ mod tests {
             s.handle(&request(MessageType::Discover, 2, Some(7), true), 0).expect("ok").expect("reply");
         assert_eq!(file(&ipxe.message), "http://10.77.0.1:8080/recover-uefi.ipxe");
         assert_eq!(uefi.message.yiaddr(), ipxe.message.yiaddr(), "the same client keeps its address");
+    }
+
+    /// Network boot only: a policy that serves no ordinary DHCP client.
+    struct NetbootOnly;
+    impl Policy for NetbootOnly {
+        fn decide(&self, _: &ClientInfo) -> (Decision, String) {
+            (Decision::Recover, "test".into())
+        }
+        fn serves_plain_clients(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_policy_can_refuse_plain_clients_and_still_serve_network_boot() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let plain = request(MessageType::Discover, 4, None, false);
+        let mut s = server(d.path(), Decision::Recover);
+        assert!(s.handle(&plain, 0).expect("ok").is_some(), "by default a plain client gets an address");
+        let DhcpServer { config, leases, .. } = s;
+        let mut s = DhcpServer { config, leases, policy: NetbootOnly };
+        assert!(s.handle(&plain, 0).expect("ok").is_none(), "a plain client gets nothing");
+        let pxe = s.handle(&request(MessageType::Discover, 5, Some(7), false), 0).expect("ok");
+        assert_eq!(pxe.map(|r| file(&r.message)).as_deref(), Some("ipxe/snponly.efi"));
     }
 
     #[test]

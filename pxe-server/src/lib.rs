@@ -18,6 +18,7 @@ pub mod jail;
 pub mod leases;
 pub mod packet;
 pub mod policy;
+pub mod probe;
 pub mod proxy;
 pub mod ratelimit;
 pub mod service;

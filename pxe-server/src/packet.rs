@@ -61,6 +61,18 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeFailure> {
     if !plausible_request(bytes) {
         return Err(DecodeFailure::Invalid("not a BOOTREQUEST with the DHCP magic cookie".into()));
     }
+    decode_any(bytes)
+}
+
+/// Decodes one DHCPv4 message, a server's reply too (for [`crate::probe`]); never panics.
+pub fn decode_reply(bytes: &[u8]) -> Result<Message, DecodeFailure> {
+    if bytes.len() < 243 || bytes[0] != 2 || bytes[236..240] != COOKIE {
+        return Err(DecodeFailure::Invalid("not a BOOTREPLY with the DHCP magic cookie".into()));
+    }
+    decode_any(bytes)
+}
+
+fn decode_any(bytes: &[u8]) -> Result<Message, DecodeFailure> {
     match without_panicking(|| Message::decode(&mut Decoder::new(bytes))) {
         // chaddr() slices 16 bytes by this length: reject before anything calls it.
         Ok(Ok(m)) if m.hlen() > 16 => {

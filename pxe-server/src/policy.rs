@@ -20,6 +20,13 @@ pub enum Decision {
 pub trait Policy: Send + Sync {
     /// The decision for `client`, and the reason, which the server logs.
     fn decide(&self, client: &ClientInfo) -> (Decision, String);
+
+    /// Whether an ordinary DHCP client (not a network-booting firmware or iPXE) gets an
+    /// address. A factory floor may want that; a pair never does, so that it can never act as
+    /// a second DHCP server on a network it was cabled to by mistake.
+    fn serves_plain_clients(&self) -> bool {
+        true
+    }
 }
 
 /// The same decision for every client (`pairos pxe --policy`).

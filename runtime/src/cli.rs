@@ -82,8 +82,15 @@ pub struct PxeArgs {
     #[arg(long, value_name = "IF")]
     pub interface: String,
     /// The PXE set to serve (`pxe/` of a `pairos build` output).
-    #[arg(long, value_name = "DIR")]
-    pub root: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "check")]
+    pub root: Option<PathBuf>,
+    /// Serve nothing: ask, as a DHCP client would, whether a DHCP server answers on the
+    /// interface, and say which. Exit 0 if none answers, 1 if one does.
+    #[arg(long)]
+    pub check: bool,
+    /// With --check, print the answer as JSON.
+    #[arg(long, requires = "check")]
+    pub json: bool,
     /// What network-booting clients are told.
     #[arg(long, value_enum, default_value = "recover")]
     pub policy: PxePolicy,

@@ -22,7 +22,7 @@ use pairos_recovery::own_image::OwnImage;
 use crate::pair::management::Management;
 use crate::pair::services::{self, PairServices};
 use crate::pair::status::Status;
-use crate::pair::{self, identity, private_link};
+use crate::pair::{self, identity, ports, private_link};
 
 use crate::cli::RunArgs;
 use crate::Exit;
@@ -93,21 +93,44 @@ fn start_pair(verdict: Option<&Verdict>, status: &Arc<Mutex<Status>>) -> anyhow:
         s.node_name = me.node_name.clone();
         s.pair_id = me.pair_id.clone();
     }
-    match (Management::load(&state_dir)?, verdict.and_then(|v| v.public_nic.clone())) {
-        // A management address that cannot be set is said, and the private link still comes up.
-        (Some(m), Some(public)) => match m.apply(&public) {
-            Ok(()) => {
-                say(format_args!("management address {m} on {public}"));
-                status.lock().expect("not poisoned").management = Some(format!("{public} {m}"));
-            }
-            Err(e) => say(format_args!("cannot set the management address {m} on {public}: {e:#}")),
+    let management = Management::load(&state_dir)?;
+    // An uncertified board (or one whose ports were not identified) offers its peer nothing.
+    let (profile_private, profile_public) = match verdict {
+        Some(v) if v.certified => match (v.private_nic.clone(), v.public_nic.clone()) {
+            (Some(private), Some(public)) => (private, public),
+            _ => anyhow::bail!("the board verdict names no private and public port"),
         },
-        (Some(_), None) => say("a management address is configured, but no public port was identified"),
-        (None, _) => say("no management address configured (the installer sets one)"),
+        _ => {
+            if let (Some(m), Some(public)) = (&management, verdict.and_then(|v| v.public_nic.clone())) {
+                apply_management(m, &public, status);
+            }
+            anyhow::bail!("this board is not certified (see above): no private-link services run on it");
+        }
+    };
+    // Which port is the private link: the profile's, unless what the ports show says the
+    // cables are swapped. Both are looked at together.
+    let gateway = management.as_ref().and_then(|m| m.gateway);
+    let looks = [profile_private.clone(), profile_public.clone()]
+        .map(|port| std::thread::spawn(move || ports::look(&port, gateway, &|line| say(line))));
+    let [seen_private, seen_public] = looks.map(|h| h.join().unwrap_or_default());
+    let roles = ports::decide((&profile_private, &profile_public), (&seen_private, &seen_public));
+    let roles = match roles {
+        Ok(r) => r,
+        Err(why) => {
+            if let Some(m) = &management {
+                apply_management(m, &profile_public, status);
+            }
+            status.lock().expect("not poisoned").private_link = Some(format!("not served: {why}"));
+            anyhow::bail!("{why}");
+        }
+    };
+    say(format_args!("private link on {}: {}", roles.private, roles.why));
+    if let Some(m) = &management {
+        apply_management(m, &roles.public, status);
+    } else {
+        say("no management address configured (the installer sets one)");
     }
-    let interface = verdict
-        .and_then(|v| v.private_nic.clone())
-        .context("no private-link port was identified (see the board verdict above)")?;
+    let interface = roles.private;
     let address = private_link::address(&me.node_name);
     private_link::bring_up(&["ip"], &interface, address, private_link::PREFIX)?;
     say(format_args!("private link {interface}: {address}/{}", private_link::PREFIX));
@@ -159,6 +182,18 @@ fn start_pair(verdict: Option<&Verdict>, status: &Arc<Mutex<Status>>) -> anyhow:
         address,
     );
     Ok(())
+}
+
+/// Puts the management address on `public`; one that cannot be set is said, and the private
+/// link still comes up.
+fn apply_management(m: &Management, public: &str, status: &Arc<Mutex<Status>>) {
+    match m.apply(public) {
+        Ok(()) => {
+            say(format_args!("management address {m} on {public}"));
+            status.lock().expect("not poisoned").management = Some(format!("{public} {m}"));
+        }
+        Err(e) => say(format_args!("cannot set the management address {m} on {public}: {e:#}")),
+    }
 }
 
 /// Keeps a shell on the console and reaps every child; never returns while it can spawn one.

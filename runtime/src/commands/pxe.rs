@@ -3,6 +3,7 @@
 use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use pairos_pxe::policy::{Decision, Fixed};
@@ -23,12 +24,45 @@ fn parse_pool(text: &str) -> anyhow::Result<(Ipv4Addr, Ipv4Addr)> {
     Ok((first, last))
 }
 
+/// `--check`: is another DHCP server answering on the interface?
+fn check(args: &PxeArgs) -> anyhow::Result<Exit> {
+    let mac = interface_mac(&args.interface)?;
+    let found = pairos_pxe::probe::dhcp_servers(&args.interface, mac, Duration::from_secs(3))?;
+    if args.json {
+        let servers: Vec<_> = found
+            .iter()
+            .map(|r| serde_json::json!({"server": r.server.to_string(), "offered": r.offered.to_string()}))
+            .collect();
+        crate::output::json(&serde_json::json!({"interface": args.interface, "dhcp_servers": servers}))?;
+    } else if found.is_empty() {
+        println!("{}: no DHCP server answered", args.interface);
+    } else {
+        for r in &found {
+            println!("{}: DHCP server {} answered (offered {})", args.interface, r.server, r.offered);
+        }
+    }
+    Ok(if found.is_empty() { Exit::Success } else { Exit::Negative })
+}
+
+/// The interface's MAC, from sysfs.
+pub fn interface_mac(interface: &str) -> anyhow::Result<[u8; 6]> {
+    let path = format!("/sys/class/net/{interface}/address");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("{interface}: no such interface ({path})"))?;
+    let bytes: Vec<u8> = text.trim().split(':').filter_map(|h| u8::from_str_radix(h, 16).ok()).collect();
+    bytes.try_into().map_err(|_| anyhow::anyhow!("{path}: expected a MAC address, found {:?}", text.trim()))
+}
+
 pub fn run(args: &PxeArgs) -> anyhow::Result<Exit> {
+    if args.check {
+        return check(args);
+    }
+    let root = args.root.clone().context("--root DIR is needed to serve")?;
     for needed in ["recover-bios.ipxe", "recover-uefi.ipxe", "ipxe/undionly.kpxe", "ipxe/snponly.efi"] {
-        if !args.root.join(needed).is_file() {
+        if !root.join(needed).is_file() {
             bail!(
                 "--root {}: expected a PXE set (the pxe/ folder of a pairos build output); {needed} is missing",
-                args.root.display()
+                root.display()
             );
         }
     }
@@ -63,11 +97,11 @@ pub fn run(args: &PxeArgs) -> anyhow::Result<Exit> {
         args.tftp_port,
         args.http_port,
         args.policy,
-        args.root.display()
+        root.display()
     );
     let svc = PxeService {
         interface: args.interface.clone(),
-        root: args.root.clone(),
+        root,
         addresses,
         tftp_port: args.tftp_port,
         http_port: args.http_port,

@@ -66,7 +66,10 @@ fn decide(
         );
     }
     match previous {
-        Some(b) if now - b.last < SAME_BOOT => (b.decision, "the same network boot"),
+        // Asks close together are one boot, unless the peer joined in between (a new boot).
+        Some(b) if now - b.last < SAME_BOOT && joined_since.is_none_or(|j| j < b.last) => {
+            (b.decision, "the same network boot")
+        }
         Some(b)
             if b.decision == Decision::LocalBoot
                 && now - b.last < RETRY_WINDOW
@@ -125,6 +128,10 @@ impl Policy for PairPolicy {
         }
         (decision, why.to_owned())
     }
+
+    fn serves_plain_clients(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]
@@ -164,6 +171,9 @@ mod tests {
         assert_eq!(decide(at(200), false, false, true, None, b).0, Decision::Recover);
         // It joined in between (heard after that boot began): its disk boots; disk again.
         assert_eq!(decide(at(200), false, false, true, Some(at(100)), b).0, Decision::LocalBoot);
+        // Joined in between, then back within the minute (killed, disk wiped): a new boot.
+        let joined = decide(at(170), false, false, true, Some(at(160)), long);
+        assert_eq!(joined, (Decision::LocalBoot, "a known peer, not live: told to boot its disk"));
         // After that recovery, the next network boot is told to boot the new disk.
         let recovered = Some(Boots { began: at(200), last: at(210), decision: Decision::Recover });
         assert_eq!(decide(at(330), false, false, true, None, recovered).0, Decision::LocalBoot);

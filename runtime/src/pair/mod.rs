@@ -10,6 +10,7 @@ pub mod enrolment;
 pub mod heartbeat;
 pub mod identity;
 pub mod management;
+pub mod ports;
 pub mod private_link;
 pub mod services;
 pub mod status;

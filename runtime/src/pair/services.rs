@@ -195,9 +195,12 @@ pub fn start(svc: PairServices, address: Ipv4Addr) {
     let policy = PairPolicy::new(svc.state_dir.clone(), liveness.clone(), svc.status.clone());
     let status = svc.status.clone();
     running(&svc.status, "DHCP, TFTP and HTTP network boot".into());
+    let stop_boot = Arc::new(AtomicBool::new(false));
+    let stop = stop_boot.clone();
     spawn_service("network boot", status.clone(), move || {
-        pairos_pxe::service::serve(&pxe, policy, Arc::new(AtomicBool::new(false))).map_err(|e| e.to_string())
+        pairos_pxe::service::serve(&pxe, policy, stop).map_err(|e| e.to_string())
     });
+    guard_port(svc.interface.clone(), address, stop_boot);
 
     let size = svc.image.verified().manifest.disk.layout.size;
     let hooks = Hooks {
@@ -266,6 +269,36 @@ fn spawn_service(
         }
     });
 }
+
+/// While network boot is served, asks every minute whether another DHCP server answers on the
+/// port; if one does, the port is not the crossover to the peer (someone re-cabled it), and
+/// network boot stops for good, rather than compete with that server.
+fn guard_port(interface: String, own: Ipv4Addr, stop: Arc<std::sync::atomic::AtomicBool>) {
+    std::thread::spawn(move || {
+        let Ok(text) = std::fs::read_to_string(format!("/sys/class/net/{interface}/address")) else { return };
+        let mac: Vec<u8> = text.trim().split(':').filter_map(|h| u8::from_str_radix(h, 16).ok()).collect();
+        let Ok(mac) = <[u8; 6]>::try_from(mac) else { return };
+        loop {
+            std::thread::sleep(GUARD_EVERY);
+            let Ok(found) = pairos_pxe::probe::dhcp_servers(&interface, mac, Duration::from_secs(3)) else {
+                continue;
+            };
+            let others: Vec<String> =
+                found.iter().filter(|r| r.server != own).map(|r| r.server.to_string()).collect();
+            if !others.is_empty() {
+                say(format_args!(
+                    "another DHCP server ({}) answers on {interface}: it is not the crossover to the peer; network boot stops",
+                    others.join(", ")
+                ));
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+        }
+    });
+}
+
+/// How often the private port is checked for other DHCP servers while it is served.
+const GUARD_EVERY: Duration = Duration::from_secs(60);
 
 /// Keeps the status's line about the peer current, and says on the console when it changes.
 fn watch_peer(status: Arc<Mutex<Status>>, liveness: Arc<Mutex<Liveness>>) {
