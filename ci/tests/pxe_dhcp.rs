@@ -160,3 +160,60 @@ fn a_flood_of_garbage_does_not_stop_service_and_is_logged_sparingly() -> Result<
     assert!(log.contains("suppressed="), "{log}");
     Ok(())
 }
+
+/// `pairos pxe --check` in `who`'s namespace: its exit code and JSON.
+fn check(who: &Endpoint) -> (Option<i32>, serde_json::Value) {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", who.ns.name()])
+        .arg(pairos_lab::paths::pairos_bin().expect("pairos"))
+        .args(["pxe", "--interface", "eth0", "--check", "--json"])
+        .output()
+        .expect("pairos runs");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code(), json)
+}
+
+#[test]
+fn the_probe_finds_dnsmasq_and_our_own_server_and_nothing_on_a_quiet_link() -> Result<(), LabError> {
+    let mut lab = Lab::new("pxe-probe")?;
+    let server = lab.endpoint("private", "srv", "10.77.0.1/24")?;
+    let prober = lab.client_endpoint("private", "probe")?;
+
+    // A quiet link: no server answers.
+    let (code, json) = check(&prober);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["dhcp_servers"], serde_json::json!([]), "{json}");
+
+    // dnsmasq answers, and is named.
+    let dnsmasq = server
+        .ns
+        .cmd("dnsmasq")
+        .args(["--no-daemon", "--port=0", "--interface=eth0", "--bind-interfaces", "--leasefile-ro"])
+        .args(["--dhcp-range=10.77.0.50,10.77.0.60,1h"])
+        .arg(format!("--pid-file={}", lab.dir().join("dnsmasq.pid").display()))
+        .spawn(Some(&lab.dir().join("dnsmasq.log")))?;
+    let (code, json) = wait_for_answer(&prober);
+    assert_eq!(code, Some(1), "{json}");
+    assert_eq!(json["dhcp_servers"][0]["server"], "10.77.0.1", "{json}");
+    drop(dnsmasq);
+
+    // Our own `pairos pxe`, which serves ordinary clients by default, is found the same way.
+    let root = lab.dir().join("pxe");
+    sample_pxe_root(&root, 0).expect("pxe root");
+    let _pxe = start(&lab, &server, &root, &lab.dir().join("leases.json"), "pxe.log")?;
+    let (code, json) = wait_for_answer(&prober);
+    assert_eq!(code, Some(1), "{json}");
+    assert_eq!(json["dhcp_servers"][0]["server"], "10.77.0.1", "{json}");
+    Ok(())
+}
+
+/// Probes until a server answers (it may still be starting), for at most 20 s.
+fn wait_for_answer(who: &Endpoint) -> (Option<i32>, serde_json::Value) {
+    let start = Instant::now();
+    loop {
+        let (code, json) = check(who);
+        if code != Some(0) || start.elapsed() > Duration::from_secs(20) {
+            return (code, json);
+        }
+    }
+}
