@@ -88,6 +88,8 @@ pub struct VmSpec {
     nic_roms: bool,
     /// Use the MACs of the lab's VM with this number (the same machine, powered on again).
     same_machine_as: Option<usize>,
+    /// OVMF network-boots by UEFI HTTP boot only (its PXE off, no iPXE ROMs).
+    http_boot: bool,
 }
 
 impl VmSpec {
@@ -104,7 +106,16 @@ impl VmSpec {
             exit_on_reboot: false,
             nic_roms: true,
             same_machine_as: None,
+            http_boot: false,
         }
+    }
+
+    /// Under OVMF, network boot by UEFI HTTP boot only: no NIC ROMs, and the firmware's PXE off
+    /// (`opt/org.tianocore/IPv4PXESupport`), as on servers set up for HTTP boot.
+    pub fn http_boot(mut self) -> Self {
+        self.http_boot = true;
+        self.nic_roms = false;
+        self
     }
 
     /// The same machine as the lab's `n`th VM (counting from 1), powered on again: its NICs get
@@ -240,6 +251,10 @@ impl Lab {
             // told to boot its disk first waits out PXE and HTTP boot over IPv6 (minutes under TCG).
             args.push("-fw_cfg".into());
             args.push("name=opt/org.tianocore/IPv6Support,string=no".into());
+            if spec.http_boot {
+                args.push("-fw_cfg".into());
+                args.push("name=opt/org.tianocore/IPv4PXESupport,string=no".into());
+            }
         }
         if let Some(boot) = &spec.direct {
             args.extend(["-kernel".into(), boot.kernel.display().to_string()]);

@@ -2,8 +2,10 @@
 //! profile's private port on the customer's network, where the management gateway answers,
 //! and its public port on the crossover to B). A works out which port is which, says so, puts
 //! its management address on the customer's side, never answers a customer's DHCP client, and
-//! still heals a blank B cabled to its (swapped) private port. A node on an uncertified board
-//! runs no private-link service at all.
+//! still heals a blank B cabled to its (swapped) private port (B boots by UEFI HTTP boot, the
+//! recovery UKI straight from A), after refusing, untouched, a
+//! node whose disk belongs to another pair. A node on an uncertified board runs no
+//! private-link service at all.
 
 use std::path::Path;
 use std::process::Command;
@@ -17,17 +19,11 @@ const BOOT: Duration = Duration::from_secs(400);
 const WRITE: Duration = Duration::from_secs(900);
 const GIB: u64 = 1 << 30;
 
-/// A disk with the image and, preloaded as a partner would, node-1's identity and its
-/// management network.
-fn preloaded_disk(out: &Path, disk: &Path, work: &Path) -> Result<(), LabError> {
+/// A disk with the image and, preloaded as a partner would, the node configuration `json`.
+fn preloaded_disk(out: &Path, disk: &Path, json: &str) -> Result<(), LabError> {
     blank_disk(disk, 10 * GIB)?;
-    let config = work.join("node-1.json");
-    std::fs::write(
-        &config,
-        r#"{"pair_id": "pair-cables", "node_name": "node-1", "peer_name": "node-2",
-            "management": {"address": "192.168.77.10", "prefix": 24, "gateway": "192.168.77.1", "dns": null}}"#,
-    )
-    .expect("config");
+    let config = disk.with_extension("json");
+    std::fs::write(&config, json).expect("config");
     let o = Command::new(paths::pairos_bin()?)
         .args(["install", "--image"])
         .arg(out)
@@ -69,7 +65,9 @@ fn swapped_cables_are_worked_out_and_the_pair_still_heals() -> Result<(), LabErr
     let out = image::default_image()?;
     let mut lab = Lab::new("cables")?;
     let a_disk = lab.dir().join("a.raw");
-    preloaded_disk(&out, &a_disk, lab.dir())?;
+    let node_1 = r#"{"pair_id": "pair-cables", "node_name": "node-1", "peer_name": "node-2",
+        "management": {"address": "192.168.77.10", "prefix": 24, "gateway": "192.168.77.1", "dns": null}}"#;
+    preloaded_disk(&out, &a_disk, node_1)?;
     // The customer's network: its gateway, which is also its DHCP server, and a host asking for
     // an address.
     let gateway = lab.endpoint("public", "gw", "192.168.77.1/24")?;
@@ -104,16 +102,43 @@ fn swapped_cables_are_worked_out_and_the_pair_still_heals() -> Result<(), LabErr
     let (leased, said) = dhcp_client(&lab, &customer);
     assert!(leased && said.contains("serverid=192.168.77.1"), "{said}");
 
-    // A blank node on A's real private port heals.
+    // A node of another pair, network first: A offers it recovery (the pair misses a node), and
+    // its disk is refused with its pair named, not one byte changed.
+    let other_disk = lab.dir().join("other.raw");
+    let other = r#"{"pair_id": "pair-other", "node_name": "node-2", "peer_name": "node-1"}"#;
+    preloaded_disk(&out, &other_disk, other)?;
+    let before = pairos_image::digest::sha256_file(&other_disk).expect("hash");
+    let mut o = lab.start(
+        VmSpec::new("other-pair")
+            .firmware(Firmware::Ovmf)
+            .boot_nic("private", NicModel::VirtioNet)
+            .nic("public", NicModel::VirtioNet)
+            .boot_disk(&other_disk, DiskBus::Virtio),
+    )?;
+    o.wait_for("a pairos disk of another pair: node-2 of pair pair-other", BOOT)?;
+    o.wait_for("nothing was written", Duration::from_secs(60))?;
+    a.wait_for("Refused", Duration::from_secs(60))?;
+    o.kill();
+    assert_eq!(
+        pairos_image::digest::sha256_file(&other_disk).expect("hash"),
+        before,
+        "the other pair's disk is unchanged"
+    );
+
+    // A blank node on A's real private port heals. Its firmware does UEFI HTTP boot only (no
+    // PXE, no iPXE): it loads the recovery UKI straight from A, and the agent finds its link
+    // by DHCP.
     let b_disk = lab.dir().join("b.raw");
     blank_disk(&b_disk, 10 * GIB)?;
     let mut b = lab.start(
         VmSpec::new("node-b")
             .firmware(Firmware::Ovmf)
+            .http_boot()
             .boot_nic("private", NicModel::VirtioNet)
             .nic("public", NicModel::VirtioNet)
             .boot_disk(&b_disk, DiskBus::Virtio),
     )?;
+    b.wait_for("asking DHCP on each port", BOOT)?;
     b.wait_for("pairos-recover: enrolled with the peer 10.77.0.1, pair pair-cables", BOOT)?;
     b.wait_for("pairos-recover: identity written: node-2 of pair pair-cables", WRITE)?;
     b.wait_for("pairos run: node-2 of pair pair-cables", BOOT)?;

@@ -19,12 +19,13 @@ use crate::stages::StageError;
 
 /// Where the PXE set lives in the ESP.
 pub const ESP_DIR: &str = "pairos/pxe";
-/// The files of the set that a peer serves (the UKI is for HTTP boot only and stays out).
-pub const SERVED: [&str; 7] = [
+/// The files of the set that a peer serves: the iPXE chain, and the UKI for UEFI HTTP boot.
+pub const SERVED: [&str; 8] = [
     "vmlinuz",
     "initrd.img",
     "recover-bios.ipxe",
     "recover-uefi.ipxe",
+    "pairos-recover.efi",
     "ipxe/undionly.kpxe",
     "ipxe/snponly.efi",
     "ipxe/ipxe.efi",

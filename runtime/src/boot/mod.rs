@@ -7,7 +7,8 @@
 //!    hash, open it through device-mapper, mount it read-only, mount the state partition, and
 //!    switch to it, starting `pairos run` ([`switch`]);
 //! 4. `pairos.mode=recover` runs the recovery agent ([`recover`]): the node images itself from
-//!    its peer and reboots into the result; `pairos.mode=install` runs the installer
+//!    its peer and reboots into the result (booted by UEFI HTTP boot, it finds its link by DHCP,
+//!    [`dhcp_link`]); `pairos.mode=install` runs the installer
 //!    ([`install`]), which installs the first node from the ISO.
 //!
 //! Anything that goes wrong is printed on the console, and the node reboots after a pause: a
@@ -15,6 +16,7 @@
 
 pub(crate) mod cmdline;
 mod console_progress;
+mod dhcp_link;
 pub(crate) mod disks;
 mod install;
 mod modules;

@@ -72,6 +72,20 @@ fn interface_with_mac(mac: &str, timeout: Duration) -> anyhow::Result<String> {
 }
 
 fn link(args: &BootArgs) -> anyhow::Result<Link> {
+    if args.mac.is_none() {
+        // Booted without iPXE (UEFI HTTP boot of the recovery UKI): ask DHCP on each port.
+        say("no link parameters on the command line (UEFI HTTP boot): asking DHCP on each port");
+        let lease = super::dhcp_link::find(BUSYBOX, Duration::from_secs(120))?;
+        let prefix = private_link::prefix_len(lease.netmask)
+            .with_context(|| format!("the peer's netmask {} is not contiguous", lease.netmask))?;
+        return Ok(Link {
+            mac: lease.mac,
+            interface: lease.interface,
+            ip: lease.ip,
+            prefix,
+            peer: lease.server,
+        });
+    }
     let missing = |what: &str| {
         format!(
             "no {what} on the kernel command line: the recovery environment is booted by a peer's \
