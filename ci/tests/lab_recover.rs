@@ -117,6 +117,24 @@ fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -
     a.wait_for("pairos run: peer live (52:54:00:12:04:00)", BOOT)?;
     b.wait_for("pairos run: peer live", BOOT)?;
 
+    // A third machine network-boots on the private link while the pair has both its nodes: A
+    // does not answer it, and says so in its status.
+    let third_disk = lab.dir().join("third.raw");
+    blank_disk(&third_disk, 9 * GIB)?;
+    let mut third = lab.start(newcomer("third", &third_disk))?;
+    let ignored = "52:54:00:12:05:00: Ignore: the pair has both its nodes";
+    let mut status = String::new();
+    for _ in 0..40 {
+        status = a.run("pairos status", Duration::from_secs(60))?.1;
+        if status.contains(ignored) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    assert!(status.contains(ignored), "A's status shows the third machine ignored:\n{status}");
+    third.kill();
+    assert!(!third.console().text().contains("pairos-init"), "the third machine got no recovery environment");
+
     // A stranger on the private link, with an address from A's own pool, while the pair has both
     // its nodes: it cannot enrol, fake B's finished report, or read the node configuration, and
     // nothing A keeps changes.
