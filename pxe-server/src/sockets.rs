@@ -56,6 +56,13 @@ pub(crate) fn bind(s: &Socket, interface: &str, ip: Ipv4Addr, port: u16) -> Resu
     s.bind(&SocketAddr::from((ip, port)).into()).map_err(socket_error(interface, "binding the port"))
 }
 
+/// The interface's MAC address, from sysfs.
+pub fn interface_mac(interface: &str) -> Option<[u8; 6]> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{interface}/address")).ok()?;
+    let bytes: Vec<u8> = text.trim().split(':').filter_map(|h| u8::from_str_radix(h, 16).ok()).collect();
+    bytes.try_into().ok()
+}
+
 /// A blocking UDP socket on `port` of `interface` only (SO_BINDTODEVICE): for the pair
 /// runtime's heartbeats on the private link.
 pub fn udp_socket(interface: &str, port: u16) -> Result<std::net::UdpSocket, ServeError> {

@@ -26,7 +26,8 @@ fn parse_pool(text: &str) -> anyhow::Result<(Ipv4Addr, Ipv4Addr)> {
 
 /// `--check`: is another DHCP server answering on the interface?
 fn check(args: &PxeArgs) -> anyhow::Result<Exit> {
-    let mac = interface_mac(&args.interface)?;
+    let mac = pairos_pxe::sockets::interface_mac(&args.interface)
+        .with_context(|| format!("{}: no such interface, or no MAC address in sysfs", args.interface))?;
     let found = pairos_pxe::probe::dhcp_servers(&args.interface, mac, Duration::from_secs(3))?;
     if args.json {
         let servers: Vec<_> = found
@@ -42,15 +43,6 @@ fn check(args: &PxeArgs) -> anyhow::Result<Exit> {
         }
     }
     Ok(if found.is_empty() { Exit::Success } else { Exit::Negative })
-}
-
-/// The interface's MAC, from sysfs.
-pub fn interface_mac(interface: &str) -> anyhow::Result<[u8; 6]> {
-    let path = format!("/sys/class/net/{interface}/address");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("{interface}: no such interface ({path})"))?;
-    let bytes: Vec<u8> = text.trim().split(':').filter_map(|h| u8::from_str_radix(h, 16).ok()).collect();
-    bytes.try_into().map_err(|_| anyhow::anyhow!("{path}: expected a MAC address, found {:?}", text.trim()))
 }
 
 pub fn run(args: &PxeArgs) -> anyhow::Result<Exit> {

@@ -74,18 +74,12 @@ pub fn decide(profile: (&str, &str), seen: (&Seen, &Seen)) -> Result<Roles, Stri
     ))
 }
 
-fn mac_of(interface: &str) -> Option<[u8; 6]> {
-    let text = std::fs::read_to_string(format!("/sys/class/net/{interface}/address")).ok()?;
-    let bytes: Vec<u8> = text.trim().split(':').filter_map(|h| u8::from_str_radix(h, 16).ok()).collect();
-    bytes.try_into().ok()
-}
-
 /// Looks at `interface` (brought up, with no address needed): a DHCP probe and, with a
 /// `gateway`, an ARP probe for it. A probe that cannot run counts as seeing nothing, and is said.
 pub fn look(interface: &str, gateway: Option<Ipv4Addr>, say: &dyn Fn(String)) -> Seen {
     let _ = Cmd::new("ip").args(["link", "set", "dev", interface, "up"]).run();
     let mut seen = Seen::default();
-    match mac_of(interface) {
+    match pairos_pxe::sockets::interface_mac(interface) {
         Some(mac) => match pairos_pxe::probe::dhcp_servers(interface, mac, Duration::from_secs(3)) {
             Ok(found) => seen.dhcp_servers = found.into_iter().map(|r| r.server).collect(),
             Err(e) => say(format!("{interface}: the DHCP probe did not run: {e}")),

@@ -275,9 +275,7 @@ fn spawn_service(
 /// network boot stops for good, rather than compete with that server.
 fn guard_port(interface: String, own: Ipv4Addr, stop: Arc<std::sync::atomic::AtomicBool>) {
     std::thread::spawn(move || {
-        let Ok(text) = std::fs::read_to_string(format!("/sys/class/net/{interface}/address")) else { return };
-        let mac: Vec<u8> = text.trim().split(':').filter_map(|h| u8::from_str_radix(h, 16).ok()).collect();
-        let Ok(mac) = <[u8; 6]>::try_from(mac) else { return };
+        let Some(mac) = pairos_pxe::sockets::interface_mac(&interface) else { return };
         loop {
             std::thread::sleep(GUARD_EVERY);
             let Ok(found) = pairos_pxe::probe::dhcp_servers(&interface, mac, Duration::from_secs(3)) else {
