@@ -141,7 +141,13 @@ fn a_write_killed_several_times_resumes_without_rewriting_and_ends_exact() -> Re
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn");
-        std::thread::sleep(Duration::from_millis(1200));
+        // Killed once this round has recorded a few more chunks, in the middle of the write.
+        let lines = || std::fs::read_to_string(&journal).unwrap_or_default().lines().count();
+        let (start, at_start) = (Instant::now(), lines());
+        while lines() < at_start.max(1) + 3 && child.try_wait().expect("wait").is_none() {
+            assert!(start.elapsed() < Duration::from_secs(60), "round {round}: no progress recorded");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         if child.try_wait().expect("wait").is_none() {
             child.kill().expect("kill");
             kills += 1;

@@ -103,11 +103,11 @@ fn the_iso_boots_into_the_installer_mode() -> Result<(), LabError> {
     vm.wait_for("pairos-init: installer mode (pairos.mode=install)", BOOT)?;
     // Without parameters on the command line it asks for the management network, and only that.
     vm.wait_for("the management network, please", BOOT)?;
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    // The console's line discipline keeps what is typed until the installer reads it, so each
+    // answer can go as soon as its question is due; nothing waits on a clock.
     vm.console().send_line("192.168.77.300/24")?;
     vm.wait_for("expected an IPv4 address with its prefix length", BOOT)?;
     for answer in ["192.168.77.20/24", "192.168.77.1", ""] {
-        std::thread::sleep(std::time::Duration::from_secs(1));
         vm.console().send_line(answer)?;
     }
     vm.wait_for("pairos-install: management network 192.168.77.20/24 via 192.168.77.1", BOOT)?;

@@ -139,7 +139,15 @@ fn a_flood_of_garbage_does_not_stop_service_and_is_logged_sparingly() -> Result<
                  print(n)\n";
     let mut sender =
         flooder.ns.cmd("python3").args(["-c", flood]).spawn(Some(&lab.dir().join("flood.log")))?;
-    std::thread::sleep(Duration::from_millis(500));
+    // The client asks once the flood is reaching the server (its garbage shows in the log).
+    let start = Instant::now();
+    while !std::fs::read_to_string(lab.dir().join("pxe.log"))
+        .unwrap_or_default()
+        .contains("not a DHCP message")
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "the flood never reached the server");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (ok, out) = udhcpc(&lab, &client, &[]);
     assert!(ok, "a real client is served during the flood: {out}");
     assert!(field(&out, "ip=").starts_with("10.77.0.1"), "{out}");
