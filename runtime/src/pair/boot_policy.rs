@@ -85,17 +85,35 @@ fn decide(
     }
 }
 
+/// What the policy remembers of known peers' network boots, shared with whoever learns that a
+/// boot ended otherwise (a recovery that finished).
+#[derive(Debug, Clone, Default)]
+pub struct BootMemory(Arc<Mutex<HashMap<String, Boots>>>);
+
+impl BootMemory {
+    /// The peer with `mac` finished a recovery: its next network boot is a new one, and its new
+    /// disk comes first, however soon it asks.
+    pub fn recovered(&self, mac: &str) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&mac.to_ascii_lowercase());
+    }
+}
+
 #[derive(Debug)]
 pub struct PairPolicy {
     state_dir: PathBuf,
     liveness: Arc<Mutex<Liveness>>,
     status: Arc<Mutex<Status>>,
-    boots: Mutex<HashMap<String, Boots>>,
+    boots: BootMemory,
 }
 
 impl PairPolicy {
-    pub fn new(state_dir: PathBuf, liveness: Arc<Mutex<Liveness>>, status: Arc<Mutex<Status>>) -> PairPolicy {
-        PairPolicy { state_dir, liveness, status, boots: Mutex::new(HashMap::new()) }
+    pub fn new(
+        state_dir: PathBuf,
+        liveness: Arc<Mutex<Liveness>>,
+        status: Arc<Mutex<Status>>,
+        boots: BootMemory,
+    ) -> PairPolicy {
+        PairPolicy { state_dir, liveness, status, boots }
     }
 }
 
@@ -110,7 +128,7 @@ impl Policy for PairPolicy {
         let is_peer = peer_mac.as_deref() == Some(mac.as_str());
         // Read each time: `pairos pair forget-peer` changes it under a running node.
         let known = is_peer || identity::known_peers(&self.state_dir).contains(&mac);
-        let mut boots = self.boots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut boots = self.boots.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let previous = boots.get(&mac).copied();
         let joined = if is_peer { heard } else { None };
         let (decision, why) = decide(now, live, is_peer && live, known, joined, previous);

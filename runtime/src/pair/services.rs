@@ -18,7 +18,7 @@ use pairos_recovery::own_image::OwnImage;
 use pairos_recovery::peer::{self, Denied, EnrolAnswer, NewcomerConfig, NodeConfig, Report, Step};
 use pairos_recovery::trust::PairKey;
 
-use super::boot_policy::PairPolicy;
+use super::boot_policy::{BootMemory, PairPolicy};
 use super::enrolment::{self, Context, Enrolments, Mode};
 use super::heartbeat::{self, Heartbeat, Liveness};
 use super::identity;
@@ -65,6 +65,8 @@ struct Hooks {
     state_dir: PathBuf,
     liveness: Arc<Mutex<Liveness>>,
     enrolments: Mutex<Enrolments>,
+    /// Told when a recovery finishes, so that the newcomer's next boot goes to its new disk.
+    boots: BootMemory,
     status: Arc<Mutex<Status>>,
     /// The last step and tenth of the write that was logged, so the log shows each step and
     /// every 10 %, not every report.
@@ -139,6 +141,7 @@ impl PeerHooks for Hooks {
             }
         }
         if r.step == Step::Finished {
+            self.boots.recovered(&r.mac);
             if let Err(e) = identity::remember_peer(&self.state_dir, &r.mac) {
                 say(format_args!("cannot remember peer {}: {e:#}", r.mac));
             }
@@ -192,7 +195,8 @@ pub fn start(svc: PairServices, address: Ipv4Addr) {
         tftp_port: 69,
         http_port: 80,
     };
-    let policy = PairPolicy::new(svc.state_dir.clone(), liveness.clone(), svc.status.clone());
+    let boots = BootMemory::default();
+    let policy = PairPolicy::new(svc.state_dir.clone(), liveness.clone(), svc.status.clone(), boots.clone());
     let status = svc.status.clone();
     running(&svc.status, "DHCP, TFTP and HTTP network boot".into());
     let stop_boot = Arc::new(AtomicBool::new(false));
@@ -209,6 +213,7 @@ pub fn start(svc: PairServices, address: Ipv4Addr) {
         state_dir: svc.state_dir.clone(),
         liveness,
         enrolments: Mutex::new(Enrolments::new((first, last))),
+        boots,
         status: svc.status.clone(),
         logged: Mutex::new(None),
     };
