@@ -40,6 +40,11 @@ impl Lab {
             return Err(LabError::Setup(format!("lab name {name:?}: use letters, digits, - and _")));
         }
         let ns = Netns::create(&format!("plab-{name}"))?;
+        // The links are cables: their bridges and ports say nothing of their own (no IPv6
+        // link-local chatter), so a node hears only the stations at the other ends.
+        ns.cmd("sysctl")
+            .args(["-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
+            .run()?;
         let dir = paths::work_root().join(name);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(io(&dir))?;

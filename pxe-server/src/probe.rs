@@ -81,3 +81,40 @@ pub fn dhcp_servers(interface: &str, mac: [u8; 6], wait: Duration) -> Result<Vec
     }
     Ok(found)
 }
+
+/// The other stations heard on `interface` within `wait`: the source MACs of every frame that
+/// arrived there (a packet socket for all protocols, as tcpdump opens one). A crossover cable
+/// has one other end; a network has many.
+pub fn stations(interface: &str, wait: Duration) -> Result<std::collections::BTreeSet<[u8; 6]>, ServeError> {
+    use nix::sys::socket::{
+        recvfrom, setsockopt, socket, sockopt, AddressFamily, LinkAddr, SockFlag, SockProtocol, SockType,
+    };
+    use std::os::fd::AsRawFd;
+    let err = |what| socket_error(interface, what);
+    let nix_err = |what| move |e: nix::Error| err(what)(std::io::Error::from(e));
+    let ifindex =
+        nix::net::if_::if_nametoindex(interface).map_err(nix_err("finding the interface"))? as usize;
+    let fd = socket(AddressFamily::Packet, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::EthAll)
+        .map_err(nix_err("opening a packet socket"))?;
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + wait;
+    let mut buf = [0u8; 2048];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+        let timeout = nix::sys::time::TimeVal::new(left.as_secs() as _, left.subsec_micros().max(1) as _);
+        setsockopt(&fd, sockopt::ReceiveTimeout, &timeout).map_err(nix_err("read timeout"))?;
+        match recvfrom::<LinkAddr>(fd.as_raw_fd(), &mut buf) {
+            Ok((_, Some(from))) => {
+                // PACKET_OUTGOING (4) is our own frame going out.
+                if from.ifindex() == ifindex && from.pkttype() != 4 {
+                    if let Some(mac) = from.addr() {
+                        seen.insert(mac);
+                    }
+                }
+            }
+            Ok((_, None)) => {}
+            Err(nix::Error::EAGAIN | nix::Error::EINTR) => {}
+            Err(e) => return Err(err("receiving")(std::io::Error::from(e))),
+        }
+    }
+    Ok(seen)
+}

@@ -24,23 +24,36 @@ fn parse_pool(text: &str) -> anyhow::Result<(Ipv4Addr, Ipv4Addr)> {
     Ok((first, last))
 }
 
-/// `--check`: is another DHCP server answering on the interface?
+/// `--check`: is another DHCP server answering on the interface, and who else is there?
 fn check(args: &PxeArgs) -> anyhow::Result<Exit> {
     let mac = pairos_pxe::sockets::interface_mac(&args.interface)
         .with_context(|| format!("{}: no such interface, or no MAC address in sysfs", args.interface))?;
-    let found = pairos_pxe::probe::dhcp_servers(&args.interface, mac, Duration::from_secs(3))?;
+    let wait = Duration::from_secs(3);
+    let interface = args.interface.clone();
+    let sniff = std::thread::spawn(move || pairos_pxe::probe::stations(&interface, wait));
+    let found = pairos_pxe::probe::dhcp_servers(&args.interface, mac, wait)?;
+    let stations: Vec<String> = sniff
+        .join()
+        .map_err(|_| anyhow::anyhow!("listening for stations failed"))??
+        .iter()
+        .map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"))
+        .collect();
     if args.json {
         let servers: Vec<_> = found
             .iter()
             .map(|r| serde_json::json!({"server": r.server.to_string(), "offered": r.offered.to_string()}))
             .collect();
-        crate::output::json(&serde_json::json!({"interface": args.interface, "dhcp_servers": servers}))?;
-    } else if found.is_empty() {
-        println!("{}: no DHCP server answered", args.interface);
+        crate::output::json(
+            &serde_json::json!({"interface": args.interface, "dhcp_servers": servers, "stations": stations}),
+        )?;
     } else {
+        if found.is_empty() {
+            println!("{}: no DHCP server answered", args.interface);
+        }
         for r in &found {
             println!("{}: DHCP server {} answered (offered {})", args.interface, r.server, r.offered);
         }
+        println!("{}: {} other station(s) heard: {}", args.interface, stations.len(), stations.join(" "));
     }
     Ok(if found.is_empty() { Exit::Success } else { Exit::Negative })
 }

@@ -6,7 +6,8 @@
 //! - a DHCP probe ([`pairos_pxe::probe`]): a port where another DHCP server answers is a
 //!   network, not the crossover cable to the peer;
 //! - the management gateway, when one is configured: a port where it answers ARP is the
-//!   public one (busybox `arping -D`, which needs no address on the port).
+//!   public one (busybox `arping -D`, which needs no address on the port);
+//! - the stations heard there meanwhile: a crossover cable has one other end, a network many.
 //!
 //! The profile's private port is taken when nothing speaks against it; otherwise the other
 //! port, when nothing speaks against that one (the cables are swapped); otherwise neither, and
@@ -25,6 +26,8 @@ pub struct Seen {
     pub dhcp_servers: Vec<Ipv4Addr>,
     /// The management gateway answered ARP there.
     pub gateway: bool,
+    /// Other stations heard there.
+    pub stations: usize,
 }
 
 impl Seen {
@@ -33,6 +36,9 @@ impl Seen {
             self.dhcp_servers.iter().map(|s| format!("DHCP server {s} answers")).collect();
         if self.gateway {
             out.push("the management gateway answers".into());
+        }
+        if self.stations > 1 {
+            out.push(format!("{} stations are heard (a crossover cable has one other end)", self.stations));
         }
         out
     }
@@ -79,6 +85,8 @@ pub fn decide(profile: (&str, &str), seen: (&Seen, &Seen)) -> Result<Roles, Stri
 pub fn look(interface: &str, gateway: Option<Ipv4Addr>, say: &dyn Fn(String)) -> Seen {
     let _ = Cmd::new("ip").args(["link", "set", "dev", interface, "up"]).run();
     let mut seen = Seen::default();
+    let port = interface.to_owned();
+    let sniff = std::thread::spawn(move || pairos_pxe::probe::stations(&port, Duration::from_secs(3)));
     match pairos_pxe::sockets::interface_mac(interface) {
         Some(mac) => match pairos_pxe::probe::dhcp_servers(interface, mac, Duration::from_secs(3)) {
             Ok(found) => seen.dhcp_servers = found.into_iter().map(|r| r.server).collect(),
@@ -94,6 +102,11 @@ pub fn look(interface: &str, gateway: Option<Ipv4Addr>, say: &dyn Fn(String)) ->
             .run();
         seen.gateway = out.is_err();
     }
+    match sniff.join() {
+        Ok(Ok(stations)) => seen.stations = stations.len(),
+        Ok(Err(e)) => say(format!("{interface}: listening for stations did not work: {e}")),
+        Err(_) => say(format!("{interface}: listening for stations failed")),
+    }
     seen
 }
 
@@ -102,7 +115,7 @@ mod tests {
     use super::*;
 
     fn seen(dhcp: &[[u8; 4]], gateway: bool) -> Seen {
-        Seen { dhcp_servers: dhcp.iter().map(|&a| Ipv4Addr::from(a)).collect(), gateway }
+        Seen { dhcp_servers: dhcp.iter().map(|&a| Ipv4Addr::from(a)).collect(), gateway, stations: 0 }
     }
 
     #[test]
@@ -119,6 +132,10 @@ mod tests {
         assert_eq!(r.private, "eth1");
         let e = decide(("eth0", "eth1"), (&lan, &gw_only)).expect_err("both are networks");
         assert!(e.contains("neither port"), "{e}");
+        // Many stations and nothing else: a network all the same. One station: the peer.
+        let crowd = Seen { stations: 5, ..quiet.clone() };
+        let r = decide(("eth0", "eth1"), (&crowd, &Seen { stations: 1, ..quiet.clone() })).expect("swapped");
+        assert!(r.private == "eth1" && r.why.contains("5 stations are heard"), "{}", r.why);
         // Two quiet ports (a new pair, the peer not cabled yet): the profile decides.
         assert_eq!(decide(("eth0", "eth1"), (&quiet, &quiet)).expect("quiet").private, "eth0");
     }
