@@ -1,0 +1,304 @@
+//! The seeded simulator: two [`Node`]s, two links, a BMC each, and a schedule of faults drawn
+//! from a seed. Time advances in steps of one tick; at every step the simulator may crash or
+//! power on a node, hang it (its daemon stops, while what it holds stays held) until a
+//! watchdog resets it, cut or heal either link in either direction, and delay, duplicate or
+//! drop messages (random delays also reorder them). Fences fail at random. After every event
+//! it checks the invariant: two nodes never act at once. A violation names the seed and the
+//! step, and [`run`] with that seed replays it exactly.
+
+use std::collections::BTreeMap;
+
+use crate::core::{Action, Config, Input, Link, Msg, Node};
+
+/// A small, seeded PRNG (SplitMix64): the schedule depends on the seed alone.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// True with probability `per_mille`/1000.
+    pub fn chance(&mut self, per_mille: u64) -> bool {
+        self.next_u64() % 1000 < per_mille
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+/// How hostile a schedule is, per step (per mille).
+#[derive(Debug, Clone)]
+pub struct Faults {
+    pub crash: u64,
+    pub power_on: u64,
+    pub hang: u64,
+    pub cut: u64,
+    pub heal: u64,
+    pub drop: u64,
+    pub duplicate: u64,
+    /// Largest message delay, in ticks.
+    pub max_delay: u64,
+    pub fence_fails: u64,
+    pub switchover: u64,
+}
+
+impl Default for Faults {
+    fn default() -> Faults {
+        Faults {
+            crash: 3,
+            power_on: 20,
+            hang: 2,
+            cut: 10,
+            heal: 30,
+            drop: 50,
+            duplicate: 30,
+            max_delay: 8,
+            fence_fails: 300,
+            switchover: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Power {
+    On,
+    Off,
+    /// The daemon is stopped until this step; what it holds stays held. A watchdog resets the
+    /// node if it stays stopped past [`WATCHDOG`] steps.
+    Hung {
+        until: u64,
+        since: u64,
+    },
+}
+
+/// Steps a hung daemon may stay stopped before the watchdog resets the node.
+const WATCHDOG: u64 = 20;
+/// Milliseconds per step.
+const TICK: u64 = 100;
+
+struct Machine {
+    node: Node,
+    power: Power,
+    /// What survives a crash: the promise and the incarnation counter.
+    promised: u64,
+    incarnation: u64,
+    /// A fence this node asked for: the step it answers at, and whether it worked.
+    fence_due: Option<(u64, bool)>,
+}
+
+/// What a run found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub violation: Option<String>,
+    /// Steps in which some node acted.
+    pub steps_with_primary: u64,
+    pub role_changes: u64,
+}
+
+/// Runs one schedule of `steps` steps from `seed`.
+pub fn run(seed: u64, steps: u64, base: &Config, faults: &Faults) -> Outcome {
+    run_traced(seed, steps, base, faults, &mut None)
+}
+
+/// [`run`], writing every event into `trace` when there is one (to explain a violation).
+pub fn run_traced(
+    seed: u64,
+    steps: u64,
+    base: &Config,
+    faults: &Faults,
+    trace: &mut Option<Vec<String>>,
+) -> Outcome {
+    let mut note = |step: u64, what: String| {
+        if let Some(t) = trace.as_mut() {
+            t.push(format!("{step:5} {what}"));
+        }
+    };
+    let mut rng = Rng::new(seed);
+    let mut machines: Vec<Machine> = (0..2)
+        .map(|i| Machine {
+            node: Node::new(Config { preferred: i == 0, ..base.clone() }),
+            power: Power::On,
+            promised: 0,
+            incarnation: 0,
+            fence_due: None,
+        })
+        .collect();
+    // Messages in flight: (delivery step, sequence) → (to, link, message).
+    let mut wire: BTreeMap<(u64, u64), (usize, Link, Msg)> = BTreeMap::new();
+    let mut seq = 0u64;
+    // cut[link][from]: that direction of that link is down.
+    let mut cut = [[false; 2]; 2];
+    let mut out = Outcome { violation: None, steps_with_primary: 0, role_changes: 0 };
+    let mut last_acting: [Option<u64>; 2] = [None; 2];
+
+    let start = |m: &mut Machine, now: u64| {
+        m.incarnation += 1;
+        m.power = Power::On;
+        m.fence_due = None;
+        m.node.step(Input::Start { now, promised: m.promised, incarnation: m.incarnation })
+    };
+    let mut pending: Vec<(usize, Vec<Action>)> = Vec::new();
+    for (i, m) in machines.iter_mut().enumerate() {
+        pending.push((i, start(m, 0)));
+    }
+
+    for step in 0..steps {
+        let now = step * TICK;
+        // Carry out what the nodes said.
+        for (i, actions) in pending.drain(..) {
+            for a in actions {
+                if !matches!(a, Action::Send(Msg::Heartbeat { .. })) {
+                    note(step, format!("node {i}: {a:?}"));
+                }
+                match a {
+                    Action::Send(msg) => {
+                        for link in [Link::Private, Link::Public] {
+                            if cut[link as usize][i] || rng.chance(faults.drop) {
+                                continue;
+                            }
+                            let copies = if rng.chance(faults.duplicate) { 2 } else { 1 };
+                            for _ in 0..copies {
+                                seq += 1;
+                                let at = step + 1 + rng.below(faults.max_delay + 1);
+                                wire.insert((at, seq), (1 - i, link, msg.clone()));
+                            }
+                        }
+                    }
+                    Action::Persist { promised } => machines[i].promised = promised,
+                    Action::Act { .. } | Action::StopActing | Action::Alarm(_) => {}
+                    Action::Fence => {
+                        let fails = rng.chance(faults.fence_fails);
+                        let answer_at = step + 2 + rng.below(5);
+                        note(
+                            step,
+                            format!(
+                                "fence of node {} {}",
+                                1 - i,
+                                if fails { "fails" } else { "powers it off" }
+                            ),
+                        );
+                        if !fails {
+                            // The BMC powers the peer off before the answer comes back.
+                            machines[1 - i].power = Power::Off;
+                            machines[1 - i].node = Node::new(machines[1 - i].node_config());
+                        }
+                        machines[i].fence_due = Some((answer_at, !fails));
+                    }
+                }
+            }
+        }
+        // The invariant, after everything this step did.
+        let acting: Vec<Option<u64>> =
+            machines.iter().map(|m| if m.power == Power::Off { None } else { m.node.acting() }).collect();
+        if acting[0].is_some() && acting[1].is_some() {
+            out.violation = Some(format!(
+                "seed {seed:#x}, step {step}: both nodes act (epochs {:?} and {:?})",
+                acting[0], acting[1]
+            ));
+            return out;
+        }
+        if acting.iter().any(Option::is_some) {
+            out.steps_with_primary += 1;
+        }
+        for i in 0..2 {
+            if acting[i] != last_acting[i] {
+                out.role_changes += 1;
+                last_acting[i] = acting[i];
+            }
+        }
+
+        // Faults.
+        for (i, m) in machines.iter_mut().enumerate() {
+            match m.power {
+                Power::On if rng.chance(faults.crash) => {
+                    note(step, format!("node {i}: crash"));
+                    m.power = Power::Off;
+                    m.node = Node::new(m.node_config());
+                }
+                Power::On if rng.chance(faults.hang) => {
+                    note(step, format!("node {i}: hang"));
+                    m.power = Power::Hung { until: step + 1 + rng.below(2 * WATCHDOG), since: step };
+                }
+                Power::Off if rng.chance(faults.power_on) => {
+                    note(step, format!("node {i}: power on"));
+                    pending.push((i, start(m, now)))
+                }
+                Power::Hung { since, .. } if step >= since + WATCHDOG => {
+                    // The watchdog resets the node before it can resume.
+                    note(step, format!("node {i}: watchdog reset"));
+                    pending.push((i, start(m, now)));
+                }
+                Power::Hung { until, .. } if step >= until => {
+                    note(step, format!("node {i}: resumes"));
+                    m.power = Power::On
+                }
+                _ => {}
+            }
+        }
+        for down in cut.iter_mut().flatten() {
+            if !*down && rng.chance(faults.cut) {
+                *down = true;
+            } else if *down && rng.chance(faults.heal) {
+                *down = false;
+            }
+        }
+
+        // Inputs: messages due, fence answers, ticks, and now and then a switchover.
+        let due: Vec<(u64, u64)> = wire.range(..=(step, u64::MAX)).map(|(k, _)| *k).collect();
+        for key in due {
+            let (to, link, msg) = wire.remove(&key).expect("due");
+            if machines[to].power == Power::On {
+                if !matches!(msg, Msg::Heartbeat { .. }) {
+                    note(step, format!("node {to} gets {msg:?} on {link:?}"));
+                }
+                let actions = machines[to].node.step(Input::Received { now, link, msg });
+                pending.push((to, actions));
+            }
+        }
+        for (i, m) in machines.iter_mut().enumerate() {
+            if m.power != Power::On {
+                continue;
+            }
+            if let Some((_, off)) = m.fence_due.filter(|(at, _)| step >= *at) {
+                m.fence_due = None;
+                pending.push((i, m.node.step(Input::FenceDone { now, off })));
+            }
+            pending.push((i, m.node.step(Input::Tick { now })));
+            if rng.chance(faults.switchover) {
+                pending.push((i, m.node.step(Input::Switchover { now })));
+            }
+        }
+    }
+    out
+}
+
+impl Machine {
+    fn node_config(&self) -> Config {
+        self.node.config().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schedule_replays_exactly_from_its_seed() {
+        let cfg = Config { dead_time: 1_000, fence_delay: 1_000, ..Config::default() };
+        let a = run(42, 2_000, &cfg, &Faults::default());
+        let b = run(42, 2_000, &cfg, &Faults::default());
+        assert_eq!(a, b);
+        assert_ne!(a, run(43, 2_000, &cfg, &Faults::default()), "another seed, another schedule");
+    }
+}
