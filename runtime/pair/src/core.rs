@@ -209,8 +209,8 @@ impl Node {
                 self.started = true;
                 self.promised = promised;
                 self.incarnation = incarnation;
-                // Silence counts from the start: a node that boots alone waits the dead time
-                // before it may fence.
+                // The peer counts as heard at the start, so that a node that boots alone
+                // waits the dead time (and, as a secondary, the delay) before it fences.
                 self.heard = [Some(now), None];
                 out.push(self.heartbeat());
             }
