@@ -31,6 +31,32 @@ pub fn start_pxe(server: &Endpoint, root: &Path, args: &[&str], log: &Path) -> R
     }
 }
 
+/// busybox udhcpc in `client`'s namespace, once (four tries), reporting what it was given
+/// through a script in `work`: whether it got a lease, and its `BOUND ip= siaddr= boot_file=
+/// serverid=` line or the error.
+pub fn udhcpc(work: &Path, client: &Endpoint, extra: &[&str]) -> (bool, String) {
+    let script = work.join("udhcpc-report.sh");
+    let report = "#!/bin/sh\n[ \"$1\" = bound ] && \
+                  echo \"BOUND ip=$ip siaddr=$siaddr boot_file=$boot_file serverid=$serverid\"\nexit 0\n";
+    let written = std::fs::write(&script, report).and_then(|()| {
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+    });
+    if let Err(e) = written {
+        return (false, format!("{}: {e}", script.display()));
+    }
+    let out = client
+        .ns
+        .cmd("udhcpc")
+        .args(["-i", "eth0", "-f", "-q", "-n", "-t", "4", "-T", "1", "-s"])
+        .arg(&script)
+        .args(extra)
+        .run_text();
+    match out {
+        Ok(text) => (true, text),
+        Err(e) => (false, e.to_string()),
+    }
+}
+
 /// A stand-in PXE set (the files `pairos pxe` checks for), for tests that do not boot it; with
 /// `extra` bytes of pseudo-random data in `big.bin` to transfer.
 pub fn sample_pxe_root(root: &Path, extra: usize) -> std::io::Result<()> {

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use pairos_lab::{blank_disk, image, paths, DiskBus, Endpoint, Firmware, Lab, LabError, NicModel, VmSpec};
+use pairos_lab::pxe::udhcpc;
+use pairos_lab::{blank_disk, image, paths, DiskBus, Firmware, Lab, LabError, NicModel, VmSpec};
 
 /// Firmware to `pairos run: ready`, or a PXE boot to the recovery agent, under TCG.
 const BOOT: Duration = Duration::from_secs(400);
@@ -37,27 +38,6 @@ fn preloaded_disk(out: &Path, disk: &Path, json: &str) -> Result<(), LabError> {
         .expect("pairos install runs");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     Ok(())
-}
-
-/// `udhcpc` in `who`'s namespace, a few tries: whether it got a lease, and what it said.
-fn dhcp_client(lab: &Lab, who: &Endpoint) -> (bool, String) {
-    let script = lab.dir().join("udhcpc-report.sh");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\n[ \"$1\" = bound ] && echo \"BOUND ip=$ip serverid=$serverid\"\nexit 0\n",
-    )
-    .expect("script");
-    pairos_host::Cmd::new("chmod").arg("+x").arg(&script).run().expect("chmod");
-    let out = who
-        .ns
-        .cmd("udhcpc")
-        .args(["-i", "eth0", "-f", "-q", "-n", "-t", "4", "-T", "2", "-s"])
-        .arg(&script)
-        .run_text();
-    match out {
-        Ok(text) => (true, text),
-        Err(e) => (false, e.to_string()),
-    }
 }
 
 #[test]
@@ -99,7 +79,7 @@ fn swapped_cables_are_worked_out_and_the_pair_still_heals() -> Result<(), LabErr
     assert!(ping.is_ok(), "the management address is on the customer's side: {ping:?}");
 
     // The customer's DHCP client gets its lease from the customer's server, never from A.
-    let (leased, said) = dhcp_client(&lab, &customer);
+    let (leased, said) = udhcpc(lab.dir(), &customer, &["-T", "2"]);
     assert!(leased && said.contains("serverid=192.168.77.1"), "{said}");
 
     // A node of another pair, network first: A offers it recovery (the pair misses a node), and
@@ -165,7 +145,7 @@ fn swapped_cables_are_worked_out_and_the_pair_still_heals() -> Result<(), LabErr
     assert_eq!(code, 0, "{status}");
     assert!(status.contains("services: none"), "{status}");
     let lonely = lab.client_endpoint("private2", "newcomer")?;
-    let (leased, said) = dhcp_client(&lab, &lonely);
+    let (leased, said) = udhcpc(lab.dir(), &lonely, &["-T", "2"]);
     assert!(!leased, "an uncertified node answered DHCP: {said}");
     Ok(())
 }

@@ -5,32 +5,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pairos_host::{Child, Cmd};
-use pairos_lab::pxe::{sample_pxe_root, start_pxe};
+use pairos_host::Child;
+use pairos_lab::pxe::{sample_pxe_root, start_pxe, udhcpc};
 use pairos_lab::{Endpoint, Lab, LabError};
 
 fn start(lab: &Lab, server: &Endpoint, root: &Path, leases: &Path, log: &str) -> Result<Child, LabError> {
     let args = ["--http-port", "8080", "--lease-file", leases.to_str().expect("utf8")];
     start_pxe(server, root, &args, &lab.dir().join(log))
-}
-
-/// busybox udhcpc, once, reporting what it was offered through a script.
-fn udhcpc(lab: &Lab, client: &Endpoint, extra: &[&str]) -> (bool, String) {
-    let script = lab.dir().join("udhcpc-report.sh");
-    std::fs::write(&script, "#!/bin/sh\n[ \"$1\" = bound ] && echo \"BOUND ip=$ip siaddr=$siaddr boot_file=$boot_file\"\nexit 0\n")
-        .expect("script");
-    Cmd::new("chmod").arg("+x").arg(&script).run().expect("chmod");
-    let out = client
-        .ns
-        .cmd("udhcpc")
-        .args(["-i", "eth0", "-f", "-q", "-n", "-t", "4", "-T", "1", "-s"])
-        .arg(&script)
-        .args(extra)
-        .run_text();
-    match out {
-        Ok(text) => (true, text),
-        Err(e) => (false, e.to_string()),
-    }
 }
 
 fn field<'a>(text: &'a str, key: &str) -> &'a str {
@@ -50,21 +31,22 @@ fn real_clients_get_leases_and_the_boot_chain_on_one_interface_only() -> Result<
     let mut pxe = start(&lab, &server, &root, &leases, "pxe.log")?;
 
     // A plain DHCP client: an address from the pool, no boot file.
-    let (ok, out) = udhcpc(&lab, &client, &[]);
+    let (ok, out) = udhcpc(lab.dir(), &client, &[]);
     assert!(ok, "{out}");
     let ip = field(&out, "ip=").to_owned();
     assert!(ip.starts_with("10.77.0.1") && ip.len() == 11, "{out}");
     assert_eq!(field(&out, "boot_file="), "", "{out}");
 
     // A UEFI PXE client (option 60 and 93): the iPXE binary for UEFI, over TFTP from us.
-    let (ok, out) = udhcpc(&lab, &client, &["-V", "PXEClient:Arch:00007:UNDI:003016", "-x", "0x5d:0007"]);
+    let (ok, out) =
+        udhcpc(lab.dir(), &client, &["-V", "PXEClient:Arch:00007:UNDI:003016", "-x", "0x5d:0007"]);
     assert!(ok, "{out}");
     assert_eq!(field(&out, "boot_file="), "ipxe/snponly.efi", "{out}");
     assert_eq!(field(&out, "siaddr="), "10.77.0.1", "{out}");
     assert_eq!(field(&out, "ip="), ip, "the same client keeps its address");
     // The same firmware once it runs iPXE (option 175): the script, over HTTP.
     let (ok, out) = udhcpc(
-        &lab,
+        lab.dir(),
         &client,
         &["-V", "PXEClient:Arch:00007:UNDI:003016", "-x", "0x5d:0007", "-x", "0xaf:010101"],
     );
@@ -87,13 +69,13 @@ fn real_clients_get_leases_and_the_boot_chain_on_one_interface_only() -> Result<
     assert!(dl.contains("option dhcp-server-identifier 10.77.0.1;"), "{dl}");
 
     // Nothing is answered on the server's other interface.
-    let (ok, out) = udhcpc(&lab, &outsider, &[]);
+    let (ok, out) = udhcpc(lab.dir(), &outsider, &[]);
     assert!(!ok, "a client on another interface got an answer: {out}");
 
     // The lease survives a restart.
     pxe.kill();
     let mut pxe = start(&lab, &server, &root, &leases, "pxe-2.log")?;
-    let (ok, out) = udhcpc(&lab, &client, &[]);
+    let (ok, out) = udhcpc(lab.dir(), &client, &[]);
     assert!(ok && field(&out, "ip=") == ip, "{out}");
 
     // A corrupt lease file is set aside and reported, not trusted.
@@ -103,7 +85,7 @@ fn real_clients_get_leases_and_the_boot_chain_on_one_interface_only() -> Result<
     assert_eq!(std::fs::read_to_string(lab.dir().join("leases.corrupt")).expect("set aside"), "{ garbage");
     let log = std::fs::read_to_string(lab.dir().join("pxe-3.log")).expect("log");
     assert!(log.contains("lease file is corrupt: set aside"), "{log}");
-    let (ok, out) = udhcpc(&lab, &client, &[]);
+    let (ok, out) = udhcpc(lab.dir(), &client, &[]);
     assert!(ok, "service goes on after a corrupt lease file: {out}");
     Ok(())
 }
@@ -148,7 +130,7 @@ fn a_flood_of_garbage_does_not_stop_service_and_is_logged_sparingly() -> Result<
         assert!(start.elapsed() < Duration::from_secs(10), "the flood never reached the server");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let (ok, out) = udhcpc(&lab, &client, &[]);
+    let (ok, out) = udhcpc(lab.dir(), &client, &[]);
     assert!(ok, "a real client is served during the flood: {out}");
     assert!(field(&out, "ip=").starts_with("10.77.0.1"), "{out}");
     let start = Instant::now();

@@ -171,10 +171,6 @@ impl Node {
         self.acting
     }
 
-    pub fn promised(&self) -> u64 {
-        self.promised
-    }
-
     fn last_heard(&self) -> Option<u64> {
         self.heard.iter().flatten().copied().max()
     }

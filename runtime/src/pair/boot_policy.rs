@@ -31,6 +31,8 @@ pub const RETRY_WINDOW: Duration = Duration::from_secs(5 * 60);
 pub const SAME_BOOT: Duration = Duration::from_secs(60);
 /// Decisions kept in the status.
 const SHOWN: usize = 8;
+/// The reason given for every DHCP ask of a network boot after its first.
+const SAME: &str = "the same network boot";
 
 /// What the policy remembers of a known peer's network boots.
 #[derive(Debug, Clone, Copy)]
@@ -67,9 +69,7 @@ fn decide(
     }
     match previous {
         // Asks close together are one boot, unless the peer joined in between (a new boot).
-        Some(b) if now - b.last < SAME_BOOT && joined_since.is_none_or(|j| j < b.last) => {
-            (b.decision, "the same network boot")
-        }
+        Some(b) if now - b.last < SAME_BOOT && joined_since.is_none_or(|j| j < b.last) => (b.decision, SAME),
         Some(b)
             if b.decision == Decision::LocalBoot
                 && now - b.last < RETRY_WINDOW
@@ -133,16 +133,21 @@ impl Policy for PairPolicy {
         let joined = if is_peer { heard } else { None };
         let (decision, why) = decide(now, live, is_peer && live, known, joined, previous);
         if known && !live {
-            let began = previous.filter(|_| why == "the same network boot").map_or(now, |b| b.began);
+            let began = previous.filter(|_| why == SAME).map_or(now, |b| b.began);
             boots.insert(mac.clone(), Boots { began, last: now, decision });
         }
         drop(boots);
-        if why != "the same network boot" {
-            let mut s = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            s.network_boot.push(format!("{mac}: {decision:?}: {why}"));
-            let excess = s.network_boot.len().saturating_sub(SHOWN);
-            s.network_boot.drain(..excess);
-            let _ = status::write(std::path::Path::new(status::STATUS_FILE), &s);
+        let line = format!("{mac}: {decision:?}: {why}");
+        // A machine that keeps asking (one the pair ignores) writes the status once, not per ask.
+        let repeated =
+            self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).network_boot.last()
+                == Some(&line);
+        if why != SAME && !repeated {
+            status::update(&self.status, |s| {
+                s.network_boot.push(line);
+                let excess = s.network_boot.len().saturating_sub(SHOWN);
+                s.network_boot.drain(..excess);
+            });
         }
         (decision, why.to_owned())
     }

@@ -98,11 +98,6 @@ impl Enrolments {
         (self.pool.0..=self.pool.1).contains(&ip)
     }
 
-    /// The MAC being enrolled now, if any.
-    pub fn enrolling(&self, now: Instant) -> Option<&str> {
-        self.current.as_ref().filter(|e| !e.lapsed(now)).map(|e| e.mac.as_str())
-    }
-
     /// A newcomer at `ip` with `mac` asks to join the pair `pair_id`.
     pub fn request(
         &mut self,

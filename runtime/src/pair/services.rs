@@ -80,16 +80,6 @@ fn ipv4(from: SocketAddr) -> Ipv4Addr {
     }
 }
 
-impl Hooks {
-    fn publish(&self, update: impl FnOnce(&mut Status)) {
-        let mut s = lock(&self.status);
-        update(&mut s);
-        if let Err(e) = status::write(Path::new(status::STATUS_FILE), &s) {
-            say(format_args!("cannot write the status: {e:#}"));
-        }
-    }
-}
-
 impl PeerHooks for Hooks {
     fn enrol(&self, from: SocketAddr, mac: &str) -> Result<EnrolAnswer, Denied> {
         let now = Instant::now();
@@ -112,7 +102,7 @@ impl PeerHooks for Hooks {
         say(format_args!("enrolment: {line}"));
         // A refusal is said on the console only: a stranger cannot change what the status says.
         if answer.is_ok() {
-            self.publish(|s| s.enrolment = Some(line));
+            status::update(&self.status, |s| s.enrolment = Some(line));
         }
         answer
     }
@@ -140,16 +130,20 @@ impl PeerHooks for Hooks {
                 say(format_args!("peer {} ({}): {:?}{pct}: {}", r.mac, from.ip(), r.step, r.message));
             }
         }
+        // Only a finished recovery changes the remembered peers: read them again then only.
+        let mut known = None;
         if r.step == Step::Finished {
             self.boots.recovered(&r.mac);
             if let Err(e) = identity::remember_peer(&self.state_dir, &r.mac) {
                 say(format_args!("cannot remember peer {}: {e:#}", r.mac));
             }
+            known = Some(identity::known_peers(&self.state_dir).into_iter().collect());
         }
-        let known = identity::known_peers(&self.state_dir).into_iter().collect();
-        self.publish(|s| {
+        status::update(&self.status, |s| {
             s.peer_recovery = Some(progress);
-            s.known_peers = known;
+            if let Some(known) = known {
+                s.known_peers = known;
+            }
             if matches!(r.step, Step::Finished | Step::Uncertified | Step::Refused | Step::Failed) {
                 s.enrolment = Some(format!("{} ended: {:?}", r.mac, r.step));
             }
@@ -265,13 +259,11 @@ fn spawn_service(
             }
         };
         say(format_args!("{name} stopped: {why}"));
-        let mut s = lock(&status);
         let key = name.split(' ').next().unwrap_or(name).to_ascii_lowercase();
-        s.services.retain(|line| !line.to_ascii_lowercase().contains(&key));
-        s.services.push(format!("{name}: STOPPED ({why})"));
-        if let Err(e) = status::write(Path::new(status::STATUS_FILE), &s) {
-            say(format_args!("cannot write the status: {e:#}"));
-        }
+        status::update(&status, |s| {
+            s.services.retain(|line| !line.to_ascii_lowercase().contains(&key));
+            s.services.push(format!("{name}: STOPPED ({why})"));
+        });
     });
 }
 
@@ -325,11 +317,7 @@ fn watch_peer(status: Arc<Mutex<Status>>, liveness: Arc<Mutex<Liveness>>) {
                 format!("silent for {:?} ({mac})", heartbeat::DEAD_TIME)
             };
             say(format_args!("peer {line}"));
-            let mut s = lock(&status);
-            s.peer = Some(line);
-            if let Err(e) = status::write(Path::new(status::STATUS_FILE), &s) {
-                say(format_args!("cannot write the status: {e:#}"));
-            }
+            status::update(&status, |s| s.peer = Some(line));
         }
     });
 }

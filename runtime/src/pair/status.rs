@@ -66,6 +66,16 @@ impl PeerRecovery {
     }
 }
 
+/// Changes the running node's status and writes it for `pairos status`; a status that cannot
+/// be written is said on the console.
+pub fn update(status: &std::sync::Mutex<Status>, change: impl FnOnce(&mut Status)) {
+    let mut s = status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    change(&mut s);
+    if let Err(e) = write(Path::new(STATUS_FILE), &s) {
+        crate::run::say(format_args!("cannot write the status: {e:#}"));
+    }
+}
+
 pub fn write(path: &Path, status: &Status) -> anyhow::Result<()> {
     let text = serde_json::to_vec_pretty(status).expect("a status serialises");
     super::identity::write_atomically(path, &text)
