@@ -17,6 +17,13 @@
 //!   nobody promotes, and an alarm says why.
 //! - Every start is a new incarnation (persisted), as a secondary: grants meant for an earlier
 //!   incarnation, delayed in the network, are worthless.
+//! - Health: each node reports its own score (links, sensors, later volumes and workloads) and
+//!   whether it could take over (its volumes are up to date). A primary whose live peer is
+//!   healthier by a margin for a hold time hands over to it, at most once per cooldown, never
+//!   to a peer that is not ready, and never in maintenance. Losing the public network is a
+//!   large drop in health, so it is such a move.
+//! - One link silent while the other carries heartbeats is a condition (an alarm), never a
+//!   failover.
 
 /// Which link a message came over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +39,10 @@ pub enum Msg {
         incarnation: u64,
         promised: u64,
         acting: Option<u64>,
+        /// The sender's health score (higher is healthier).
+        health: u32,
+        /// The sender could take over: its volumes are up to date.
+        ready: bool,
     },
     /// "Grant me `epoch`", from the sender's `incarnation`.
     Request {
@@ -70,6 +81,16 @@ pub enum Input {
     Switchover {
         now: u64,
     },
+    /// This node's own health, whenever it is measured.
+    Health {
+        now: u64,
+        score: u32,
+        ready: bool,
+    },
+    /// Maintenance: no automatic moves (failover after a loss still happens).
+    Maintenance {
+        on: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,9 +104,12 @@ pub enum Action {
     /// Act as primary in `epoch` (the address, later volumes and workloads).
     Act {
         epoch: u64,
+        why: &'static str,
     },
     /// Stop acting, address first out.
-    StopActing,
+    StopActing {
+        why: &'static str,
+    },
     /// Power the peer off through its BMC, and answer with [`Input::FenceDone`].
     Fence,
     Alarm(&'static str),
@@ -103,6 +127,12 @@ pub struct Config {
     pub can_fence: bool,
     /// A failed fence is tried again after this long.
     pub fence_retry: u64,
+    /// The peer must be this much healthier for a preventive move...
+    pub margin: u32,
+    /// ...for this long...
+    pub hold: u64,
+    /// ...and the last move must be this long ago.
+    pub cooldown: u64,
     /// For the simulator's broken-rule check only: promote on silence without a fence.
     pub unsafe_promote_on_silence: bool,
 }
@@ -115,9 +145,22 @@ impl Default for Config {
             fence_delay: 2_000,
             can_fence: true,
             fence_retry: 3_000,
+            margin: 100,
+            hold: 3_000,
+            cooldown: 60_000,
             unsafe_promote_on_silence: false,
         }
     }
+}
+
+/// What the peer's last heartbeat said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub incarnation: u64,
+    pub promised: u64,
+    pub acting: Option<u64>,
+    pub health: u32,
+    pub ready: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -130,8 +173,15 @@ pub struct Node {
     /// The epoch this node asked its peer for, in this incarnation.
     requested: Option<u64>,
     heard: [Option<u64>; 2],
-    /// The peer's last heartbeat: its incarnation, promise and whether it acts.
-    peer: Option<(u64, u64, Option<u64>)>,
+    /// The peer's last heartbeat.
+    peer: Option<Peer>,
+    health: u32,
+    ready: bool,
+    maintenance: bool,
+    /// Since when the peer has been healthier by the margin (while this node acts).
+    better_since: Option<u64>,
+    /// When this node last handed over or took over by a handover.
+    last_move: Option<u64>,
     /// A fence was asked for and has not answered.
     fencing: bool,
     /// What this node had promised when it asked for the fence: an answer is worth acting on
@@ -154,6 +204,11 @@ impl Node {
             requested: None,
             heard: [None; 2],
             peer: None,
+            health: 0,
+            ready: true,
+            maintenance: false,
+            better_since: None,
+            last_move: None,
             fencing: false,
             fence_promised: 0,
             fenced: false,
@@ -171,6 +226,44 @@ impl Node {
         self.acting
     }
 
+    /// The epoch this node has promised (persisted).
+    pub fn promised(&self) -> u64 {
+        self.promised
+    }
+
+    /// The peer as its last heartbeat showed it.
+    pub fn peer(&self) -> Option<Peer> {
+        self.peer
+    }
+
+    /// Whether the peer was heard on `link` within the dead time.
+    pub fn heard_on(&self, link: Link, now: u64) -> bool {
+        self.heard[link as usize].is_some_and(|t| now.saturating_sub(t) < self.cfg.dead_time)
+    }
+
+    /// What is wrong now, as the core sees it (the daemon adds what it measures itself).
+    pub fn conditions(&self, now: u64) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let (private, public) = (self.heard_on(Link::Private, now), self.heard_on(Link::Public, now));
+        if private && !public {
+            out.push("the peer is silent on the public link (heard on the private link only)");
+        }
+        if public && !private {
+            out.push("the peer is silent on the private link (heard on the public link only)");
+        }
+        if !self.peer_live(now) {
+            out.push(if self.cfg.can_fence {
+                "the peer is silent on both links"
+            } else {
+                "the peer is silent on both links and no fence is configured: not promoting"
+            });
+        }
+        if self.maintenance {
+            out.push("maintenance: no automatic moves");
+        }
+        out
+    }
+
     fn last_heard(&self) -> Option<u64> {
         self.heard.iter().flatten().copied().max()
     }
@@ -184,21 +277,49 @@ impl Node {
             incarnation: self.incarnation,
             promised: self.promised,
             acting: self.acting,
+            health: self.health,
+            ready: self.ready,
         })
     }
 
     /// Takes authority for `epoch`, persisted first.
-    fn act(&mut self, epoch: u64, out: &mut Vec<Action>) {
+    fn act(&mut self, epoch: u64, why: &'static str, out: &mut Vec<Action>) {
         self.promised = self.promised.max(epoch);
         out.push(Action::Persist { promised: self.promised });
         self.acting = Some(epoch);
         self.requested = None;
-        out.push(Action::Act { epoch });
+        self.better_since = None;
+        out.push(Action::Act { epoch, why });
         out.push(self.heartbeat());
+    }
+
+    /// Hands the role to the live peer: stop acting, promise the next epoch, grant it to the
+    /// peer's incarnation. Refused (with an alarm) unless this node acts and its peer is live,
+    /// not acting, and no fence is under way.
+    fn hand_over(&mut self, now: u64, why: &'static str, out: &mut Vec<Action>) -> bool {
+        let peer = self.peer.filter(|p| self.peer_live(now) && !self.fencing && p.acting.is_none());
+        let (Some(_), Some(peer)) = (self.acting, peer) else {
+            return false;
+        };
+        out.push(Action::StopActing { why });
+        self.acting = None;
+        self.better_since = None;
+        self.last_move = Some(now);
+        self.promised += 1;
+        out.push(Action::Persist { promised: self.promised });
+        out.push(Action::Send(Msg::Grant { epoch: self.promised, to: peer.incarnation }));
+        out.push(self.heartbeat());
+        true
     }
 
     pub fn step(&mut self, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
+        self.step_into(input, &mut out);
+        out
+    }
+
+    /// [`Node::step`], appending the actions to `out` (the simulator reuses one buffer).
+    pub fn step_into(&mut self, input: Input, out: &mut Vec<Action>) {
         match input {
             Input::Start { now, promised, incarnation } => {
                 *self = Node::new(self.cfg.clone());
@@ -211,17 +332,17 @@ impl Node {
                 out.push(self.heartbeat());
             }
             _ if !self.started => {}
-            Input::Tick { now } => self.tick(now, &mut out),
-            Input::Received { now, link, msg } => self.receive(now, link, msg, &mut out),
+            Input::Tick { now } => self.tick(now, out),
+            Input::Received { now, link, msg } => self.receive(now, link, msg, out),
             Input::FenceDone { now, off } => {
                 self.fencing = false;
                 if off {
                     // A confirmation that comes after this node granted or asked for an epoch
                     // speaks of a world that has moved on: it is no authority.
                     if self.acting.is_none() && self.promised == self.fence_promised {
-                        let known = self.peer.map_or(0, |p| p.1);
+                        let known = self.peer.map_or(0, |p| p.promised);
                         let epoch = self.promised.max(known) + 1;
-                        self.act(epoch, &mut out);
+                        self.act(epoch, "the peer was silent and its fence confirmed it off", out);
                     }
                     // The peer is off: it is silent until it starts again.
                     self.peer = None;
@@ -232,35 +353,49 @@ impl Node {
                 }
             }
             Input::Switchover { now } => {
-                let peer = self.peer.filter(|_| self.peer_live(now) && !self.fencing);
-                if let (Some(_), Some((peer_incarnation, _, None))) = (self.acting, peer) {
-                    out.push(Action::StopActing);
-                    self.acting = None;
-                    self.promised += 1;
-                    out.push(Action::Persist { promised: self.promised });
-                    out.push(Action::Send(Msg::Grant { epoch: self.promised, to: peer_incarnation }));
-                    out.push(self.heartbeat());
-                } else {
+                if !self.hand_over(now, "switchover asked by the operator", out) {
                     out.push(Action::Alarm(
                         "switchover refused: this node is not primary, or its peer is not live",
                     ));
                 }
             }
+            Input::Health { score, ready, .. } => {
+                self.health = score;
+                self.ready = ready;
+            }
+            Input::Maintenance { on } => self.maintenance = on,
         }
-        out
+    }
+
+    /// A preventive move: the primary hands over to a peer that has been healthier by the
+    /// margin for the hold time, at most once per cooldown, never in maintenance.
+    fn consider_moving(&mut self, now: u64, out: &mut Vec<Action>) {
+        let better = self.peer.is_some_and(|p| {
+            p.acting.is_none() && p.ready && p.health >= self.health.saturating_add(self.cfg.margin)
+        });
+        if self.acting.is_none() || self.maintenance || !better {
+            self.better_since = None;
+            return;
+        }
+        let since = *self.better_since.get_or_insert(now);
+        let cooled = self.last_move.is_none_or(|t| now.saturating_sub(t) >= self.cfg.cooldown);
+        if now.saturating_sub(since) >= self.cfg.hold && cooled {
+            self.hand_over(now, "preventive move: the peer is healthier", out);
+        }
     }
 
     fn tick(&mut self, now: u64, out: &mut Vec<Action>) {
         out.push(self.heartbeat());
         if self.peer_live(now) {
             self.alarmed = false;
-            let peer_acts = self.peer.is_some_and(|p| p.2.is_some());
+            self.consider_moving(now, out);
+            let peer_acts = self.peer.is_some_and(|p| p.acting.is_some());
             if self.acting.is_none() && !peer_acts && self.cfg.preferred {
                 // Form the pair: ask for the next epoch (again, until granted).
                 let epoch = match self.requested {
                     Some(e) => e,
                     None => {
-                        let known = self.peer.map_or(0, |p| p.1);
+                        let known = self.peer.map_or(0, |p| p.promised);
                         let e = self.promised.max(known) + 1;
                         self.promised = e;
                         out.push(Action::Persist { promised: e });
@@ -276,7 +411,7 @@ impl Node {
         let silent_since = self.last_heard().unwrap_or(0);
         if self.cfg.unsafe_promote_on_silence && self.acting.is_none() {
             let epoch = self.promised + 1;
-            self.act(epoch, out);
+            self.act(epoch, "the broken rule: silence", out);
             return;
         }
         if !self.cfg.can_fence {
@@ -299,14 +434,23 @@ impl Node {
 
     fn receive(&mut self, now: u64, link: Link, msg: Msg, out: &mut Vec<Action>) {
         match msg {
-            Msg::Heartbeat { incarnation, promised, acting } => {
+            Msg::Heartbeat { incarnation, promised, acting, health, ready } => {
                 // A heartbeat from an older incarnation than one already heard is stale.
-                if self.peer.is_some_and(|p| incarnation < p.0) {
+                if self.peer.is_some_and(|p| incarnation < p.incarnation) {
                     return;
                 }
                 self.heard[link as usize] = Some(now);
-                self.peer = Some((incarnation, promised, acting));
+                self.peer = Some(Peer { incarnation, promised, acting, health, ready });
                 self.fenced = false;
+                // A peer acting in a later epoch than ours means ours is over (the rule above
+                // makes this impossible; should it happen anyway, the older epoch yields).
+                if let (Some(mine), Some(theirs)) = (self.acting, acting) {
+                    if theirs > mine {
+                        self.acting = None;
+                        out.push(Action::StopActing { why: "the peer acts in a later epoch" });
+                        out.push(Action::Alarm("the peer acted in a later epoch: stood down"));
+                    }
+                }
             }
             Msg::Request { epoch, incarnation } => {
                 // Never while a fence is under way: the peer may be powered off and started
@@ -324,8 +468,11 @@ impl Node {
                 }
                 let asked = self.requested == Some(epoch);
                 let handed_over = self.requested.is_none() && epoch > self.promised;
-                if asked || handed_over {
-                    self.act(epoch, out);
+                if asked {
+                    self.act(epoch, "the pair formed: the peer granted the first epoch", out);
+                } else if handed_over {
+                    self.last_move = Some(now);
+                    self.act(epoch, "the peer handed over", out);
                 }
             }
         }
@@ -349,7 +496,7 @@ mod tests {
     #[test]
     fn the_pair_forms_by_request_and_grant_and_persists_before_acting() {
         let (mut a, mut b) = (started(true, 1), started(false, 1));
-        let hb_b = Msg::Heartbeat { incarnation: 1, promised: 0, acting: None };
+        let hb_b = Msg::Heartbeat { incarnation: 1, promised: 0, acting: None, health: 0, ready: true };
         a.step(Input::Received { now: 10, link: Link::Private, msg: hb_b });
         let req = sent(&a.step(Input::Tick { now: 20 }));
         let request = req.iter().find(|m| matches!(m, Msg::Request { .. })).expect("a request").clone();
@@ -358,7 +505,7 @@ mod tests {
         let grant = sent(&granted).into_iter().find(|m| matches!(m, Msg::Grant { .. })).expect("grant");
         let acts = a.step(Input::Received { now: 40, link: Link::Private, msg: grant.clone() });
         let persist = acts.iter().position(|x| matches!(x, Action::Persist { .. })).expect("persist");
-        let act = acts.iter().position(|x| matches!(x, Action::Act { epoch: 1 })).expect("act");
+        let act = acts.iter().position(|x| matches!(x, Action::Act { epoch: 1, .. })).expect("act");
         assert!(persist < act, "persisted before acting: {acts:?}");
         assert_eq!(a.acting(), Some(1));
         // The same grant again, or a grant for another incarnation, changes nothing.
@@ -386,5 +533,92 @@ mod tests {
         assert!(b.step(Input::Tick { now: 6_200 }).contains(&Action::Fence), "tried again");
         b.step(Input::FenceDone { now: 6_300, off: true });
         assert_eq!(b.acting(), Some(1));
+    }
+
+    fn hb(incarnation: u64, acting: Option<u64>, health: u32) -> Msg {
+        Msg::Heartbeat { incarnation, promised: acting.unwrap_or(0), acting, health, ready: true }
+    }
+
+    /// A primary in epoch 1 and healthy (1000), its peer secondary, incarnation 2.
+    fn primary() -> Node {
+        let mut a = Node::new(Config { hold: 1_000, cooldown: 10_000, ..Config::default() });
+        a.step(Input::Start { now: 0, promised: 0, incarnation: 1 });
+        a.step(Input::Health { now: 0, score: 1_000, ready: true });
+        a.step(Input::Received { now: 0, link: Link::Private, msg: hb(2, None, 1_000) });
+        a.step(Input::FenceDone { now: 0, off: true });
+        a.step(Input::Received { now: 1, link: Link::Private, msg: hb(2, None, 1_000) });
+        assert_eq!(a.acting(), Some(1));
+        a
+    }
+
+    fn grants(actions: &[Action]) -> bool {
+        sent(actions).iter().any(|m| matches!(m, Msg::Grant { .. }))
+    }
+
+    /// Runs 100 ms ticks from `from` to `to`, the peer heard on both links with `peer_health`
+    /// and this node's health as `own` says at each time; returns when it handed over.
+    fn ticks(a: &mut Node, from: u64, to: u64, peer_health: u32, own: impl Fn(u64) -> u32) -> Option<u64> {
+        (from..to).step_by(100).find(|&now| {
+            a.step(Input::Health { now, score: own(now), ready: true });
+            for link in [Link::Private, Link::Public] {
+                a.step(Input::Received { now, link, msg: hb(2, None, peer_health) });
+            }
+            grants(&a.step(Input::Tick { now }))
+        })
+    }
+
+    #[test]
+    fn a_healthier_peer_gets_the_role_after_the_hold_time_once_per_cooldown() {
+        let mut a = primary();
+        // The peer is healthier, but not by the margin: nothing moves.
+        assert_eq!(ticks(&mut a, 100, 5_000, 1_050, |_| 1_000), None);
+        // By the margin: the move comes after the hold time, not before.
+        let moved = ticks(&mut a, 5_000, 9_000, 1_000, |_| 500).expect("a preventive move");
+        assert!((6_000..=6_100).contains(&moved), "moved at {moved}");
+        assert_eq!(a.acting(), None);
+        // The peer's grant makes it primary; it must not move back within the cooldown.
+        let mut b = Node::new(Config { hold: 1_000, cooldown: 10_000, ..Config::default() });
+        b.step(Input::Start { now: 0, promised: 1, incarnation: 2 });
+        b.step(Input::Health { now: 0, score: 1_000, ready: true });
+        b.step(Input::Received { now: 6_100, link: Link::Private, msg: hb(1, None, 500) });
+        b.step(Input::Received { now: 6_100, link: Link::Private, msg: Msg::Grant { epoch: 2, to: 2 } });
+        assert_eq!(b.acting(), Some(2));
+        assert_eq!(
+            (6_200..14_000).step_by(100).find(|&now| {
+                b.step(Input::Health { now, score: 300, ready: true });
+                b.step(Input::Received { now, link: Link::Private, msg: hb(1, None, 1_000) });
+                grants(&b.step(Input::Tick { now }))
+            }),
+            None,
+            "moved back within the cooldown"
+        );
+    }
+
+    #[test]
+    fn a_flapping_sensor_moves_nothing_and_maintenance_holds_the_role() {
+        let mut a = primary();
+        // Critical for 0.5 s of every second: never for the whole hold time.
+        let flapping = |now: u64| if now % 1_000 < 500 { 500 } else { 1_000 };
+        assert_eq!(ticks(&mut a, 100, 20_000, 1_000, flapping), None);
+        a.step(Input::Maintenance { on: true });
+        assert_eq!(ticks(&mut a, 20_000, 30_000, 1_000, |_| 300), None, "maintenance: no moves");
+        assert!(a.conditions(30_000).iter().any(|c| c.contains("maintenance")));
+        a.step(Input::Maintenance { on: false });
+        assert!(ticks(&mut a, 30_000, 40_000, 1_000, |_| 300).is_some());
+    }
+
+    #[test]
+    fn one_silent_link_is_a_condition_not_a_failover() {
+        let mut a = primary();
+        for now in (100..5_000).step_by(100) {
+            a.step(Input::Received { now, link: Link::Public, msg: hb(2, None, 1_000) });
+            let out = a.step(Input::Tick { now });
+            assert!(!out.contains(&Action::Fence), "{out:?}");
+        }
+        assert_eq!(a.acting(), Some(1));
+        let c = a.conditions(5_000);
+        assert!(c.iter().any(|c| c.contains("silent on the private link")), "{c:?}");
+        a.step(Input::Received { now: 5_000, link: Link::Private, msg: hb(2, None, 1_000) });
+        assert!(a.conditions(5_000).is_empty(), "healed: {:?}", a.conditions(5_000));
     }
 }

@@ -6,8 +6,6 @@
 //! it checks the invariant: two nodes never act at once. A violation names the seed and the
 //! step, and [`run`] with that seed replays it exactly.
 
-use std::collections::BTreeMap;
-
 use crate::core::{Action, Config, Input, Link, Msg, Node};
 
 /// A small, seeded PRNG (SplitMix64): the schedule depends on the seed alone.
@@ -51,6 +49,10 @@ pub struct Faults {
     pub max_delay: u64,
     pub fence_fails: u64,
     pub switchover: u64,
+    /// A node's health changes (between healthy, degraded and not ready).
+    pub health: u64,
+    /// Maintenance is switched on or off on a node.
+    pub maintenance: u64,
 }
 
 impl Default for Faults {
@@ -66,6 +68,8 @@ impl Default for Faults {
             max_delay: 8,
             fence_fails: 300,
             switchover: 5,
+            health: 10,
+            maintenance: 2,
         }
     }
 }
@@ -104,6 +108,10 @@ pub struct Outcome {
     /// Steps in which some node acted.
     pub steps_with_primary: u64,
     pub role_changes: u64,
+    /// The longest a primary's crash went unanswered, in steps, while the other node stayed
+    /// up, the crashed one stayed off, and every fence asked for worked: from the crash to
+    /// the survivor acting.
+    pub longest_takeover: u64,
 }
 
 /// Runs one schedule of `steps` steps from `seed`.
@@ -119,9 +127,10 @@ pub fn run_traced(
     faults: &Faults,
     trace: &mut Option<Vec<String>>,
 ) -> Outcome {
-    let mut note = |step: u64, what: String| {
+    // Takes a closure, so that an untraced run formats nothing.
+    let mut note = |step: u64, what: &dyn Fn() -> String| {
         if let Some(t) = trace.as_mut() {
-            t.push(format!("{step:5} {what}"));
+            t.push(format!("{step:5} {}", what()));
         }
     };
     let mut rng = Rng::new(seed);
@@ -134,32 +143,40 @@ pub fn run_traced(
             fence_due: None,
         })
         .collect();
-    // Messages in flight: (delivery step, sequence) → (to, link, message).
-    let mut wire: BTreeMap<(u64, u64), (usize, Link, Msg)> = BTreeMap::new();
-    let mut seq = 0u64;
+    // Messages in flight, by the step they arrive at (a ring of slots, each in the order sent):
+    // (to, link, message).
+    let slots = faults.max_delay as usize + 2;
+    let mut wire: Vec<Vec<(usize, Link, Msg)>> = vec![Vec::new(); slots];
+    let mut arriving = Vec::new();
     // cut[link][from]: that direction of that link is down.
     let mut cut = [[false; 2]; 2];
-    let mut out = Outcome { violation: None, steps_with_primary: 0, role_changes: 0 };
+    let mut out = Outcome { violation: None, steps_with_primary: 0, role_changes: 0, longest_takeover: 0 };
+    // A primary crashed at this step while its peer was up, and nobody acts yet.
+    let mut crashed_primary: Option<(usize, u64)> = None;
     let mut last_acting: [Option<u64>; 2] = [None; 2];
 
     let start = |m: &mut Machine, now: u64| {
         m.incarnation += 1;
         m.power = Power::On;
         m.fence_due = None;
-        m.node.step(Input::Start { now, promised: m.promised, incarnation: m.incarnation })
+        Input::Start { now, promised: m.promised, incarnation: m.incarnation }
     };
-    let mut pending: Vec<(usize, Vec<Action>)> = Vec::new();
+    // What the nodes said, node by node, carried out at the next step.
+    let mut pending: [Vec<Action>; 2] = [Vec::new(), Vec::new()];
+    let mut said = Vec::new();
     for (i, m) in machines.iter_mut().enumerate() {
-        pending.push((i, start(m, 0)));
+        let input = start(m, 0);
+        m.node.step_into(input, &mut pending[i]);
     }
 
     for step in 0..steps {
         let now = step * TICK;
         // Carry out what the nodes said.
-        for (i, actions) in pending.drain(..) {
-            for a in actions {
+        for i in 0..2 {
+            std::mem::swap(&mut said, &mut pending[i]);
+            for a in said.drain(..) {
                 if !matches!(a, Action::Send(Msg::Heartbeat { .. })) {
-                    note(step, format!("node {i}: {a:?}"));
+                    note(step, &|| format!("node {i}: {a:?}"));
                 }
                 match a {
                     Action::Send(msg) => {
@@ -169,26 +186,27 @@ pub fn run_traced(
                             }
                             let copies = if rng.chance(faults.duplicate) { 2 } else { 1 };
                             for _ in 0..copies {
-                                seq += 1;
                                 let at = step + 1 + rng.below(faults.max_delay + 1);
-                                wire.insert((at, seq), (1 - i, link, msg.clone()));
+                                wire[at as usize % slots].push((1 - i, link, msg.clone()));
                             }
                         }
                     }
                     Action::Persist { promised } => machines[i].promised = promised,
-                    Action::Act { .. } | Action::StopActing | Action::Alarm(_) => {}
+                    Action::Act { .. } | Action::StopActing { .. } | Action::Alarm(_) => {}
                     Action::Fence => {
                         let fails = rng.chance(faults.fence_fails);
                         let answer_at = step + 2 + rng.below(5);
                         note(
                             step,
-                            format!(
+                            &|| format!(
                                 "fence of node {} {}",
                                 1 - i,
                                 if fails { "fails" } else { "powers it off" }
                             ),
                         );
-                        if !fails {
+                        if fails {
+                            crashed_primary = None;
+                        } else {
                             // The BMC powers the peer off before the answer comes back.
                             machines[1 - i].power = Power::Off;
                             machines[1 - i].node = Node::new(machines[1 - i].node_config());
@@ -217,30 +235,47 @@ pub fn run_traced(
                 last_acting[i] = acting[i];
             }
         }
+        if let Some((survivor, at)) = crashed_primary {
+            if acting[survivor].is_some() {
+                out.longest_takeover = out.longest_takeover.max(step - at);
+                crashed_primary = None;
+            } else if machines[survivor].power != Power::On {
+                crashed_primary = None;
+            }
+        }
 
         // Faults.
         for (i, m) in machines.iter_mut().enumerate() {
             match m.power {
                 Power::On if rng.chance(faults.crash) => {
-                    note(step, format!("node {i}: crash"));
+                    note(step, &|| format!("node {i}: crash"));
+                    if m.node.acting().is_some() {
+                        crashed_primary = Some((1 - i, step));
+                    }
                     m.power = Power::Off;
                     m.node = Node::new(m.node_config());
                 }
                 Power::On if rng.chance(faults.hang) => {
-                    note(step, format!("node {i}: hang"));
+                    note(step, &|| format!("node {i}: hang"));
                     m.power = Power::Hung { until: step + 1 + rng.below(2 * WATCHDOG), since: step };
                 }
                 Power::Off if rng.chance(faults.power_on) => {
-                    note(step, format!("node {i}: power on"));
-                    pending.push((i, start(m, now)))
+                    note(step, &|| format!("node {i}: power on"));
+                    // The crashed primary is back before it was replaced: a new situation.
+                    if crashed_primary.is_some_and(|(survivor, _)| survivor != i) {
+                        crashed_primary = None;
+                    }
+                    let input = start(m, now);
+                    m.node.step_into(input, &mut pending[i]);
                 }
                 Power::Hung { since, .. } if step >= since + WATCHDOG => {
                     // The watchdog resets the node before it can resume.
-                    note(step, format!("node {i}: watchdog reset"));
-                    pending.push((i, start(m, now)));
+                    note(step, &|| format!("node {i}: watchdog reset"));
+                    let input = start(m, now);
+                    m.node.step_into(input, &mut pending[i]);
                 }
                 Power::Hung { until, .. } if step >= until => {
-                    note(step, format!("node {i}: resumes"));
+                    note(step, &|| format!("node {i}: resumes"));
                     m.power = Power::On
                 }
                 _ => {}
@@ -255,15 +290,13 @@ pub fn run_traced(
         }
 
         // Inputs: messages due, fence answers, ticks, and now and then a switchover.
-        let due: Vec<(u64, u64)> = wire.range(..=(step, u64::MAX)).map(|(k, _)| *k).collect();
-        for key in due {
-            let (to, link, msg) = wire.remove(&key).expect("due");
+        std::mem::swap(&mut arriving, &mut wire[step as usize % slots]);
+        for (to, link, msg) in arriving.drain(..) {
             if machines[to].power == Power::On {
                 if !matches!(msg, Msg::Heartbeat { .. }) {
-                    note(step, format!("node {to} gets {msg:?} on {link:?}"));
+                    note(step, &|| format!("node {to} gets {msg:?} on {link:?}"));
                 }
-                let actions = machines[to].node.step(Input::Received { now, link, msg });
-                pending.push((to, actions));
+                machines[to].node.step_into(Input::Received { now, link, msg }, &mut pending[to]);
             }
         }
         for (i, m) in machines.iter_mut().enumerate() {
@@ -272,11 +305,19 @@ pub fn run_traced(
             }
             if let Some((_, off)) = m.fence_due.filter(|(at, _)| step >= *at) {
                 m.fence_due = None;
-                pending.push((i, m.node.step(Input::FenceDone { now, off })));
+                m.node.step_into(Input::FenceDone { now, off }, &mut pending[i]);
             }
-            pending.push((i, m.node.step(Input::Tick { now })));
+            m.node.step_into(Input::Tick { now }, &mut pending[i]);
             if rng.chance(faults.switchover) {
-                pending.push((i, m.node.step(Input::Switchover { now })));
+                m.node.step_into(Input::Switchover { now }, &mut pending[i]);
+            }
+            if rng.chance(faults.health) {
+                let score = [1_000, 1_000, 500, 300][rng.below(4) as usize];
+                let ready = !rng.chance(100);
+                m.node.step_into(Input::Health { now, score, ready }, &mut pending[i]);
+            }
+            if rng.chance(faults.maintenance) {
+                m.node.step_into(Input::Maintenance { on: rng.chance(300) }, &mut pending[i]);
             }
         }
     }
