@@ -190,6 +190,55 @@ pub enum PairCommand {
     /// How newcomers enrol: `auto` (zero touch, the default) or `approve` (the operator
     /// approves each one with `pairos pair approve MAC`).
     Enrolment(EnrolmentArgs),
+    /// The pair daemon: heartbeats on both links, roles, fencing and the pair's address (the
+    /// node runs it; tests run it in a network namespace).
+    Run(PairRunArgs),
+    /// Both nodes as this one sees them: roles, epoch, links, health, alarms, the last role
+    /// changes and why they happened.
+    Status(PairStatusArgs),
+    /// Hand the primary role to the peer (on the primary; the peer must be live).
+    Switchover(PairControlArgs),
+    /// `on`: no automatic moves (a dead primary is still replaced); `off`: moves again.
+    Maintenance(MaintenanceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PairRunArgs {
+    /// The daemon's configuration (TOML: node, peer, links, pair address, fence, timing).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PairStatusArgs {
+    /// The daemon's run folder (its status file and control socket).
+    #[arg(long, value_name = "DIR", default_value = "/run/pairos")]
+    pub run_dir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PairControlArgs {
+    /// The daemon's run folder (its status file and control socket).
+    #[arg(long, value_name = "DIR", default_value = "/run/pairos")]
+    pub run_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintenanceArgs {
+    #[arg(value_enum)]
+    pub state: OnOff,
+    /// The daemon's run folder (its status file and control socket).
+    #[arg(long, value_name = "DIR", default_value = "/run/pairos")]
+    pub run_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Debug, Args)]

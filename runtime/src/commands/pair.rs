@@ -3,7 +3,8 @@
 
 use anyhow::{bail, Context};
 
-use crate::cli::{EnrolmentMode, PairCommand};
+use crate::cli::{EnrolmentMode, OnOff, PairCommand};
+use crate::pair::daemon::{self, config::DaemonConfig, control, status};
 use crate::pair::enrolment::{normal_mac, Mode};
 use crate::pair::identity::{self, write_atomically};
 use crate::pair::services;
@@ -47,6 +48,33 @@ pub fn run(cmd: PairCommand) -> anyhow::Result<Exit> {
             write_atomically(&path, &serde_json::to_vec(&mode).expect("serialises"))?;
             println!("enrolment: {}", serde_json::to_string(&mode).expect("serialises").trim_matches('"'));
         }
+        PairCommand::Run(a) => {
+            daemon::run(DaemonConfig::load(&a.config)?)?;
+        }
+        PairCommand::Status(a) => {
+            let s = status::read(&status::status_path(&a.run_dir))?;
+            if a.json {
+                crate::output::json(&s)?;
+            } else {
+                print!("{}", status::render(&s));
+            }
+        }
+        PairCommand::Switchover(a) => return answer(control::ask(&a.run_dir, control::Request::Switchover)?),
+        PairCommand::Maintenance(a) => {
+            let on = a.state == OnOff::On;
+            return answer(control::ask(&a.run_dir, control::Request::Maintenance(on))?);
+        }
     }
     Ok(Exit::Success)
+}
+
+/// Prints the daemon's answer; a refusal is a failure with its reason.
+fn answer(a: Result<String, String>) -> anyhow::Result<Exit> {
+    match a {
+        Ok(text) => {
+            println!("{text}");
+            Ok(Exit::Success)
+        }
+        Err(why) => bail!("refused: {why}"),
+    }
 }

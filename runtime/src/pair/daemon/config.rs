@@ -1,0 +1,212 @@
+//! The pair daemon's configuration: a TOML file (`pairos pair run --config FILE`). On a node,
+//! `pairos run` writes it from the node's identity and the installer's settings; in a network
+//! namespace on a host (tests, benchmarks), the caller writes it, with the fence pointed at
+//! whatever stands for the peer's power there.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+use crate::pair::fence::FenceConfig;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    pub node: String,
+    pub peer: String,
+    pub pair_id: String,
+    /// The pair key (hex), mode 0600.
+    pub key_file: PathBuf,
+    /// Where the epoch, the incarnation and the events are kept (fsynced).
+    pub state_dir: PathBuf,
+    /// Where the status file and the control socket go.
+    #[serde(default = "run_dir")]
+    pub run_dir: PathBuf,
+    /// This node asks first when the pair forms (node-1).
+    #[serde(default)]
+    pub preferred: bool,
+    #[serde(default)]
+    pub timing: Timing,
+    pub private: LinkConfig,
+    pub public: PublicConfig,
+    pub pair_address: Option<PairAddressConfig>,
+    /// How to power the peer off. Without one, a silent peer is never replaced.
+    pub fence: Option<FenceConfig>,
+    /// A watchdog device to arm (`/dev/watchdog`): if the daemon stops petting it, the node
+    /// resets.
+    pub watchdog: Option<PathBuf>,
+}
+
+fn run_dir() -> PathBuf {
+    PathBuf::from("/run/pairos")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkConfig {
+    pub interface: String,
+    pub address: Ipv4Addr,
+    pub peer: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicConfig {
+    pub interface: String,
+    pub address: Ipv4Addr,
+    pub peer: Ipv4Addr,
+    /// Probed by ARP; a gateway that does not answer counts as the public network lost.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// The address the pair presents, on the public port of whichever node is primary.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairAddressConfig {
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timing {
+    pub heartbeat_ms: u64,
+    /// The peer is lost when silent on both links this long.
+    pub dead_time_ms: u64,
+    /// A secondary waits this much longer than the primary before it fences.
+    pub fence_delay_ms: u64,
+    pub fence_retry_ms: u64,
+    /// A preventive move needs the peer healthier by `margin` for `hold_ms`, and the last move
+    /// `cooldown_ms` ago.
+    pub margin: u32,
+    pub hold_ms: u64,
+    pub cooldown_ms: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            heartbeat_ms: 100,
+            dead_time_ms: 1_000,
+            fence_delay_ms: 2_000,
+            fence_retry_ms: 3_000,
+            margin: 100,
+            hold_ms: 3_000,
+            cooldown_ms: 60_000,
+        }
+    }
+}
+
+impl DaemonConfig {
+    pub fn load(path: &Path) -> anyhow::Result<DaemonConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let cfg: DaemonConfig = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        cfg.check().with_context(|| format!("{}", path.display()))?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        let t = &self.timing;
+        if t.heartbeat_ms == 0 || t.dead_time_ms < 3 * t.heartbeat_ms {
+            bail!(
+                "timing: dead_time_ms ({}) must be at least three heartbeats (heartbeat_ms {}, above 0)",
+                t.dead_time_ms,
+                t.heartbeat_ms
+            );
+        }
+        if self.node == self.peer {
+            bail!("node and peer are both {:?}: expected two names", self.node);
+        }
+        if self.private.interface == self.public.interface {
+            bail!("private and public are both on {}: expected two ports", self.public.interface);
+        }
+        if let Some(a) = &self.pair_address {
+            if a.prefix == 0 || a.prefix > 32 {
+                bail!("pair_address.prefix {}: expected 1 to 32", a.prefix);
+            }
+        }
+        if let Some(FenceConfig::Command { argv }) = &self.fence {
+            if argv.is_empty() {
+                bail!("fence.argv is empty: expected a command that powers the peer off");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn core(&self) -> pairos_pair::core::Config {
+        let t = &self.timing;
+        pairos_pair::core::Config {
+            preferred: self.preferred,
+            dead_time: t.dead_time_ms,
+            fence_delay: t.fence_delay_ms,
+            can_fence: self.fence.is_some(),
+            fence_retry: t.fence_retry_ms,
+            margin: t.margin,
+            hold: t.hold_ms,
+            cooldown: t.cooldown_ms,
+            unsafe_promote_on_silence: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+node = "node-1"
+peer = "node-2"
+pair_id = "p1"
+key_file = "/state/pairos/pair.key"
+state_dir = "/state/pairos"
+preferred = true
+[private]
+interface = "eth0"
+address = "10.77.0.1"
+peer = "10.77.0.2"
+[public]
+interface = "eth1"
+address = "192.168.50.11"
+peer = "192.168.50.12"
+[pair_address]
+address = "192.168.50.10"
+prefix = 24
+[fence]
+kind = "ipmi"
+host = "192.168.50.22"
+user = "admin"
+password_file = "/state/pairos/bmc-peer.password"
+"#;
+
+    fn load(text: &str) -> anyhow::Result<DaemonConfig> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("pair.toml");
+        std::fs::write(&path, text)?;
+        DaemonConfig::load(&path)
+    }
+
+    #[test]
+    fn a_good_file_loads_with_default_timing() {
+        let c = load(GOOD).expect("loads");
+        assert_eq!(c.timing.heartbeat_ms, 100);
+        assert!(matches!(c.fence, Some(FenceConfig::Ipmi { port: 623, .. })));
+        assert!(c.core().can_fence && c.core().preferred);
+    }
+
+    #[test]
+    fn bad_files_say_what_is_wrong() {
+        let err = |text: &str| format!("{:#}", load(text).expect_err("refused"));
+        let e = err(&GOOD.replace("preferred = true", "preferred = true\nbogus = 1"));
+        assert!(e.contains("bogus"), "{e}");
+        let e = err(&GOOD.replace("preferred = true", "[timing]\ndead_time_ms = 100"));
+        assert!(e.contains("dead_time_ms"), "{e}");
+        let e = err(&GOOD.replace("interface = \"eth1\"", "interface = \"eth0\""));
+        assert!(e.contains("two ports"), "{e}");
+        let e = err(&GOOD.replace("prefix = 24", "prefix = 33"));
+        assert!(e.contains("prefix"), "{e}");
+        let e = err(&GOOD.replace("kind = \"ipmi\"", "kind = \"telepathy\""));
+        assert!(e.contains("telepathy") || e.contains("kind"), "{e}");
+    }
+}

@@ -1,0 +1,498 @@
+//! The pair daemon (`pairos pair run`): one node's side of the pair. It feeds the decision core
+//! ([`pairos_pair::core`]) with heartbeats from both links, its clock, fence answers, its own
+//! health and the operator's requests, and carries out what the core says, in order: send,
+//! persist (fsynced before anything after it), act (take the pair's address), stop acting (give
+//! it up first), fence, alarm. Every role change and alarm is an event with its reason.
+//!
+//! On a node, `pairos run` (PID 1) starts it and starts it again if it ends; the watchdog resets
+//! the node if it hangs. It also runs in a network namespace on a host, which is how it is
+//! tested against keepalived.
+
+pub mod address;
+pub mod config;
+pub mod control;
+pub mod persisted;
+pub mod public_watch;
+pub mod status;
+
+use std::io::Write;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use pairos_pair::core::{Action, Input, Link, Msg, Node};
+use pairos_recovery::trust::PairKey;
+
+use self::address::PairAddress;
+use self::config::DaemonConfig;
+use self::control::Request;
+use self::persisted::{Event, Roles, Store};
+use self::public_watch::Ports;
+use self::status::{AddressView, LinkView, Links, PairStatus, PeerView};
+use crate::pair::arp::show;
+use crate::pair::membership::{self, Packet, Receiver};
+
+/// What wakes the loop.
+enum Wake {
+    Packet(Link, Vec<u8>),
+    FenceDone(Result<(), String>),
+    Ports(Ports),
+    Control(Request, control::Reply),
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn say(msg: impl std::fmt::Display) {
+    println!("pair: {msg}");
+    let _ = std::io::stdout().flush();
+}
+
+/// How long after taking the address the gratuitous ARPs are sent again.
+const GARP_REPEAT: Duration = Duration::from_secs(2);
+/// A pair address that could not be taken is tried again this often.
+const TAKE_RETRY: Duration = Duration::from_secs(1);
+
+struct Daemon {
+    cfg: DaemonConfig,
+    core: Node,
+    store: Store,
+    roles: Roles,
+    start: Instant,
+    sockets: [UdpSocket; 2],
+    counter: u64,
+    address: Option<PairAddress>,
+    /// The address is to be held (the core acts) but is not yet: when to try again.
+    take_at: Option<Instant>,
+    garp_again: Option<Instant>,
+    take_error: Option<String>,
+    ports: Ports,
+    peer_holder: [u8; 6],
+    receiver: Receiver,
+    wake: mpsc::Sender<Wake>,
+    fence_error: Option<String>,
+    watchdog: Option<std::fs::File>,
+    written: Option<(PairStatus, Instant)>,
+}
+
+pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
+    let key_text = std::fs::read_to_string(&cfg.key_file)
+        .with_context(|| format!("reading the pair key {}", cfg.key_file.display()))?;
+    let key = PairKey::from_hex(key_text.trim())
+        .with_context(|| format!("{}: expected 64 hex digits", cfg.key_file.display()))?;
+    let store = Store::new(&cfg.state_dir);
+    let mut roles = store.load()?;
+    // A new incarnation at every start, above any before: the clock's seconds, unless the
+    // clock is behind what was kept.
+    roles.incarnation = (roles.incarnation + 1).max(unix_secs());
+    store.save(&roles)?;
+    let sockets = [
+        pairos_pxe::sockets::udp_socket(&cfg.private.interface, membership::PORT)?,
+        pairos_pxe::sockets::udp_socket(&cfg.public.interface, membership::PORT)?,
+    ];
+    let (wake, events) = mpsc::channel();
+    for link in [Link::Private, Link::Public] {
+        let socket = sockets[link as usize].try_clone()?;
+        let wake = wake.clone();
+        std::thread::Builder::new().name(format!("pair-recv-{link:?}")).spawn(move || {
+            let mut buf = [0u8; 512];
+            loop {
+                if let Ok((n, _)) = socket.recv_from(&mut buf) {
+                    if wake.send(Wake::Packet(link, buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+            }
+        })?;
+    }
+    let (ports_tx, ports_rx) = mpsc::channel();
+    public_watch::spawn(
+        public_watch::Watch {
+            private: cfg.private.interface.clone(),
+            public: cfg.public.interface.clone(),
+            own_address: cfg.public.address,
+            gateway: cfg.public.gateway,
+            pair_address: cfg.pair_address.as_ref().map(|a| a.address),
+            every: Duration::from_millis(500),
+        },
+        ports_tx,
+    );
+    {
+        let wake = wake.clone();
+        std::thread::spawn(move || {
+            for p in ports_rx {
+                if wake.send(Wake::Ports(p)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    control::spawn(&cfg.run_dir, wake.clone(), |r, reply| Wake::Control(r, reply))?;
+    let watchdog = match &cfg.watchdog {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("arming the watchdog {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let address = cfg.pair_address.as_ref().map(|a| PairAddress {
+        interface: cfg.public.interface.clone(),
+        address: a.address,
+        prefix: a.prefix,
+    });
+    // Whatever a previous run held is not ours until the core says so.
+    if let Some(a) = &address {
+        if a.held() {
+            say(format_args!("giving up {} (held by an earlier run)", a.address));
+            a.release().map_err(anyhow::Error::msg)?;
+        }
+    }
+    let receiver = Receiver::new(key.clone(), cfg.pair_id.clone(), cfg.peer.clone());
+    let mut d = Daemon {
+        core: Node::new(cfg.core()),
+        store,
+        roles,
+        start: Instant::now(),
+        sockets,
+        counter: 0,
+        address,
+        take_at: None,
+        garp_again: None,
+        take_error: None,
+        ports: Ports {
+            private_carrier: public_watch::carrier(&cfg.private.interface),
+            public_carrier: public_watch::carrier(&cfg.public.interface),
+            gateway_answers: None,
+            holder: None,
+        },
+        peer_holder: [0; 6],
+        receiver,
+        wake,
+        fence_error: None,
+        watchdog,
+        written: None,
+        cfg,
+    };
+    say(format_args!(
+        "{} of pair {} starting (incarnation {}, promised epoch {}, fence: {})",
+        d.cfg.node,
+        d.cfg.pair_id,
+        d.roles.incarnation,
+        d.roles.promised,
+        d.cfg.fence.as_ref().map_or("none".into(), |f| f.describe())
+    ));
+    let now = d.now();
+    d.step(Input::Start { now, promised: d.roles.promised, incarnation: d.roles.incarnation }, &key)?;
+    d.step(Input::Maintenance { on: d.roles.maintenance }, &key)?;
+    let health = d.ports.health();
+    d.step(Input::Health { now, score: health, ready: true }, &key)?;
+    let every = Duration::from_millis(d.cfg.timing.heartbeat_ms);
+    let mut next_tick = Instant::now();
+    loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        match events.recv_timeout(wait) {
+            Ok(w) => d.wake(w, &key)?,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => anyhow::bail!("the daemon's threads ended"),
+        }
+        if Instant::now() >= next_tick {
+            next_tick += every;
+            // A loop that fell far behind (a stopped process resumed) starts afresh.
+            if next_tick < Instant::now() {
+                next_tick = Instant::now() + every;
+            }
+            let now = d.now();
+            d.step(Input::Tick { now }, &key)?;
+            d.keep_address();
+            d.pet_watchdog();
+            d.write_status(false);
+        }
+    }
+}
+
+impl Daemon {
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    fn wake(&mut self, w: Wake, key: &PairKey) -> anyhow::Result<()> {
+        let now = self.now();
+        match w {
+            Wake::Packet(link, bytes) => {
+                if let Ok(p) = self.receiver.take(&bytes, link) {
+                    if matches!(p.msg, Msg::Heartbeat { .. }) {
+                        self.peer_holder = p.holder;
+                    }
+                    self.step(Input::Received { now, link, msg: p.msg }, key)?;
+                }
+            }
+            Wake::FenceDone(result) => {
+                let off = result.is_ok();
+                match result {
+                    Ok(()) => {
+                        self.fence_error = None;
+                        self.event("fence", "the peer is confirmed powered off".into());
+                    }
+                    Err(e) => {
+                        say(format_args!("fence failed: {e}"));
+                        self.fence_error = Some(e);
+                    }
+                }
+                self.step(Input::FenceDone { now, off }, key)?;
+            }
+            Wake::Ports(p) => {
+                let was = self.ports;
+                self.ports = p;
+                if was.public_ok() != p.public_ok() || was.private_carrier != p.private_carrier {
+                    say(format_args!(
+                        "ports: public {}, private {}; health {}",
+                        if p.public_ok() { "up" } else { "LOST" },
+                        if p.private_carrier { "up" } else { "NO CARRIER" },
+                        p.health()
+                    ));
+                }
+                self.step(Input::Health { now, score: p.health(), ready: true }, key)?;
+            }
+            Wake::Control(request, reply) => {
+                let answer = match request {
+                    Request::Switchover => {
+                        let out = self.core.step(Input::Switchover { now });
+                        let refused = out.iter().find_map(|a| match a {
+                            Action::Alarm(why) => Some(*why),
+                            _ => None,
+                        });
+                        self.carry_out(out, key)?;
+                        match refused {
+                            Some(why) => Err(why.to_owned()),
+                            None => Ok(format!("handed over to {}", self.cfg.peer)),
+                        }
+                    }
+                    Request::Maintenance(on) => {
+                        self.roles.maintenance = on;
+                        self.store.save(&self.roles)?;
+                        self.step(Input::Maintenance { on }, key)?;
+                        self.event("maintenance", if on { "on" } else { "off" }.into());
+                        Ok(format!("maintenance {}", if on { "on: no automatic moves" } else { "off" }))
+                    }
+                };
+                reply.send(answer);
+            }
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, input: Input, key: &PairKey) -> anyhow::Result<()> {
+        let out = self.core.step(input);
+        self.carry_out(out, key)
+    }
+
+    /// Carries out the core's actions in order. A promise that cannot be persisted ends the
+    /// daemon before anything after it happens.
+    fn carry_out(&mut self, actions: Vec<Action>, key: &PairKey) -> anyhow::Result<()> {
+        let mut changed = false;
+        for a in actions {
+            match a {
+                Action::Send(msg) => self.send(msg, key),
+                Action::Persist { promised } => {
+                    self.roles.promised = promised;
+                    self.store.save(&self.roles).context("persisting the promised epoch")?;
+                }
+                Action::Act { epoch, why } => {
+                    changed = true;
+                    self.event("primary", why.into());
+                    self.take_at = Some(Instant::now());
+                    self.keep_address();
+                    say(format_args!("primary in epoch {epoch}: {why}"));
+                }
+                Action::StopActing { why } => {
+                    changed = true;
+                    self.take_at = None;
+                    self.garp_again = None;
+                    if let Some(a) = &self.address {
+                        if let Err(e) = a.release() {
+                            say(format_args!("cannot give up {}: {e}", a.address));
+                        }
+                    }
+                    self.event("secondary", why.into());
+                    say(format_args!("secondary: {why}"));
+                }
+                Action::Fence => {
+                    let Some(fence) = self.cfg.fence.clone() else { continue };
+                    say(format_args!("fencing {} ({})", self.cfg.peer, fence.describe()));
+                    self.event("fencing", fence.describe());
+                    let wake = self.wake.clone();
+                    std::thread::spawn(move || {
+                        let _ = wake.send(Wake::FenceDone(fence.fence()));
+                    });
+                }
+                Action::Alarm(why) => {
+                    say(format_args!("alarm: {why}"));
+                    self.event("alarm", why.into());
+                }
+            }
+        }
+        if changed {
+            self.write_status(true);
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, msg: Msg, key: &PairKey) {
+        let holder = self.ports.holder.unwrap_or([0; 6]);
+        let peers = [self.cfg.private.peer, self.cfg.public.peer];
+        for link in [Link::Private, Link::Public] {
+            self.counter += 1;
+            let p = Packet {
+                link,
+                pair_id: self.cfg.pair_id.clone(),
+                sender: self.cfg.node.clone(),
+                incarnation: self.roles.incarnation,
+                counter: self.counter,
+                msg: msg.clone(),
+                holder,
+            };
+            // A link that is down refuses the datagram: the other link carries it, or the
+            // peer's silence says the rest.
+            let to = SocketAddr::from((peers[link as usize], membership::PORT));
+            let _ = self.sockets[link as usize].send_to(&p.encode(key), to);
+        }
+    }
+
+    /// Takes the pair's address when it is due (retrying after a conflict), and repeats the
+    /// gratuitous ARPs once.
+    fn keep_address(&mut self) {
+        let Some(a) = self.address.clone() else { return };
+        let now = Instant::now();
+        if self.take_at.is_some_and(|t| now >= t) {
+            match a.take() {
+                Ok(()) => {
+                    say(format_args!("took {}/{} on {}", a.address, a.prefix, a.interface));
+                    self.take_at = None;
+                    self.take_error = None;
+                    self.garp_again = Some(now + GARP_REPEAT);
+                }
+                Err(e) => {
+                    if self.take_error.as_deref() != Some(e.as_str()) {
+                        say(format_args!("cannot take {}: {e}", a.address));
+                        self.event("alarm", format!("cannot take the pair address: {e}"));
+                    }
+                    self.take_error = Some(e);
+                    self.take_at = Some(now + TAKE_RETRY);
+                }
+            }
+        }
+        if self.garp_again.is_some_and(|t| now >= t) {
+            self.garp_again = None;
+            if let Err(e) = a.announce() {
+                say(format_args!("{e}"));
+            }
+        }
+    }
+
+    fn pet_watchdog(&mut self) {
+        if let Some(w) = self.watchdog.as_mut() {
+            if let Err(e) = w.write_all(b"p").and_then(|()| w.flush()) {
+                say(format_args!("cannot pet the watchdog: {e}"));
+            }
+        }
+    }
+
+    fn event(&mut self, what: &str, why: String) {
+        let e = Event {
+            time: unix_secs(),
+            node: self.cfg.node.clone(),
+            what: what.into(),
+            why,
+            epoch: self.core.acting().unwrap_or(self.roles.promised),
+        };
+        if let Err(err) = self.store.record(&e) {
+            say(format_args!("cannot record an event: {err:#}"));
+        }
+    }
+
+    fn status(&self) -> PairStatus {
+        let now = self.now();
+        let role = |acting: Option<u64>| if acting.is_some() { "primary" } else { "secondary" }.to_owned();
+        let peer = self.core.peer().map(|p| PeerView {
+            role: role(p.acting),
+            epoch: p.acting,
+            health: p.health,
+            ready: p.ready,
+            live: self.core.heard_on(Link::Private, now) || self.core.heard_on(Link::Public, now),
+        });
+        let mut conditions: Vec<String> = self.core.conditions(now).into_iter().map(str::to_owned).collect();
+        if !self.ports.public_ok() {
+            conditions.push(format!("the public network is lost on {}", self.cfg.public.interface));
+        }
+        if !self.ports.private_carrier {
+            conditions.push(format!("no carrier on the private link {}", self.cfg.private.interface));
+        }
+        if let Some(e) = &self.fence_error {
+            conditions.push(format!("the last fence failed: {e}"));
+        }
+        if let Some(e) = &self.take_error {
+            conditions.push(format!("cannot take the pair address: {e}"));
+        }
+        let own_mac = pairos_pxe::sockets::interface_mac(&self.cfg.public.interface);
+        let address = self.address.as_ref().map(|a| {
+            let held = self.core.acting().is_some() && self.take_at.is_none();
+            let peer_sees = (self.peer_holder != [0; 6]).then(|| show(&self.peer_holder));
+            AddressView {
+                address: format!("{}/{}", a.address, a.prefix),
+                held,
+                confirmed: held && own_mac.is_some_and(|m| m == self.peer_holder),
+                peer_sees,
+            }
+        });
+        PairStatus {
+            node: self.cfg.node.clone(),
+            peer_name: self.cfg.peer.clone(),
+            role: role(self.core.acting()),
+            epoch: self.core.acting(),
+            promised: self.core.promised(),
+            incarnation: self.roles.incarnation,
+            health: self.ports.health(),
+            maintenance: self.roles.maintenance,
+            links: Links {
+                private: LinkView {
+                    interface: self.cfg.private.interface.clone(),
+                    carrier: self.ports.private_carrier,
+                    peer_heard: self.core.heard_on(Link::Private, now),
+                },
+                public: LinkView {
+                    interface: self.cfg.public.interface.clone(),
+                    carrier: self.ports.public_carrier,
+                    peer_heard: self.core.heard_on(Link::Public, now),
+                },
+            },
+            peer,
+            address,
+            conditions,
+            fence: self.cfg.fence.as_ref().map(|f| f.describe()),
+            refused: self.receiver.refused.into(),
+            events: self.store.last_events(10),
+            updated: 0,
+        }
+    }
+
+    /// Writes the status when it changed, and at least once a second.
+    fn write_status(&mut self, now_please: bool) {
+        if !now_please && self.written.as_ref().is_some_and(|(_, at)| at.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        let s = self.status();
+        if !now_please && self.written.as_ref().is_some_and(|(old, at)| *old == s && at.elapsed() < Duration::from_secs(5)) {
+            return;
+        }
+        let mut stamped = s.clone();
+        stamped.updated = unix_secs();
+        if let Err(e) = status::write(&status::status_path(&self.cfg.run_dir), &stamped) {
+            say(format_args!("cannot write the status: {e:#}"));
+        }
+        self.written = Some((s, Instant::now()));
+    }
+}
