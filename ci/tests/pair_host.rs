@@ -137,3 +137,59 @@ for i in range(400):
         body = os.urandom(i % 120)
     s.sendto(body, ("192.168.50.11", 7469))
 "#;
+
+/// With BMCs: a hung primary (its daemon stopped, the address still on its port) is powered
+/// off through its BMC and replaced; a node cut off from everything cannot reach its peer's
+/// BMC and never promotes, while the primary powers it off through its own.
+#[test]
+fn a_hung_primary_is_fenced_through_its_bmc() -> Result<(), LabError> {
+    let mut p = HostPair::up("pairbmc", Fencing::Ipmi, TIMING)?;
+    let probe = AddressProbe::start(&p.client, "eth0", PAIR_ADDRESS)?;
+    let (mac_a, mac_b) = (p.nodes[0].public_mac.clone(), p.nodes[1].public_mac.clone());
+    primary_is(&p, 0)?;
+    probe.wait_for(&mac_a, SOON)?;
+    assert!(p.ipmi(0, &["chassis", "power", "status"])?.contains("on"));
+
+    p.hang(0, true)?;
+    primary_is(&p, 1)?;
+    probe.wait_for(&mac_b, SOON)?;
+    assert!(p.ipmi(0, &["chassis", "power", "status"])?.contains("off"), "a was powered off by its BMC");
+    let events = p.status(1)?["events"].to_string();
+    assert!(events.contains("IPMI admin@192.168.50.21"), "{events}");
+    p.power_on(0)?;
+    p.wait_until("a back as the secondary", SOON, |a, b| role(a) == "secondary" && role(b) == "primary")?;
+
+    // b is primary; a loses both cables. b powers it off; a cannot reach b's BMC.
+    p.cable(0, "private", false)?;
+    p.cable(0, "public", false)?;
+    p.wait_until("a powered off through its BMC", SOON, |_, _| !p.is_on(0))?;
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(role(&p.status(1)?), "primary");
+    p.cable(0, "private", true)?;
+    p.cable(0, "public", true)?;
+    p.power_on(0)?;
+    p.wait_until("a back as the secondary", SOON, |a, b| role(a) == "secondary" && role(b) == "primary")?;
+    no_double_holders(&probe);
+    Ok(())
+}
+
+/// Without a fence (and without a witness), a secondary whose primary went silent does not
+/// promote, and says why.
+#[test]
+fn without_a_fence_a_silent_primary_is_not_replaced() -> Result<(), LabError> {
+    let mut p = HostPair::up("pairnofence", Fencing::None, TIMING)?;
+    let probe = AddressProbe::start(&p.client, "eth0", PAIR_ADDRESS)?;
+    primary_is(&p, 0)?;
+    probe.wait_for(&p.nodes[0].public_mac.clone(), SOON)?;
+    p.kill(0)?;
+    p.wait_until("b's alarm", SOON, |_, b| {
+        conditions(b).iter().any(|c| c.contains("no fence is configured: not promoting"))
+    })?;
+    std::thread::sleep(Duration::from_secs(3));
+    let b = p.status(1)?;
+    assert_eq!(role(&b), "secondary", "{b}");
+    assert_eq!(probe.holder(Duration::from_secs(1)), None, "nobody answers for the address");
+    let text = p.pair_cmd(1, &["status"])?;
+    assert!(text.contains("ALARM: the peer is silent on both links and no fence is configured"), "{text}");
+    Ok(())
+}
