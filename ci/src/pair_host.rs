@@ -8,7 +8,8 @@
 //! it (SIGTERM) is a power cut: the daemon is killed, the pair's address vanishes with the
 //! node's memory, and its ports go dark. A node's BMC is OpenIPMI's `ipmi_sim` in a namespace
 //! of its own on the public network, whose `startcmd` is that script; or, without BMCs, the
-//! fence is a command that stops the script directly.
+//! fence is a command that stops the script directly. A power cut kills every process in the
+//! node's namespace, as a real one would.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,6 +24,16 @@ pub const GATEWAY: &str = "192.168.50.1";
 pub const CLIENT: &str = "192.168.50.100";
 const BMC_USER: &str = "admin";
 const BMC_PASSWORD: &str = "lab-bmc-secret";
+
+/// What runs on the nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Daemon {
+    /// `pairos pair run`.
+    Pairos,
+    /// keepalived with VRRPv3 adverts every 100 ms, the reference for failover time (no
+    /// fencing: VRRP has none).
+    Keepalived,
+}
 
 /// How the nodes fence each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +65,7 @@ pub struct HostNode {
 pub struct HostPair {
     pub nodes: [HostNode; 2],
     pub client: Netns,
+    pub daemon: Daemon,
     pub fencing: Fencing,
     /// Last: its drop deletes the lab namespace after everything in it stopped.
     pub lab: Lab,
@@ -70,9 +82,19 @@ fn executable(path: &Path, text: &str) -> Result<(), LabError> {
 }
 
 impl HostPair {
-    /// Builds the networks and the nodes, and powers both on. `timing` is the `[timing]`
-    /// table of both daemons' configuration (TOML lines).
+    /// Builds the networks and the nodes with pair daemons, and powers both on. `timing` is the
+    /// `[timing]` table of both daemons' configuration (TOML lines).
     pub fn up(name: &str, fencing: Fencing, timing: &str) -> Result<HostPair, LabError> {
+        Self::build(name, Daemon::Pairos, fencing, timing)
+    }
+
+    /// The same networks with keepalived on the nodes (a priority 150, b 100, adverts every
+    /// 100 ms, no preemption), powered on.
+    pub fn keepalived(name: &str) -> Result<HostPair, LabError> {
+        Self::build(name, Daemon::Keepalived, Fencing::None, "")
+    }
+
+    fn build(name: &str, daemon: Daemon, fencing: Fencing, timing: &str) -> Result<HostPair, LabError> {
         let mut lab = Lab::new(name)?;
         lab.link("public")?;
         lab.link("private")?;
@@ -108,7 +130,7 @@ impl HostPair {
         let client = Netns::create(&format!("plab-{}-client", lab.name()))?;
         lab.attach(&client, "public", "eth0", Some(&format!("{CLIENT}/24")))?;
         let nodes: [HostNode; 2] = nodes.try_into().map_err(|_| LabError::Setup("two nodes".into()))?;
-        let mut pair = HostPair { nodes, client, fencing, lab };
+        let mut pair = HostPair { nodes, client, daemon, fencing, lab };
         for i in 0..2 {
             pair.write_node(i, &bin, timing)?;
         }
@@ -163,6 +185,37 @@ impl HostPair {
         );
         write(&me.dir.join("pair.toml"), &config)?;
         let ns = me.ns.name();
+        let command = match self.daemon {
+            Daemon::Pairos => format!("ip netns exec {ns} {} pair run --config $dir/pair.toml", bin.display()),
+            Daemon::Keepalived => {
+                write(
+                    &me.dir.join("keepalived.conf"),
+                    &format!(
+                        "global_defs {{
+  router_id node_{n}
+  vrrp_version 3
+  script_user root
+}}
+                         vrrp_instance pair {{
+  state BACKUP
+  nopreempt
+  interface pub
+  virtual_router_id 51
+                           priority {}
+  advert_int 0.1
+  virtual_ipaddress {{
+    {PAIR_ADDRESS}/24 dev pub
+  }}
+}}
+",
+                        if i == 0 { 150 } else { 100 }
+                    ),
+                )?;
+                format!(
+                    "ip netns exec {ns} keepalived --dont-fork --log-console --vrrp --use-file $dir/keepalived.conf                      --pid $dir/keepalived.pid --vrrp_pid $dir/vrrp.pid"
+                )
+            }
+        };
         executable(
             &me.dir.join("power.sh"),
             &format!(
@@ -171,12 +224,11 @@ impl HostPair {
                  dir={dir}\n\
                  echo $$ > $dir/power.pid\n\
                  ip -n {ns} link set pub up; ip -n {ns} link set priv up\n\
-                 off() {{\n  kill -9 $child 2>/dev/null\n  ip -n {ns} address del {PAIR_ADDRESS}/24 dev pub 2>/dev/null\n  ip -n {ns} link set pub down; ip -n {ns} link set priv down\n  rm -f $dir/power.pid $dir/daemon.pid\n  exit 0\n}}\n\
+                 off() {{\n  ip netns pids {ns} | xargs -r kill -9\n  ip -n {ns} address del {PAIR_ADDRESS}/24 dev pub 2>/dev/null\n  ip -n {ns} link set pub down; ip -n {ns} link set priv down\n  rm -f $dir/power.pid $dir/daemon.pid\n  exit 0\n}}\n\
                  trap off TERM INT\n\
                  boot=0\n\
-                 while true; do\n  boot=$((boot+1))\n  ip netns exec {ns} {bin} pair run --config $dir/pair.toml >>$dir/daemon.log 2>&1 &\n  child=$!\n  echo $child > $dir/daemon.pid\n  wait $child\n  echo \"power.sh: the daemon ended ($?); starting it again\" >>$dir/daemon.log\n  sleep 0.2\ndone\n",
+                 while true; do\n  boot=$((boot+1))\n  {command} >>$dir/daemon.log 2>&1 &\n  child=$!\n  echo $child > $dir/daemon.pid\n  wait $child\n  echo \"power.sh: the daemon ended ($?); starting it again\" >>$dir/daemon.log\n  sleep 0.2\ndone\n",
                 dir = me.dir.display(),
-                bin = bin.display(),
             ),
         )?;
         Ok(())
@@ -276,11 +328,24 @@ impl HostPair {
             .run_text()?)
     }
 
-    /// SIGSTOP (or SIGCONT) node `i`'s daemon.
-    pub fn hang(&self, i: usize, stop: bool) -> Result<(), LabError> {
-        let pid = std::fs::read_to_string(self.nodes[i].dir.join("daemon.pid")).map_err(io("daemon.pid"))?;
-        Cmd::new("kill").args([if stop { "-STOP" } else { "-CONT" }, pid.trim()]).run()?;
+    /// Sends `signal` to every process of node `i` (its daemon and the daemon's children).
+    fn signal_all(&self, i: usize, signal: &str) -> Result<(), LabError> {
+        let pids = Cmd::new("ip").args(["netns", "pids", self.nodes[i].ns.name()]).run_text()?;
+        for pid in pids.split_whitespace() {
+            let _ = Cmd::new("kill").args([signal, pid]).run();
+        }
         Ok(())
+    }
+
+    /// SIGSTOP (or SIGCONT) node `i`'s daemon: it hangs, and what it holds stays held.
+    pub fn hang(&self, i: usize, stop: bool) -> Result<(), LabError> {
+        self.signal_all(i, if stop { "-STOP" } else { "-CONT" })
+    }
+
+    /// SIGKILL node `i`'s daemon (the node stays up; its power script starts the daemon again,
+    /// as a supervisor would).
+    pub fn kill_daemon(&self, i: usize) -> Result<(), LabError> {
+        self.signal_all(i, "-KILL")
     }
 
     /// Pulls (or plugs back) node `i`'s cable on `link` (`public` or `private`).

@@ -170,8 +170,8 @@ pub struct Node {
     incarnation: u64,
     promised: u64,
     acting: Option<u64>,
-    /// The epoch this node asked its peer for, in this incarnation.
-    requested: Option<u64>,
+    /// The epoch this node asked its peer for in this incarnation, and when it first asked.
+    requested: Option<(u64, u64)>,
     heard: [Option<u64>; 2],
     /// The peer's last heartbeat.
     peer: Option<Peer>,
@@ -391,15 +391,26 @@ impl Node {
             self.consider_moving(now, out);
             let peer_acts = self.peer.is_some_and(|p| p.acting.is_some());
             if self.acting.is_none() && !peer_acts && self.cfg.preferred {
+                // A request the peer has promised more than can never be granted; one it has
+                // promised exactly as much may have been granted (the grant still on its way)
+                // or promised to itself: after twice the dead time without a grant (a round
+                // trip, each way shorter than the dead time), it is the latter.
+                // Either way, ask for a later epoch. (A late grant of the old one is then
+                // below what this node promised, and worthless.)
+                let known = self.peer.map_or(0, |p| p.promised);
+                if self.requested.is_some_and(|(e, since)| {
+                    known > e || (known == e && now.saturating_sub(since) >= 2 * self.cfg.dead_time)
+                }) {
+                    self.requested = None;
+                }
                 // Form the pair: ask for the next epoch (again, until granted).
                 let epoch = match self.requested {
-                    Some(e) => e,
+                    Some((e, _)) => e,
                     None => {
-                        let known = self.peer.map_or(0, |p| p.promised);
                         let e = self.promised.max(known) + 1;
                         self.promised = e;
                         out.push(Action::Persist { promised: e });
-                        self.requested = Some(e);
+                        self.requested = Some((e, now));
                         e
                     }
                 };
@@ -466,7 +477,7 @@ impl Node {
                 if to != self.incarnation || self.acting.is_some() {
                     return;
                 }
-                let asked = self.requested == Some(epoch);
+                let asked = self.requested.is_some_and(|(e, _)| e == epoch);
                 let handed_over = self.requested.is_none() && epoch > self.promised;
                 if asked {
                     self.act(epoch, "the pair formed: the peer granted the first epoch", out);

@@ -112,6 +112,9 @@ pub struct Outcome {
     /// up, the crashed one stayed off, and every fence asked for worked: from the crash to
     /// the survivor acting.
     pub longest_takeover: u64,
+    /// The longest run of steps in which both nodes were up, every link carried both ways,
+    /// and yet neither acted: the pair failing to form or re-form.
+    pub longest_leaderless: u64,
 }
 
 /// Runs one schedule of `steps` steps from `seed`.
@@ -150,7 +153,9 @@ pub fn run_traced(
     let mut arriving = Vec::new();
     // cut[link][from]: that direction of that link is down.
     let mut cut = [[false; 2]; 2];
-    let mut out = Outcome { violation: None, steps_with_primary: 0, role_changes: 0, longest_takeover: 0 };
+    let mut out =
+        Outcome { violation: None, steps_with_primary: 0, role_changes: 0, longest_takeover: 0, longest_leaderless: 0 };
+    let mut leaderless = 0u64;
     // A primary crashed at this step while its peer was up, and nobody acts yet.
     let mut crashed_primary: Option<(usize, u64)> = None;
     let mut last_acting: [Option<u64>; 2] = [None; 2];
@@ -234,6 +239,13 @@ pub fn run_traced(
                 out.role_changes += 1;
                 last_acting[i] = acting[i];
             }
+        }
+        let connected = cut.iter().flatten().all(|down| !down);
+        if connected && machines.iter().all(|m| m.power == Power::On) && acting.iter().all(Option::is_none) {
+            leaderless += 1;
+            out.longest_leaderless = out.longest_leaderless.max(leaderless);
+        } else {
+            leaderless = 0;
         }
         if let Some((survivor, at)) = crashed_primary {
             if acting[survivor].is_some() {

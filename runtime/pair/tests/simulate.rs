@@ -18,6 +18,8 @@ const STEPS: u64 = 3_000;
 /// The campaign's schedules are shorter, so that a million of them fit CI's budget; each is
 /// still 100 s of the pair's life, with a crash, a hang or a cut every few seconds.
 const CAMPAIGN_STEPS: u64 = 1_000;
+/// Steps (of 100 ms) a connected pair of running nodes may go without a primary.
+const LEADERLESS_BOUND: u64 = 60;
 
 fn config() -> Config {
     Config { dead_time: 1_000, fence_delay: 1_500, fence_retry: 2_000, ..Config::default() }
@@ -29,18 +31,29 @@ fn two_nodes_never_act_at_once_under_random_faults() {
     let steps = env_u64("PAIROS_SIM_STEPS").unwrap_or(CAMPAIGN_STEPS);
     let first = env_u64("PAIROS_SIM_SEED").unwrap_or(0x5eed_0000);
     eprintln!("simulate: seeds {first:#x}.. ({runs} schedules of {steps} steps)");
-    let (mut with_primary, mut changes) = (0u64, 0u64);
+    let (mut with_primary, mut changes, mut leaderless) = (0u64, 0u64, 0u64);
     for seed in first..first + runs {
         let o = run(seed, steps, &config(), &Faults::default());
         if let Some(v) = o.violation {
             panic!("{v}; replay with PAIROS_SIM_SEED={seed:#x} PAIROS_SIM_RUNS=1");
         }
+        // Up and connected, the pair forms within a few seconds (the tail is lost and delayed
+        // messages, and a peer that is still fencing).
+        assert!(
+            o.longest_leaderless <= LEADERLESS_BOUND,
+            "seed {seed:#x}: {} steps up and connected without a primary; replay with PAIROS_SIM_SEED={seed:#x} PAIROS_SIM_RUNS=1",
+            o.longest_leaderless
+        );
+        leaderless = leaderless.max(o.longest_leaderless);
         with_primary += o.steps_with_primary;
         changes += o.role_changes;
     }
     // The schedules exercise the rule: the pair forms, fails over and hands over.
     let share = with_primary as f64 / (runs * steps) as f64;
-    eprintln!("simulate: a primary in {:.0}% of steps, {changes} role changes", share * 100.0);
+    eprintln!(
+        "simulate: a primary in {:.0}% of steps, {changes} role changes, at most {leaderless} steps up and connected without one",
+        share * 100.0
+    );
     assert!(share > 0.3, "the pair rarely had a primary: {share}");
     assert!(changes > runs, "few role changes: {changes}");
 }
@@ -98,15 +111,17 @@ fn the_simulator_catches_a_broken_rule() {
     assert!(v.contains("both nodes act"), "{v}");
 }
 
-/// `PAIROS_SIM_TRACE=0x...` prints the last events of that seed's schedule (for explaining a
-/// violation); without it, this does nothing.
+/// `PAIROS_SIM_TRACE=0x...` prints the last events (`PAIROS_SIM_TRACE_LINES`, 80 by default)
+/// of that seed's schedule (for explaining a violation); without it, this does nothing.
 #[test]
 fn trace_a_seed_on_request() {
     let Some(seed) = env_u64("PAIROS_SIM_TRACE") else { return };
+    let steps = env_u64("PAIROS_SIM_STEPS").unwrap_or(CAMPAIGN_STEPS);
     let mut trace = Some(Vec::new());
-    let o = pairos_pair::sim::run_traced(seed, STEPS, &config(), &Faults::default(), &mut trace);
+    let o = pairos_pair::sim::run_traced(seed, steps, &config(), &Faults::default(), &mut trace);
     let trace = trace.unwrap_or_default();
-    for line in &trace[trace.len().saturating_sub(80)..] {
+    let shown = env_u64("PAIROS_SIM_TRACE_LINES").unwrap_or(80) as usize;
+    for line in &trace[trace.len().saturating_sub(shown)..] {
         eprintln!("{line}");
     }
     eprintln!("{o:?}");
