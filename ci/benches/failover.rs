@@ -50,7 +50,14 @@ impl Rig {
                 .collect();
             if recent.len() >= 20 && recent.iter().all(|m| *m == recent[0]) {
                 let macs = self.macs();
-                return Ok(if recent[0] == macs[0] { 0 } else { 1 });
+                let holder = if recent[0] == macs[0] { 0 } else { 1 };
+                // The pair daemon's primary must also hear its peer again (a switchover
+                // needs a live peer).
+                let heard = self.pair.daemon == Daemon::Keepalived
+                    || self.pair.status(holder).is_ok_and(|s| s["peer"]["live"] == true);
+                if heard {
+                    return Ok(holder);
+                }
             }
             if start.elapsed() > Duration::from_secs(60) {
                 return Err(LabError::Setup(format!("{:?}: no stable holder in 60 s", self.pair.daemon)));

@@ -161,7 +161,7 @@ impl HostPair {
                 executable(
                     &script,
                     &format!(
-                        "#!/bin/sh\n# Cuts the peer's power and waits until it is off (no power script: it is off).\npid=$(cat {0}/power.pid 2>/dev/null) || exit 0\nkill -TERM \"$pid\" 2>/dev/null\nwhile kill -0 \"$pid\" 2>/dev/null; do sleep 0.01; done\n",
+                        "#!/bin/sh\n# Cuts the peer's power and waits until it is off (no power script: it is off).\npid=$(cat {0}/power.pid 2>/dev/null) || exit 0\nkill -TERM \"$pid\" 2>/dev/null\n# The power script removes its pid file last (a process that ended may linger as a\n# zombie of whoever started it).\nwhile [ -e {0}/power.pid ] && kill -0 \"$pid\" 2>/dev/null; do sleep 0.01; done\n",
                         peer.dir.display()
                     ),
                 )?;

@@ -264,6 +264,17 @@ impl Node {
         out
     }
 
+    /// When the peer's silence next calls for action (the dead time, and for a secondary the
+    /// fence delay, after it was last heard): a driver that ticks at this moment as well as on
+    /// its heartbeat clock reacts without a tick's lag.
+    pub fn next_deadline(&self) -> Option<u64> {
+        if !self.cfg.can_fence || self.fencing || self.fenced {
+            return None;
+        }
+        let wait = if self.acting.is_some() { 0 } else { self.cfg.fence_delay };
+        self.last_heard().map(|t| t + self.cfg.dead_time + wait)
+    }
+
     fn last_heard(&self) -> Option<u64> {
         self.heard.iter().flatten().copied().max()
     }

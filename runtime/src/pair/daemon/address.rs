@@ -14,7 +14,7 @@ use crate::pair::arp::{show, ArpPort};
 /// confirmed off or has handed over, so the probe only guards against a stranger on the
 /// address; it need not wait a second as arping does.
 const DAD_PROBES: u32 = 2;
-const DAD_WINDOW: Duration = Duration::from_millis(60);
+const DAD_WINDOW: Duration = Duration::from_millis(40);
 /// Gratuitous ARPs per burst.
 pub const GARP_BURST: u32 = 3;
 

@@ -193,11 +193,17 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     let every = Duration::from_millis(d.cfg.timing.heartbeat_ms);
     let mut next_tick = Instant::now();
     loop {
-        let wait = next_tick.saturating_duration_since(Instant::now());
-        match events.recv_timeout(wait) {
+        // Wake for the next heartbeat, or sooner when the peer's silence runs out.
+        let deadline = d.core.next_deadline().map(|ms| d.start + Duration::from_millis(ms));
+        let wake_at = deadline.filter(|t| *t > Instant::now()).map_or(next_tick, |t| t.min(next_tick));
+        match events.recv_timeout(wake_at.saturating_duration_since(Instant::now())) {
             Ok(w) => d.wake(w, &key)?,
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => anyhow::bail!("the daemon's threads ended"),
+        }
+        if deadline.is_some_and(|t| Instant::now() >= t) && Instant::now() < next_tick {
+            let now = d.now();
+            d.step(Input::Tick { now }, &key)?;
         }
         if Instant::now() >= next_tick {
             next_tick += every;
