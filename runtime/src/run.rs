@@ -1,10 +1,11 @@
 //! `pairos run`: the node's first process after early boot.
 //!
-//! Today it identifies the node (image version, board verdict, its name in the pair), brings up
-//! the private link and offers its peer network boot and its own image there
-//! ([`crate::pair::services`]), writes its status for `pairos status`, says it is ready, keeps a
-//! root shell on the console for the operator, and reaps orphaned processes as PID 1 must.
-//! Membership, roles and mirrors grow here.
+//! It identifies the node (image version, board verdict, its name in the pair), brings up the
+//! private link and offers its peer network boot and its own image there
+//! ([`crate::pair::services`]), starts the pair daemon and keeps it running
+//! ([`crate::pair::daemon`], [`crate::pair::supervise`]), writes its status for `pairos
+//! status`, says it is ready, keeps a root shell on the console for the operator, and reaps
+//! orphaned processes as PID 1 must. Mirrors grow here.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,7 @@ use pairos_boards::{probe, profiles, verdict};
 use pairos_host::Cmd;
 use pairos_recovery::own_image::OwnImage;
 
+use crate::pair::daemon::settings::PairSettings;
 use crate::pair::management::Management;
 use crate::pair::services::{self, PairServices};
 use crate::pair::status::Status;
@@ -130,6 +132,7 @@ fn start_pair(verdict: Option<&Verdict>, status: &Arc<Mutex<Status>>) -> anyhow:
     } else {
         say("no management address configured (the installer sets one)");
     }
+    let public = roles.public.clone();
     let interface = roles.private;
     let address = private_link::address(&me.node_name);
     private_link::bring_up(&["ip"], &interface, address, private_link::PREFIX)?;
@@ -168,21 +171,58 @@ fn start_pair(verdict: Option<&Verdict>, status: &Arc<Mutex<Status>>) -> anyhow:
     let mac = std::fs::read_to_string(format!("/sys/class/net/{interface}/address"))
         .map(|m| m.trim().to_ascii_lowercase())
         .unwrap_or_default();
+    let ports = (interface.clone(), public);
     services::start(
         PairServices {
             interface,
             mac,
-            me,
+            me: me.clone(),
             key: pair_key,
             pxe_root,
             image,
-            state_dir,
+            state_dir: state_dir.clone(),
             status: status.clone(),
         },
         address,
     );
+    start_daemon(&me, &state_dir, (&ports.0, &ports.1), management.as_ref())
+}
+
+/// The pair daemon, kept running as this process's child, when the pair's settings are in the
+/// state partition; the hardware watchdog is armed for it when the board has one.
+fn start_daemon(
+    me: &pairos_recovery::peer::NodeConfig,
+    state_dir: &Path,
+    ports: (&str, &str),
+    management: Option<&Management>,
+) -> anyhow::Result<()> {
+    let Some(settings) = PairSettings::load(state_dir)? else {
+        say(format_args!(
+            "no pair settings ({}): the pair daemon does not run, and this node never acts as primary",
+            state_dir.join(pair::daemon::settings::FILE).display()
+        ));
+        return Ok(());
+    };
+    // A watchdog that resets the node 10 s after the daemon last petted it.
+    let _ = Cmd::new("modprobe").args(["i6300esb", "heartbeat=10"]).run();
+    let watchdog = Some(PathBuf::from("/dev/watchdog")).filter(|p| p.exists());
+    if watchdog.is_none() {
+        say("no hardware watchdog: a hung pair daemon is left to the peer's fence");
+    }
+    let cfg = settings.daemon_config(me, state_dir, ports, management, watchdog)?;
+    let path = Path::new(DAEMON_CONFIG);
+    let text = toml::to_string(&cfg).context("writing the pair daemon's configuration")?;
+    identity::write_atomically(path, text.as_bytes())?;
+    pair::supervise::keep_running(
+        "pair daemon",
+        PathBuf::from("/usr/bin/pairos"),
+        ["pair", "run", "--config", DAEMON_CONFIG].map(String::from).to_vec(),
+    );
     Ok(())
 }
+
+/// Where `pairos run` writes the pair daemon's configuration.
+const DAEMON_CONFIG: &str = "/run/pairos/pair.toml";
 
 /// Puts the management address on `public`; one that cannot be set is said, and the private
 /// link still comes up.

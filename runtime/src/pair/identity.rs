@@ -56,6 +56,13 @@ pub struct Preload {
     /// it, node-1 makes the key on its first run.
     #[serde(default)]
     pub pair_key: Option<String>,
+    /// The pair's settings (its address, the nodes' management addresses and BMCs): with
+    /// them, the node runs the pair daemon.
+    #[serde(default)]
+    pub pair: Option<crate::pair::daemon::settings::PairSettings>,
+    /// The password of the peer's BMC, for fencing (kept mode 0600, never logged).
+    #[serde(default)]
+    pub bmc_password: Option<String>,
 }
 
 impl Preload {
@@ -84,6 +91,9 @@ impl Preload {
         if p.pair_key.as_deref().is_some_and(|k| PairKey::from_hex(k).is_none()) {
             anyhow::bail!("{}: pair_key: expected 64 hex digits (256 bits)", path.display());
         }
+        if let Some(settings) = &p.pair {
+            settings.check().with_context(|| format!("{}: pair", path.display()))?;
+        }
         Ok(p)
     }
 
@@ -100,6 +110,12 @@ impl Preload {
         }
         if let Some(k) = &self.pair_key {
             files.push((KEY_FILE, format!("{}\n", k.trim().to_ascii_lowercase()).into_bytes()));
+        }
+        if let Some(s) = &self.pair {
+            files.push((crate::pair::daemon::settings::FILE, serde_json::to_vec_pretty(s).expect("serialises")));
+        }
+        if let Some(p) = &self.bmc_password {
+            files.push((crate::pair::daemon::settings::BMC_PASSWORD_FILE, p.clone().into_bytes()));
         }
         files
     }

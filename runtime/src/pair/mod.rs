@@ -19,3 +19,4 @@ pub mod ports;
 pub mod private_link;
 pub mod services;
 pub mod status;
+pub mod supervise;

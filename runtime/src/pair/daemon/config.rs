@@ -7,11 +7,11 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::pair::fence::FenceConfig;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DaemonConfig {
     pub node: String,
@@ -43,7 +43,7 @@ fn run_dir() -> PathBuf {
     PathBuf::from("/run/pairos")
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkConfig {
     pub interface: String,
@@ -51,7 +51,7 @@ pub struct LinkConfig {
     pub peer: Ipv4Addr,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublicConfig {
     pub interface: String,
@@ -62,14 +62,14 @@ pub struct PublicConfig {
 }
 
 /// The address the pair presents, on the public port of whichever node is primary.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PairAddressConfig {
     pub address: Ipv4Addr,
     pub prefix: u8,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Timing {
     pub heartbeat_ms: u64,

@@ -13,6 +13,7 @@ pub mod config;
 pub mod control;
 pub mod persisted;
 pub mod public_watch;
+pub mod settings;
 pub mod status;
 
 use std::io::Write;
