@@ -16,6 +16,7 @@
 //! Everything that needs teardown is a guard whose `Drop` cleans up and never panics.
 
 pub mod address_probe;
+pub mod bmc;
 mod console;
 mod error;
 pub mod image;

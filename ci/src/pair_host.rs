@@ -16,14 +16,13 @@ use std::time::{Duration, Instant};
 
 use pairos_host::{Child, Cmd};
 
+use crate::bmc::{self, Bmc, BmcSpec};
 use crate::error::io;
 use crate::{paths, Lab, LabError, Netns};
 
 pub const PAIR_ADDRESS: &str = "192.168.50.10";
 pub const GATEWAY: &str = "192.168.50.1";
 pub const CLIENT: &str = "192.168.50.100";
-const BMC_USER: &str = "admin";
-const BMC_PASSWORD: &str = "lab-bmc-secret";
 
 /// What runs on the nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +57,7 @@ pub struct HostNode {
     pub dir: PathBuf,
     /// The power script, when the harness runs it itself (no BMC).
     power: Option<Child>,
-    bmc: Option<Child>,
+    bmc: Option<Bmc>,
 }
 
 #[derive(Debug)]
@@ -115,7 +114,7 @@ impl HostPair {
             let dir = lab.dir().join(name);
             std::fs::create_dir_all(dir.join("state")).map_err(io(&dir))?;
             write(&dir.join("pair.key"), &key_hex)?;
-            write(&dir.join("bmc-peer.password"), BMC_PASSWORD)?;
+            write(&dir.join("bmc-peer.password"), bmc::PASSWORD)?;
             nodes.push(HostNode {
                 name,
                 ns,
@@ -158,18 +157,23 @@ impl HostPair {
             Fencing::None => String::new(),
             Fencing::Command => {
                 let script = me.dir.join("fence-peer.sh");
-                executable(
-                    &script,
-                    &format!(
-                        "#!/bin/sh\n# Cuts the peer's power and waits until it is off (no power script: it is off).\npid=$(cat {0}/power.pid 2>/dev/null) || exit 0\nkill -TERM \"$pid\" 2>/dev/null\n# The power script removes its pid file last (a process that ended may linger as a\n# zombie of whoever started it).\nwhile [ -e {0}/power.pid ] && kill -0 \"$pid\" 2>/dev/null; do sleep 0.01; done\n",
-                        peer.dir.display()
-                    ),
-                )?;
+                let peer_dir = peer.dir.display();
+                let lines = [
+                    "#!/bin/sh".to_owned(),
+                    "# Cuts the peer's power and waits until it is off (no power script: it is off).".into(),
+                    format!("pid=$(cat {peer_dir}/power.pid 2>/dev/null) || exit 0"),
+                    "kill -TERM \"$pid\" 2>/dev/null".into(),
+                    "# The power script removes its pid file last (a process that ended may linger as a".into(),
+                    "# zombie of whoever started it).".into(),
+                    format!("while [ -e {peer_dir}/power.pid ] && kill -0 \"$pid\" 2>/dev/null; do sleep 0.01; done\n"),
+                ];
+                executable(&script, &lines.join("\n"))?;
                 format!("[fence]\nkind = \"command\"\nargv = [\"{}\"]\n", script.display())
             }
             Fencing::Ipmi => format!(
-                "[fence]\nkind = \"ipmi\"\nhost = \"{}\"\nuser = \"{BMC_USER}\"\npassword_file = \"{}\"\n",
+                "[fence]\nkind = \"ipmi\"\nhost = \"{}\"\nuser = \"{}\"\npassword_file = \"{}\"\n",
                 Self::bmc_address(1 - i),
+                bmc::USER,
                 me.dir.join("bmc-peer.password").display()
             ),
         };
@@ -188,88 +192,68 @@ impl HostPair {
         let command = match self.daemon {
             Daemon::Pairos => format!("ip netns exec {ns} {} pair run --config $dir/pair.toml", bin.display()),
             Daemon::Keepalived => {
-                write(
-                    &me.dir.join("keepalived.conf"),
-                    &format!(
-                        "global_defs {{
-  router_id node_{n}
-  vrrp_version 3
-  script_user root
-}}
-                         vrrp_instance pair {{
-  state BACKUP
-  nopreempt
-  interface pub
-  virtual_router_id 51
-                           priority {}
-  advert_int 0.1
-  virtual_ipaddress {{
-    {PAIR_ADDRESS}/24 dev pub
-  }}
-}}
-",
-                        if i == 0 { 150 } else { 100 }
-                    ),
-                )?;
+                let priority = if i == 0 { 150 } else { 100 };
+                let conf = [
+                    "global_defs {".to_owned(),
+                    format!("  router_id node_{n}"),
+                    "  vrrp_version 3".into(),
+                    "  script_user root".into(),
+                    "}".into(),
+                    "vrrp_instance pair {".into(),
+                    "  state BACKUP".into(),
+                    "  nopreempt".into(),
+                    "  interface pub".into(),
+                    "  virtual_router_id 51".into(),
+                    format!("  priority {priority}"),
+                    "  advert_int 0.1".into(),
+                    format!("  virtual_ipaddress {{\n    {PAIR_ADDRESS}/24 dev pub\n  }}"),
+                    "}\n".into(),
+                ];
+                write(&me.dir.join("keepalived.conf"), &conf.join("\n"))?;
                 format!(
-                    "ip netns exec {ns} keepalived --dont-fork --log-console --vrrp --use-file $dir/keepalived.conf                      --pid $dir/keepalived.pid --vrrp_pid $dir/vrrp.pid"
+                    "ip netns exec {ns} keepalived --dont-fork --log-console --vrrp --use-file $dir/keepalived.conf \
+                     --pid $dir/keepalived.pid --vrrp_pid $dir/vrrp.pid"
                 )
             }
         };
-        executable(
-            &me.dir.join("power.sh"),
-            &format!(
-                "#!/bin/sh\n\
-                 # This node is on while this script runs; SIGTERM is a power cut.\n\
-                 dir={dir}\n\
-                 echo $$ > $dir/power.pid\n\
-                 ip -n {ns} link set pub up; ip -n {ns} link set priv up\n\
-                 off() {{\n  ip netns pids {ns} | xargs -r kill -9\n  ip -n {ns} address del {PAIR_ADDRESS}/24 dev pub 2>/dev/null\n  ip -n {ns} link set pub down; ip -n {ns} link set priv down\n  rm -f $dir/power.pid $dir/daemon.pid\n  exit 0\n}}\n\
-                 trap off TERM INT\n\
-                 boot=0\n\
-                 while true; do\n  boot=$((boot+1))\n  {command} >>$dir/daemon.log 2>&1 &\n  child=$!\n  echo $child > $dir/daemon.pid\n  wait $child\n  echo \"power.sh: the daemon ended ($?); starting it again\" >>$dir/daemon.log\n  sleep 0.2\ndone\n",
-                dir = me.dir.display(),
-            ),
-        )?;
+        let dir = me.dir.display();
+        let script = [
+            "#!/bin/sh".to_owned(),
+            "# This node is on while this script runs; SIGTERM is a power cut.".into(),
+            format!("dir={dir}"),
+            "echo $$ > $dir/power.pid".into(),
+            format!("ip -n {ns} link set pub up; ip -n {ns} link set priv up"),
+            "off() {".into(),
+            format!("  ip netns pids {ns} | xargs -r kill -9"),
+            format!("  ip -n {ns} address del {PAIR_ADDRESS}/24 dev pub 2>/dev/null"),
+            format!("  ip -n {ns} link set pub down; ip -n {ns} link set priv down"),
+            "  rm -f $dir/power.pid $dir/daemon.pid".into(),
+            "  exit 0".into(),
+            "}".into(),
+            "trap off TERM INT".into(),
+            "while true; do".into(),
+            format!("  {command} >>$dir/daemon.log 2>&1 &"),
+            "  child=$!".into(),
+            "  echo $child > $dir/daemon.pid".into(),
+            "  wait $child".into(),
+            "  echo \"power.sh: the daemon ended ($?); starting it again\" >>$dir/daemon.log".into(),
+            "  sleep 0.2".into(),
+            "done\n".into(),
+        ];
+        executable(&me.dir.join("power.sh"), &script.join("\n"))?;
         Ok(())
     }
 
     fn start_bmc(&mut self, i: usize) -> Result<(), LabError> {
         let ns = Netns::create(&format!("plab-{}-bmc{}", self.lab.name(), self.nodes[i].name))?;
         self.lab.attach(&ns, "public", "eth0", Some(&format!("{}/24", Self::bmc_address(i))))?;
-        let dir = self.nodes[i].dir.join("bmc");
-        std::fs::create_dir_all(dir.join("state")).map_err(io(&dir))?;
-        let power = self.nodes[i].dir.join("power.sh");
-        write(
-            &dir.join("lan.conf"),
-            &format!(
-                "name \"node{}-bmc\"\nset_working_mc 0x20\n  startlan 1\n    addr {} 623\n    priv_limit admin\n\
-                 \x20   allowed_auths_callback none md2 md5 straight\n    allowed_auths_user none md2 md5 straight\n\
-                 \x20   allowed_auths_operator none md2 md5 straight\n    allowed_auths_admin none md2 md5 straight\n\
-                 \x20   guid a123456789abcdefa123456789abcde{}\n  endlan\n  serial 15 127.0.0.1 9002 codec VM\n\
-                 \x20 startcmd \"/bin/sh {}\"\n  startnow true\n  poweroff_wait 1\n  kill_wait 2\n\
-                 \x20 user 1 true \"\" \"test\" user 10 none md2 md5 straight\n\
-                 \x20 user 2 true \"{BMC_USER}\" \"{BMC_PASSWORD}\" admin 10 none md2 md5 straight\n",
-                self.nodes[i].name,
-                Self::bmc_address(i),
-                i + 1,
-                power.display()
-            ),
-        )?;
-        write(
-            &dir.join("bmc.emu"),
-            "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\n\
-             sel_enable 0x20 1000 0x0a\nmc_enable 0x20\n",
-        )?;
-        let child = ns
-            .cmd("ipmi_sim")
-            .args(["-c", &dir.join("lan.conf").to_string_lossy(), "-f"])
-            .arg(dir.join("bmc.emu"))
-            .arg("-s")
-            .arg(dir.join("state"))
-            .arg("-n")
-            .spawn(Some(&dir.join("ipmi_sim.log")))?;
-        self.nodes[i].bmc = Some(child);
+        let spec = BmcSpec {
+            name: format!("node-{}-bmc", i + 1),
+            address: Self::bmc_address(i),
+            vm_port: 9002,
+            power_command: Some(format!("/bin/sh {}", self.nodes[i].dir.join("power.sh").display())),
+        };
+        self.nodes[i].bmc = Some(Bmc::start(&ns, &self.nodes[i].dir.join("bmc"), &spec)?);
         // The BMC's namespace lives as long as the pair.
         std::mem::forget(ns);
         self.wait_power(i, true, Duration::from_secs(10))
@@ -319,13 +303,7 @@ impl HostPair {
 
     /// Through the BMC, from the client's side of the public network.
     pub fn ipmi(&self, i: usize, args: &[&str]) -> Result<String, LabError> {
-        Ok(self
-            .client
-            .cmd("ipmitool")
-            .args(["-I", "lanplus", "-C", "3", "-N", "1", "-R", "2", "-H", &Self::bmc_address(i), "-U", BMC_USER, "-E"])
-            .args(args)
-            .env("IPMI_PASSWORD", BMC_PASSWORD)
-            .run_text()?)
+        bmc::ipmitool(&self.client, &Self::bmc_address(i), args)
     }
 
     /// Sends `signal` to every process of node `i` (its daemon and the daemon's children).
@@ -408,9 +386,7 @@ pub fn role(s: &serde_json::Value) -> &str {
 impl Drop for HostPair {
     fn drop(&mut self) {
         for n in &mut self.nodes {
-            if let Some(mut b) = n.bmc.take() {
-                b.kill();
-            }
+            drop(n.bmc.take());
             if let Ok(pid) = std::fs::read_to_string(n.dir.join("power.pid")) {
                 let _ = Cmd::new("kill").args(["-TERM", pid.trim()]).run();
             }
