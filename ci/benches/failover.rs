@@ -20,7 +20,7 @@ use pairos_lab::stats::median;
 use pairos_lab::LabError;
 
 /// The pair's timing for the comparison: three heartbeats of 100 ms, as VRRP's three adverts.
-const TIMING: &str = "heartbeat_ms = 100\ndead_time_ms = 300\nfence_delay_ms = 100\nhold_ms = 1500\ncooldown_ms = 5000";
+const TIMING: &str = "heartbeat_ms = 100\ndead_time_ms = 300\nfence_delay_ms = 100\nhold_ms = 1500\ncooldown_ms = 5000\nstartup_wait_ms = 0";
 
 struct Rig {
     pair: HostPair,

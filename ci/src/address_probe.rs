@@ -172,6 +172,7 @@ fn arp_thread(
             });
             let config = pnet_datalink::Config {
                 read_timeout: Some(Duration::from_millis(5)),
+                promiscuous: false,
                 ..pnet_datalink::Config::default()
             };
             match pnet_datalink::channel(&iface, config).map_err(|e| e.to_string())? {

@@ -32,3 +32,22 @@ pub fn default_image() -> Result<PathBuf, LabError> {
     drop(lock);
     Ok(out)
 }
+
+/// A raw disk of `size` bytes with the image `out` written by `pairos install` and, preloaded
+/// as a hardware partner would, the node configuration `json` (`--node-config`).
+pub fn preloaded_disk(out: &Path, disk: &Path, size: u64, json: &str) -> Result<(), LabError> {
+    crate::blank_disk(disk, size)?;
+    let config = disk.with_extension("json");
+    std::fs::write(&config, json).map_err(crate::error::io(&config))?;
+    Cmd::new(paths::pairos_bin()?)
+        .args(["install", "--image"])
+        .arg(out)
+        .arg("--disk")
+        .arg(disk)
+        .arg("--key")
+        .arg(out.join("signing-key.pub"))
+        .arg("--node-config")
+        .arg(&config)
+        .run()?;
+    Ok(())
+}

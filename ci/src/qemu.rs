@@ -90,6 +90,11 @@ pub struct VmSpec {
     same_machine_as: Option<usize>,
     /// OVMF network-boots by UEFI HTTP boot only (its PXE off, no iPXE ROMs).
     http_boot: bool,
+    /// A BMC (`ipmi_sim`) listening on this port of 127.0.0.1 in the lab namespace, reached
+    /// through a KCS interface: its "power off" ends the VM at once.
+    bmc_port: Option<u16>,
+    /// An i6300esb watchdog whose expiry resets the VM.
+    watchdog: bool,
 }
 
 impl VmSpec {
@@ -107,7 +112,21 @@ impl VmSpec {
             nic_roms: true,
             same_machine_as: None,
             http_boot: false,
+            bmc_port: None,
+            watchdog: false,
         }
+    }
+
+    /// Connects the VM to the lab BMC ([`crate::bmc`]) whose VM port is `port`.
+    pub fn bmc(mut self, port: u16) -> Self {
+        self.bmc_port = Some(port);
+        self
+    }
+
+    /// Adds an i6300esb watchdog (PCI slot 0x10); when it expires, the VM resets.
+    pub fn watchdog(mut self) -> Self {
+        self.watchdog = true;
+        self
     }
 
     /// Under OVMF, network boot by UEFI HTTP boot only: no NIC ROMs, and the firmware's PXE off
@@ -215,6 +234,8 @@ impl Lab {
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let log = dir.join("console.log");
         let socket = dir.join("console.sock");
+        // The same machine started again: its last console's socket is stale.
+        let _ = std::fs::remove_file(&socket);
         let vm_index = match spec.same_machine_as {
             Some(n) => n,
             None => self.next_vm(),
@@ -303,6 +324,21 @@ impl Lab {
             }
         }
 
+        if let Some(port) = spec.bmc_port {
+            // OpenIPMI's sample: QEMU connects to the BMC's VM port (and again if it restarts).
+            args.extend([
+                "-chardev".into(),
+                format!("socket,id=ipmi0,host=127.0.0.1,port={port},reconnect=2"),
+                "-device".into(),
+                "ipmi-bmc-extern,id=bmc0,chardev=ipmi0".into(),
+                "-device".into(),
+                "isa-ipmi-kcs,bmc=bmc0,irq=5".into(),
+            ]);
+        }
+        if spec.watchdog {
+            args.extend(["-device".into(), "i6300esb,bus=pcie.0,addr=0x10".into()]);
+            args.extend(["-action".into(), "watchdog=reset".into()]);
+        }
         let child = self.netns().cmd("qemu-system-x86_64").args(&args).spawn(Some(&dir.join("qemu.log")))?;
         let mut child = child;
         wait_for_socket(&spec.name, &mut child, &socket)?;
@@ -357,6 +393,11 @@ impl Vm {
     /// Stops the VM now (also done on drop).
     pub fn kill(&mut self) {
         self.child.kill();
+    }
+
+    /// Whether QEMU still runs (a BMC's power off ends it).
+    pub fn running(&mut self) -> bool {
+        self.child.check_running().is_ok()
     }
 }
 

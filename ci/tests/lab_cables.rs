@@ -7,38 +7,16 @@
 //! node whose disk belongs to another pair. A node on an uncertified board runs no
 //! private-link service at all.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use pairos_lab::pxe::udhcpc;
-use pairos_lab::{blank_disk, image, paths, DiskBus, Firmware, Lab, LabError, NicModel, VmSpec};
+use pairos_lab::{blank_disk, image, DiskBus, Firmware, Lab, LabError, NicModel, VmSpec};
 
 /// Firmware to `pairos run: ready`, or a PXE boot to the recovery agent, under TCG.
 const BOOT: Duration = Duration::from_secs(400);
 /// The image written over the private link, under TCG on both ends.
 const WRITE: Duration = Duration::from_secs(900);
 const GIB: u64 = 1 << 30;
-
-/// A disk with the image and, preloaded as a partner would, the node configuration `json`.
-fn preloaded_disk(out: &Path, disk: &Path, json: &str) -> Result<(), LabError> {
-    blank_disk(disk, 10 * GIB)?;
-    let config = disk.with_extension("json");
-    std::fs::write(&config, json).expect("config");
-    let o = Command::new(paths::pairos_bin()?)
-        .args(["install", "--image"])
-        .arg(out)
-        .arg("--disk")
-        .arg(disk)
-        .arg("--key")
-        .arg(out.join("signing-key.pub"))
-        .arg("--node-config")
-        .arg(&config)
-        .output()
-        .expect("pairos install runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    Ok(())
-}
 
 #[test]
 fn swapped_cables_are_worked_out_and_the_pair_still_heals() -> Result<(), LabError> {
@@ -47,7 +25,7 @@ fn swapped_cables_are_worked_out_and_the_pair_still_heals() -> Result<(), LabErr
     let a_disk = lab.dir().join("a.raw");
     let node_1 = r#"{"pair_id": "pair-cables", "node_name": "node-1", "peer_name": "node-2",
         "management": {"address": "192.168.77.10", "prefix": 24, "gateway": "192.168.77.1", "dns": null}}"#;
-    preloaded_disk(&out, &a_disk, node_1)?;
+    image::preloaded_disk(&out, &a_disk, 10 * GIB, node_1)?;
     // The customer's network: its gateway, which is also its DHCP server, and a host asking for
     // an address.
     let gateway = lab.endpoint("public", "gw", "192.168.77.1/24")?;
@@ -86,7 +64,7 @@ fn swapped_cables_are_worked_out_and_the_pair_still_heals() -> Result<(), LabErr
     // its disk is refused with its pair named, not one byte changed.
     let other_disk = lab.dir().join("other.raw");
     let other = r#"{"pair_id": "pair-other", "node_name": "node-2", "peer_name": "node-1"}"#;
-    preloaded_disk(&out, &other_disk, other)?;
+    image::preloaded_disk(&out, &other_disk, 10 * GIB, other)?;
     let before = pairos_image::digest::sha256_file(&other_disk).expect("hash");
     let mut o = lab.start(
         VmSpec::new("other-pair")

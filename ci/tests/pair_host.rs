@@ -11,7 +11,7 @@ use pairos_lab::address_probe::AddressProbe;
 use pairos_lab::pair_host::{role, Fencing, HostPair, PAIR_ADDRESS};
 use pairos_lab::LabError;
 
-const TIMING: &str = "heartbeat_ms = 100\ndead_time_ms = 1000\nfence_delay_ms = 1000\nhold_ms = 1500\ncooldown_ms = 5000";
+const TIMING: &str = "heartbeat_ms = 100\ndead_time_ms = 1000\nfence_delay_ms = 1000\nhold_ms = 1500\ncooldown_ms = 5000\nstartup_wait_ms = 0";
 const SOON: Duration = Duration::from_secs(20);
 
 fn primary_is(p: &HostPair, i: usize) -> Result<(), LabError> {

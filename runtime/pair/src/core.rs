@@ -127,6 +127,10 @@ pub struct Config {
     pub can_fence: bool,
     /// A failed fence is tried again after this long.
     pub fence_retry: u64,
+    /// After a start, the peer is not fenced for this long, however silent: when both nodes
+    /// are powered on together, the slower one gets the time to boot rather than a power cut
+    /// (DRBD's wait-for-connection at start is the model).
+    pub startup_wait: u64,
     /// The peer must be this much healthier for a preventive move...
     pub margin: u32,
     /// ...for this long...
@@ -145,6 +149,7 @@ impl Default for Config {
             fence_delay: 2_000,
             can_fence: true,
             fence_retry: 3_000,
+            startup_wait: 0,
             margin: 100,
             hold: 3_000,
             cooldown: 60_000,
@@ -190,6 +195,9 @@ pub struct Node {
     /// A fence confirmed the peer off; it is not fenced again until it is heard again.
     fenced: bool,
     next_fence: u64,
+    /// No fence before this (the start plus the startup wait).
+    quiet_until: u64,
+    started_at: Option<u64>,
     alarmed: bool,
 }
 
@@ -213,6 +221,8 @@ impl Node {
             fence_promised: 0,
             fenced: false,
             next_fence: 0,
+            quiet_until: 0,
+            started_at: None,
             alarmed: false,
         }
     }
@@ -272,11 +282,14 @@ impl Node {
             return None;
         }
         let wait = if self.acting.is_some() { 0 } else { self.cfg.fence_delay };
-        self.last_heard().map(|t| t + self.cfg.dead_time + wait)
+        self.last_heard().map(|t| (t + self.cfg.dead_time + wait).max(self.quiet_until))
     }
 
+    /// When the peer was last heard on either link, or the start if it has not been since:
+    /// a node that boots alone waits the dead time (and, as a secondary, the delay) before it
+    /// fences.
     fn last_heard(&self) -> Option<u64> {
-        self.heard.iter().flatten().copied().max()
+        self.heard.iter().flatten().copied().chain(self.started_at).max()
     }
 
     fn peer_live(&self, now: u64) -> bool {
@@ -337,9 +350,8 @@ impl Node {
                 self.started = true;
                 self.promised = promised;
                 self.incarnation = incarnation;
-                // The peer counts as heard at the start, so that a node that boots alone
-                // waits the dead time (and, as a secondary, the delay) before it fences.
-                self.heard = [Some(now), None];
+                self.started_at = Some(now);
+                self.quiet_until = now + self.cfg.startup_wait;
                 out.push(self.heartbeat());
             }
             _ if !self.started => {}
@@ -447,7 +459,7 @@ impl Node {
         }
         let wait = if self.acting.is_some() { 0 } else { self.cfg.fence_delay };
         let due = now.saturating_sub(silent_since) >= self.cfg.dead_time + wait;
-        if !self.fencing && !self.fenced && now >= self.next_fence && due {
+        if !self.fencing && !self.fenced && now >= self.next_fence.max(self.quiet_until) && due {
             self.fencing = true;
             self.fence_promised = self.promised;
             out.push(Action::Fence);
@@ -642,5 +654,14 @@ mod tests {
         assert!(c.iter().any(|c| c.contains("silent on the private link")), "{c:?}");
         a.step(Input::Received { now: 5_000, link: Link::Private, msg: hb(2, None, 1_000) });
         assert!(a.conditions(5_000).is_empty(), "healed: {:?}", a.conditions(5_000));
+    }
+
+    #[test]
+    fn a_node_that_starts_alone_waits_before_it_fences() {
+        let mut b = Node::new(Config { startup_wait: 30_000, ..Config::default() });
+        b.step(Input::Start { now: 0, promised: 0, incarnation: 1 });
+        assert!(!b.step(Input::Tick { now: 20_000 }).contains(&Action::Fence), "within the wait");
+        assert_eq!(b.next_deadline(), Some(30_000));
+        assert!(b.step(Input::Tick { now: 30_000 }).contains(&Action::Fence));
     }
 }

@@ -81,6 +81,8 @@ impl ArpPort {
         let mac = iface.mac.map(|m| m.octets()).unwrap_or_default();
         let config = pnet_datalink::Config {
             read_timeout: Some(Duration::from_millis(20)),
+            // Broadcasts and frames to this port are all ARP needs.
+            promiscuous: false,
             ..pnet_datalink::Config::default()
         };
         match pnet_datalink::channel(&iface, config)? {

@@ -78,6 +78,9 @@ pub struct Timing {
     /// A secondary waits this much longer than the primary before it fences.
     pub fence_delay_ms: u64,
     pub fence_retry_ms: u64,
+    /// After the daemon starts, its peer is not fenced for this long (the time a slower node
+    /// needs to boot when both are powered on together).
+    pub startup_wait_ms: u64,
     /// A preventive move needs the peer healthier by `margin` for `hold_ms`, and the last move
     /// `cooldown_ms` ago.
     pub margin: u32,
@@ -92,6 +95,7 @@ impl Default for Timing {
             dead_time_ms: 1_000,
             fence_delay_ms: 2_000,
             fence_retry_ms: 3_000,
+            startup_wait_ms: 60_000,
             margin: 100,
             hold_ms: 3_000,
             cooldown_ms: 60_000,
@@ -143,6 +147,7 @@ impl DaemonConfig {
             fence_delay: t.fence_delay_ms,
             can_fence: self.fence.is_some(),
             fence_retry: t.fence_retry_ms,
+            startup_wait: t.startup_wait_ms,
             margin: t.margin,
             hold: t.hold_ms,
             cooldown: t.cooldown_ms,

@@ -51,6 +51,9 @@ fn say(msg: impl std::fmt::Display) {
     let _ = std::io::stdout().flush();
 }
 
+/// The daemon's process id, in the run folder.
+pub const PID_FILE: &str = "pair.pid";
+
 /// How long after taking the address the gratuitous ARPs are sent again.
 const GARP_REPEAT: Duration = Duration::from_secs(2);
 /// A pair address that could not be taken is tried again this often.
@@ -131,13 +134,19 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         });
     }
     control::spawn(&cfg.run_dir, wake.clone(), Wake::Control)?;
+    // For the operator and the lab: which process is the daemon.
+    let pid_file = cfg.run_dir.join(PID_FILE);
+    std::fs::write(&pid_file, format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing {}", pid_file.display()))?;
     let watchdog = match &cfg.watchdog {
-        Some(path) => Some(
-            std::fs::OpenOptions::new()
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
                 .write(true)
                 .open(path)
-                .with_context(|| format!("arming the watchdog {}", path.display()))?,
-        ),
+                .with_context(|| format!("arming the watchdog {}", path.display()))?;
+            say(format_args!("watchdog {} armed: the node resets if this daemon stops", path.display()));
+            Some(file)
+        }
         None => None,
     };
     let address = cfg.pair_address.as_ref().map(|a| PairAddress {
