@@ -93,7 +93,8 @@ impl Rig {
             let _ = self.pair.hang(holder, false);
         }
         let answers: Vec<_> = self.probe.answers().into_iter().filter(|a| a.at >= t0).collect();
-        let taken = answers.iter().find(|a| a.mac == other_mac).map(|a| a.at.duration_since(t0).as_secs_f64());
+        let taken =
+            answers.iter().find(|a| a.mac == other_mac).map(|a| a.at.duration_since(t0).as_secs_f64());
         let doubles = double_windows(&answers, t0, pairos_lab::address_probe::EVERY).len();
         Ok((taken.unwrap_or(f64::NAN), doubles))
     }
@@ -110,7 +111,12 @@ fn main() -> Result<(), LabError> {
         let probe = AddressProbe::start(&pair.client, "eth0", PAIR_ADDRESS)?;
         rigs.push(Rig { pair, probe });
     }
-    let faults = [("power", "power cut of the holder"), ("sigkill", "the holder's daemon SIGKILLed"), ("hang", "the holder's daemon hung (SIGSTOP, 3 s)"), ("move", "planned move (switchover / keepalived stopped)")];
+    let faults = [
+        ("power", "power cut of the holder"),
+        ("sigkill", "the holder's daemon SIGKILLed"),
+        ("hang", "the holder's daemon hung (SIGSTOP, 3 s)"),
+        ("move", "planned move (switchover / keepalived stopped)"),
+    ];
     // results[fault][rig] = (times, doubles)
     let mut results = vec![vec![(Vec::new(), 0usize); 2]; faults.len()];
     for run in 0..runs {
@@ -118,7 +124,10 @@ fn main() -> Result<(), LabError> {
             for (r, rig) in rigs.iter_mut().enumerate() {
                 let watch = Duration::from_secs(if *fault == "hang" { 3 } else { 2 });
                 let (t, d) = rig.measure(fault, watch)?;
-                eprintln!("failover: run {run}, {fault}, {:?}: {t:.3} s, {d} double windows", rig.pair.daemon);
+                eprintln!(
+                    "failover: run {run}, {fault}, {:?}: {t:.3} s, {d} double windows",
+                    rig.pair.daemon
+                );
                 results[f][r].0.push(t);
                 results[f][r].1 += d;
             }
@@ -134,9 +143,23 @@ fn main() -> Result<(), LabError> {
         };
         let (p, pn) = show(&results[f][0].0);
         let (k, kn) = show(&results[f][1].0);
-        let cell = |m: f64, n: usize| if n == 0 { "no move".to_owned() } else if n < runs { format!("{m:.2} s ({n} of {runs} moved)") } else { format!("{m:.2} s") };
+        let cell = |m: f64, n: usize| {
+            if n == 0 {
+                "no move".to_owned()
+            } else if n < runs {
+                format!("{m:.2} s ({n} of {runs} moved)")
+            } else {
+                format!("{m:.2} s")
+            }
+        };
         let ratio = if pn > 0 && kn > 0 { format!("{:.2}x", p / k) } else { "-".into() };
-        println!("| {label} | {} | {} | {ratio} | {} | {} |", cell(p, pn), cell(k, kn), results[f][0].1, results[f][1].1);
+        println!(
+            "| {label} | {} | {} | {ratio} | {} | {} |",
+            cell(p, pn),
+            cell(k, kn),
+            results[f][0].1,
+            results[f][1].1
+        );
     }
     Ok(())
 }

@@ -124,11 +124,7 @@ pub fn double_windows(answers: &[Answer], start: Instant, width: Duration) -> Ve
             b.push(a.mac.clone());
         }
     }
-    buckets
-        .into_iter()
-        .filter(|(_, macs)| macs.len() > 1)
-        .map(|(k, macs)| (width * k as u32, macs))
-        .collect()
+    buckets.into_iter().filter(|(_, macs)| macs.len() > 1).map(|(k, macs)| (width * k as u32, macs)).collect()
 }
 
 /// The longest stretch without an answer from anyone, between `from` and `to`.

@@ -190,7 +190,9 @@ impl HostPair {
         write(&me.dir.join("pair.toml"), &config)?;
         let ns = me.ns.name();
         let command = match self.daemon {
-            Daemon::Pairos => format!("ip netns exec {ns} {} pair run --config $dir/pair.toml", bin.display()),
+            Daemon::Pairos => {
+                format!("ip netns exec {ns} {} pair run --config $dir/pair.toml", bin.display())
+            }
             Daemon::Keepalived => {
                 let priority = if i == 0 { 150 } else { 100 };
                 let conf = [
@@ -362,7 +364,13 @@ impl HostPair {
     ) -> Result<(), LabError> {
         let start = Instant::now();
         loop {
-            let s = |i: usize| if self.is_on(i) { self.status(i).unwrap_or_default() } else { serde_json::Value::Null };
+            let s = |i: usize| {
+                if self.is_on(i) {
+                    self.status(i).unwrap_or_default()
+                } else {
+                    serde_json::Value::Null
+                }
+            };
             let (a, b) = (s(0), s(1));
             if check(&a, &b) {
                 return Ok(());

@@ -220,6 +220,8 @@ pub struct Vm {
     console: Console,
     /// Console lines that end any wait at once, as failures.
     fail_on: Vec<String>,
+    /// Each NIC's tap device in the lab namespace, in the order the NICs were added.
+    taps: Vec<String>,
 }
 
 /// MAC addresses in QEMU's locally administered range, unique per VM and NIC within a lab.
@@ -284,8 +286,10 @@ impl Lab {
             }
             args.extend(["-append".into(), boot.append.clone()]);
         }
+        let mut taps = Vec::new();
         for (i, nic) in spec.nics.iter().enumerate() {
             let tap = self.tap(&nic.link)?;
+            taps.push(tap.clone());
             let slot = FIRST_NIC_SLOT + i as u8;
             args.push("-netdev".into());
             args.push(format!("tap,id=net{i},ifname={tap},script=no,downscript=no"));
@@ -344,7 +348,7 @@ impl Lab {
         wait_for_socket(&spec.name, &mut child, &socket)?;
         let console = Console::connect(&spec.name, socket, log)?;
         tracing::info!(vm = %spec.name, "started");
-        Ok(Vm { name: spec.name, child, console, fail_on: vec!["pairos-init: FATAL".into()] })
+        Ok(Vm { name: spec.name, child, console, fail_on: vec!["pairos-init: FATAL".into()], taps })
     }
 }
 
@@ -393,6 +397,12 @@ impl Vm {
     /// Stops the VM now (also done on drop).
     pub fn kill(&mut self) {
         self.child.kill();
+    }
+
+    /// The tap device of the VM's `n`th NIC (counting from 0), in the lab namespace: taking it
+    /// down pulls that cable.
+    pub fn tap(&self, n: usize) -> Option<&str> {
+        self.taps.get(n).map(String::as_str)
     }
 
     /// Whether QEMU still runs (a BMC's power off ends it).

@@ -4,7 +4,9 @@
 //! BMCs). A client on the public network probes the pair's address by ARP and ping every
 //! 50 ms.
 //!
-//! 1. The pair forms: node-1 is primary and the address answers from its public port.
+//! 1. The pair forms: node-1 is primary and the address answers from its public port. The
+//!    private link is cut (an alarm on both, no move) and healed; node-1's public cable is
+//!    pulled (it hands over to node-2) and plugged back; node-2 hands back by a switchover.
 //! 2. node-1's VM is killed: node-2 fences it through its BMC (which reports it off) and takes
 //!    the address.
 //! 3. node-1 comes back: it joins as the secondary.
@@ -104,6 +106,31 @@ fn one_primary_with_bmcs_and_watchdogs() -> Result<(), LabError> {
     assert!(power_status(&lab, "192.168.50.21")?.contains("on"));
     let status = status_once(&mut b, "node-1: primary")?;
     assert!(status.contains("node-2: secondary"), "{status}");
+
+    // 1b. The private link is cut: both raise an alarm and nothing moves; healed, it clears.
+    let (a_private, a_public) =
+        (a.tap(0).unwrap_or_default().to_owned(), a.tap(1).unwrap_or_default().to_owned());
+    lab.netns().ip(&["link", "set", &a_private, "down"])?;
+    status_once(&mut a, "ALARM: the peer is silent on the private link")?;
+    let status = status_once(&mut b, "ALARM: the peer is silent on the private link")?;
+    assert!(status.contains("node-1: primary"), "one link down is not a failover: {status}");
+    lab.netns().ip(&["link", "set", &a_private, "up"])?;
+    let status = status_once(&mut a, "private link eth0: carrier, peer heard")?;
+    assert!(!status.contains("ALARM"), "{status}");
+
+    // 1c. node-1's public cable is pulled: its gateway stops answering, and it hands over to
+    //     node-2, which takes the address. Then node-2 hands it back by a switchover.
+    lab.netns().ip(&["link", "set", &a_public, "down"])?;
+    a.wait_for("pair: secondary: preventive move: the peer is healthier", Duration::from_secs(60))?;
+    b.wait_for("pair: primary in epoch", Duration::from_secs(60))?;
+    probe.wait_for(mac_b, Duration::from_secs(60))?;
+    lab.netns().ip(&["link", "set", &a_public, "up"])?;
+    status_once(&mut b, "node-1: secondary, health 1000")?;
+    let (code, out) = b.run("pairos pair switchover", Duration::from_secs(60))?;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("handed over to node-1"), "{out}");
+    a.wait_for("pair: primary in epoch", Duration::from_secs(60))?;
+    probe.wait_for(mac_a, Duration::from_secs(60))?;
 
     // 2. node-1 dies: node-2 fences it through its BMC and takes over.
     a.kill();

@@ -23,7 +23,26 @@ fn primary_is(p: &HostPair, i: usize) -> Result<(), LabError> {
 }
 
 fn conditions(s: &serde_json::Value) -> Vec<String> {
-    s["conditions"].as_array().map(|c| c.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    s["conditions"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+/// Node a, the secondary, loses both cables while b is primary: b powers it off, a never
+/// fences b, and b stays primary. Then a's cables are plugged back, it is powered on, and it
+/// rejoins as the secondary.
+fn isolate_secondary_a(p: &mut HostPair) -> Result<(), LabError> {
+    p.cable(0, "private", false)?;
+    p.cable(0, "public", false)?;
+    p.wait_until("a powered off by the primary", SOON, |_, _| !p.is_on(0))?;
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(role(&p.status(1)?), "primary");
+    assert!(!p.is_on(0), "a stays off");
+    p.cable(0, "private", true)?;
+    p.cable(0, "public", true)?;
+    p.power_on(0)?;
+    p.wait_until("a back as the secondary", SOON, |a, b| role(a) == "secondary" && role(b) == "primary")
 }
 
 fn no_double_holders(probe: &AddressProbe) {
@@ -83,10 +102,7 @@ fn the_pair_keeps_one_primary_through_a_campaign_of_faults() -> Result<(), LabEr
     // 5. Forged, replayed and malformed packets from the public network change nothing and
     //    are counted.
     let before = p.status(0)?;
-    pairos_host::Cmd::new("ip")
-        .args(["netns", "exec", p.client.name(), "python3", "-c"])
-        .arg(FUZZ)
-        .run()?;
+    pairos_host::Cmd::new("ip").args(["netns", "exec", p.client.name(), "python3", "-c"]).arg(FUZZ).run()?;
     p.wait_until("the refused packets counted", SOON, |a, _| {
         let r = &a["refused"];
         r["forged"].as_u64().unwrap_or(0) + r["malformed"].as_u64().unwrap_or(0) >= 300
@@ -100,7 +116,10 @@ fn the_pair_keeps_one_primary_through_a_campaign_of_faults() -> Result<(), LabEr
     p.kill(0)?;
     primary_is(&p, 1)?;
     let answered = probe.wait_for(&mac_b, SOON)?;
-    eprintln!("pair_host: the survivor answered {:?} after the primary died", answered.saturating_duration_since(killed));
+    eprintln!(
+        "pair_host: the survivor answered {:?} after the primary died",
+        answered.saturating_duration_since(killed)
+    );
     let events = p.status(1)?["events"].to_string();
     assert!(events.contains("fence confirmed it off"), "{events}");
     // It comes back as the secondary.
@@ -109,16 +128,7 @@ fn the_pair_keeps_one_primary_through_a_campaign_of_faults() -> Result<(), LabEr
 
     // 7. Every link between the two is cut, both alive: the primary (b) fences a at once, a
     //    does not get to fence b; one primary remains.
-    p.cable(0, "private", false)?;
-    p.cable(0, "public", false)?;
-    p.wait_until("a powered off by the primary", SOON, |_, _| !p.is_on(0))?;
-    std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(role(&p.status(1)?), "primary");
-    assert!(!p.is_on(0), "a stays off");
-    p.cable(0, "private", true)?;
-    p.cable(0, "public", true)?;
-    p.power_on(0)?;
-    p.wait_until("a back as the secondary", SOON, |a, b| role(a) == "secondary" && role(b) == "primary")?;
+    isolate_secondary_a(&mut p)?;
     probe.wait_for(&mac_b, SOON)?;
 
     no_double_holders(&probe);
@@ -160,15 +170,7 @@ fn a_hung_primary_is_fenced_through_its_bmc() -> Result<(), LabError> {
     p.wait_until("a back as the secondary", SOON, |a, b| role(a) == "secondary" && role(b) == "primary")?;
 
     // b is primary; a loses both cables. b powers it off; a cannot reach b's BMC.
-    p.cable(0, "private", false)?;
-    p.cable(0, "public", false)?;
-    p.wait_until("a powered off through its BMC", SOON, |_, _| !p.is_on(0))?;
-    std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(role(&p.status(1)?), "primary");
-    p.cable(0, "private", true)?;
-    p.cable(0, "public", true)?;
-    p.power_on(0)?;
-    p.wait_until("a back as the secondary", SOON, |a, b| role(a) == "secondary" && role(b) == "primary")?;
+    isolate_secondary_a(&mut p)?;
     no_double_holders(&probe);
     Ok(())
 }

@@ -228,6 +228,7 @@ pub struct PairControlArgs {
 
 #[derive(Debug, Args)]
 pub struct MaintenanceArgs {
+    /// `on`: no automatic moves; `off`: moves again.
     #[arg(value_enum)]
     pub state: OnOff,
     /// The daemon's run folder (its status file and control socket).

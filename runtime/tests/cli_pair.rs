@@ -50,3 +50,23 @@ fn the_operator_approves_forgets_and_sets_the_enrolment_mode() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("no such state folder"), "{}", text(&o));
 }
+
+/// Without a running daemon, the operator's pair commands say so and fail; a bad daemon
+/// configuration names the file and the field, and nothing starts.
+#[test]
+fn pair_commands_without_a_daemon_and_with_a_bad_configuration_say_why() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let run = t.path().to_str().expect("utf8");
+    let o = pairos(&["pair", "status", "--run-dir", run]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("is the pair daemon running?"), "{}", text(&o));
+    let o = pairos(&["pair", "switchover", "--run-dir", run]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("pair.sock"), "{}", text(&o));
+
+    let config = t.path().join("pair.toml");
+    std::fs::write(&config, "node = \"node-1\"\npeer = \"node-1\"\n").expect("write");
+    let o = pairos(&["pair", "run", "--config", config.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("pair.toml") && text(&o).contains("missing field"), "{}", text(&o));
+}

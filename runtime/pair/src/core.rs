@@ -45,15 +45,9 @@ pub enum Msg {
         ready: bool,
     },
     /// "Grant me `epoch`", from the sender's `incarnation`.
-    Request {
-        epoch: u64,
-        incarnation: u64,
-    },
+    Request { epoch: u64, incarnation: u64 },
     /// "You may act in `epoch`", for the receiver's incarnation `to`.
-    Grant {
-        epoch: u64,
-        to: u64,
-    },
+    Grant { epoch: u64, to: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

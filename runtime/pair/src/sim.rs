@@ -153,8 +153,13 @@ pub fn run_traced(
     let mut arriving = Vec::new();
     // cut[link][from]: that direction of that link is down.
     let mut cut = [[false; 2]; 2];
-    let mut out =
-        Outcome { violation: None, steps_with_primary: 0, role_changes: 0, longest_takeover: 0, longest_leaderless: 0 };
+    let mut out = Outcome {
+        violation: None,
+        steps_with_primary: 0,
+        role_changes: 0,
+        longest_takeover: 0,
+        longest_leaderless: 0,
+    };
     let mut leaderless = 0u64;
     // A primary crashed at this step while its peer was up, and nobody acts yet.
     let mut crashed_primary: Option<(usize, u64)> = None;
@@ -201,14 +206,13 @@ pub fn run_traced(
                     Action::Fence => {
                         let fails = rng.chance(faults.fence_fails);
                         let answer_at = step + 2 + rng.below(5);
-                        note(
-                            step,
-                            &|| format!(
+                        note(step, &|| {
+                            format!(
                                 "fence of node {} {}",
                                 1 - i,
                                 if fails { "fails" } else { "powers it off" }
-                            ),
-                        );
+                            )
+                        });
                         if fails {
                             crashed_primary = None;
                         } else {

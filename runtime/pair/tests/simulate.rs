@@ -126,4 +126,3 @@ fn trace_a_seed_on_request() {
     }
     eprintln!("{o:?}");
 }
-

@@ -39,7 +39,14 @@ pub struct Arp {
     pub target_ip: Ipv4Addr,
 }
 
-pub fn frame(src: Mac, dst: Mac, op: u16, sender_ip: Ipv4Addr, target_mac: Mac, target_ip: Ipv4Addr) -> Vec<u8> {
+pub fn frame(
+    src: Mac,
+    dst: Mac,
+    op: u16,
+    sender_ip: Ipv4Addr,
+    target_mac: Mac,
+    target_ip: Ipv4Addr,
+) -> Vec<u8> {
     let mut f = Vec::with_capacity(42);
     f.extend_from_slice(&dst);
     f.extend_from_slice(&src);
@@ -74,10 +81,10 @@ pub fn show(mac: &Mac) -> String {
 
 impl ArpPort {
     pub fn open(interface: &str) -> io::Result<ArpPort> {
-        let iface = pnet_datalink::interfaces()
-            .into_iter()
-            .find(|i| i.name == interface)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{interface}: no such interface")))?;
+        let iface =
+            pnet_datalink::interfaces().into_iter().find(|i| i.name == interface).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, format!("{interface}: no such interface"))
+            })?;
         let mac = iface.mac.map(|m| m.octets()).unwrap_or_default();
         let config = pnet_datalink::Config {
             read_timeout: Some(Duration::from_millis(20)),
@@ -105,7 +112,13 @@ impl ArpPort {
     /// Asks who holds `ip` (from `from`, 0.0.0.0 for a duplicate address probe), `probes`
     /// times within `wait`, and returns the MACs of everyone else that spoke for it then: a
     /// reply, or any ARP packet with `ip` as its sender address.
-    pub fn who_has(&mut self, ip: Ipv4Addr, from: Ipv4Addr, probes: u32, wait: Duration) -> io::Result<Vec<Mac>> {
+    pub fn who_has(
+        &mut self,
+        ip: Ipv4Addr,
+        from: Ipv4Addr,
+        probes: u32,
+        wait: Duration,
+    ) -> io::Result<Vec<Mac>> {
         let request = frame(self.mac, BROADCAST, REQUEST, from, [0; 6], ip);
         let start = Instant::now();
         let every = wait / probes.max(1);

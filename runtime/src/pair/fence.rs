@@ -41,7 +41,9 @@ impl FenceConfig {
     pub fn describe(&self) -> String {
         match self {
             FenceConfig::Ipmi { host, port, user, .. } => format!("IPMI {user}@{host}:{port}"),
-            FenceConfig::Command { argv } => format!("command {}", argv.first().map_or("(empty)", String::as_str)),
+            FenceConfig::Command { argv } => {
+                format!("command {}", argv.first().map_or("(empty)", String::as_str))
+            }
         }
     }
 
@@ -82,7 +84,11 @@ impl FenceConfig {
             }
             FenceConfig::Command { argv } => {
                 let (program, args) = argv.split_first().ok_or("the fence command is empty")?;
-                Cmd::new(program).args(args).run().map(|_| ()).map_err(|e| format!("{}: {e}", self.describe()))
+                Cmd::new(program)
+                    .args(args)
+                    .run()
+                    .map(|_| ())
+                    .map_err(|e| format!("{}: {e}", self.describe()))
             }
         }
     }

@@ -31,7 +31,8 @@ pub struct Heartbeat {
     pub seq: u64,
 }
 
-fn push_field(out: &mut Vec<u8>, field: &str) {
+/// Appends `field` as a u16 LE length and its bytes (at most 255 of them).
+pub(crate) fn push_field(out: &mut Vec<u8>, field: &str) {
     let bytes = &field.as_bytes()[..field.len().min(255)];
     out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
     out.extend_from_slice(bytes);

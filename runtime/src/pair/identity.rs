@@ -35,11 +35,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::io::Write::write_all(&mut &f, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     f.sync_all().with_context(|| format!("flushing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     // The rename is durable only once the folder is flushed too.
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("flushing {}", dir.display()))
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("flushing {}", dir.display()))
 }
 
 /// What `pairos install --node-config FILE` preloads: the node's identity and, optionally, its
@@ -112,7 +111,10 @@ impl Preload {
             files.push((KEY_FILE, format!("{}\n", k.trim().to_ascii_lowercase()).into_bytes()));
         }
         if let Some(s) = &self.pair {
-            files.push((crate::pair::daemon::settings::FILE, serde_json::to_vec_pretty(s).expect("serialises")));
+            files.push((
+                crate::pair::daemon::settings::FILE,
+                serde_json::to_vec_pretty(s).expect("serialises"),
+            ));
         }
         if let Some(p) = &self.bmc_password {
             files.push((crate::pair::daemon::settings::BMC_PASSWORD_FILE, p.clone().into_bytes()));

@@ -12,6 +12,8 @@
 //! cannot be replayed on the other. What it refuses it counts.
 
 use pairos_pair::core::{Link, Msg};
+
+use super::heartbeat::push_field;
 use pairos_recovery::trust::PairKey;
 use serde::Serialize;
 
@@ -32,23 +34,23 @@ pub struct Packet {
     pub holder: [u8; 6],
 }
 
-fn push_str(out: &mut Vec<u8>, s: &str) {
-    let bytes = &s.as_bytes()[..s.len().min(255)];
-    out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
-    out.extend_from_slice(bytes);
-}
-
 impl Packet {
     pub fn encode(&self, key: &PairKey) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
         out.push(self.link as u8);
-        push_str(&mut out, &self.pair_id);
-        push_str(&mut out, &self.sender);
+        push_field(&mut out, &self.pair_id);
+        push_field(&mut out, &self.sender);
         let mut u64s = vec![self.incarnation, self.counter];
         match &self.msg {
             Msg::Heartbeat { incarnation, promised, acting, health, ready } => {
                 out.push(1);
-                u64s.extend([*incarnation, *promised, acting.map_or(0, |e| e + 1), u64::from(*health), u64::from(*ready)]);
+                u64s.extend([
+                    *incarnation,
+                    *promised,
+                    acting.map_or(0, |e| e + 1),
+                    u64::from(*health),
+                    u64::from(*ready),
+                ]);
             }
             Msg::Request { epoch, incarnation } => {
                 out.push(2);

@@ -66,7 +66,8 @@ impl PairAddress {
     }
 
     fn announce_with(&self, port: &mut ArpPort) -> Result<(), String> {
-        port.announce(self.address, GARP_BURST).map_err(|e| format!("gratuitous ARP on {}: {e}", self.interface))
+        port.announce(self.address, GARP_BURST)
+            .map_err(|e| format!("gratuitous ARP on {}: {e}", self.interface))
     }
 
     /// Gives the address up (nothing to do if it is not held).

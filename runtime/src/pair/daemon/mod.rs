@@ -501,7 +501,12 @@ impl Daemon {
             return;
         }
         let s = self.status();
-        if !now_please && self.written.as_ref().is_some_and(|(old, at)| *old == s && at.elapsed() < Duration::from_secs(5)) {
+        if !now_please
+            && self
+                .written
+                .as_ref()
+                .is_some_and(|(old, at)| *old == s && at.elapsed() < Duration::from_secs(5))
+        {
             return;
         }
         let mut stamped = s.clone();

@@ -95,7 +95,13 @@ mod tests {
         store.save(&roles).expect("saved");
         assert_eq!(store.load().expect("loads"), roles);
         for i in 0..5 {
-            let e = Event { time: i, node: "node-1".into(), what: "primary".into(), why: "test".into(), epoch: i };
+            let e = Event {
+                time: i,
+                node: "node-1".into(),
+                what: "primary".into(),
+                why: "test".into(),
+                epoch: i,
+            };
             store.record(&e).expect("recorded");
         }
         let last = store.last_events(2);

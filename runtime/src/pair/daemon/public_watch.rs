@@ -76,7 +76,8 @@ pub fn spawn(w: Watch, to: Sender<Ports>) {
                     misses < GATEWAY_MISSES
                 });
                 let holder = w.pair_address.and_then(|a| probe(&mut port, a).first().copied());
-                let ports = Ports { private_carrier: carrier(&w.private), public_carrier, gateway_answers, holder };
+                let ports =
+                    Ports { private_carrier: carrier(&w.private), public_carrier, gateway_answers, holder };
                 if to.send(ports).is_err() {
                     return;
                 }
@@ -92,7 +93,8 @@ mod tests {
 
     #[test]
     fn only_the_public_network_counts_in_health() {
-        let well = Ports { private_carrier: true, public_carrier: true, gateway_answers: Some(true), holder: None };
+        let well =
+            Ports { private_carrier: true, public_carrier: true, gateway_answers: Some(true), holder: None };
         assert_eq!(well.health(), 1_000);
         let no_gateway = Ports { gateway_answers: Some(false), ..well };
         let no_private = Ports { private_carrier: false, ..well };

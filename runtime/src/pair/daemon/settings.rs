@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{DaemonConfig, LinkConfig, PairAddressConfig, PublicConfig, Timing};
 use crate::pair::fence::FenceConfig;
-use pairos_recovery::peer::NodeConfig;
 use crate::pair::management::{parse_cidr, Management};
 use crate::pair::private_link;
+use pairos_recovery::peer::NodeConfig;
 
 pub const FILE: &str = "pair.json";
 pub const BMC_PASSWORD_FILE: &str = "bmc.password";
@@ -61,7 +61,10 @@ impl PairSettings {
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         let s: PairSettings = serde_json::from_slice(&bytes).with_context(|| {
-            format!("{}: expected address, management {{node: address}}, optional bmc and timing", path.display())
+            format!(
+                "{}: expected address, management {{node: address}}, optional bmc and timing",
+                path.display()
+            )
         })?;
         s.check().with_context(|| path.display().to_string())?;
         Ok(Some(s))

@@ -105,16 +105,23 @@ pub fn render(s: &PairStatus) -> String {
         Some(e) => format!("{} (epoch {e})", s.role),
         None => s.role.clone(),
     };
-    out += &format!("{}: {role}, health {}{}\n", s.node, s.health, if s.maintenance { ", maintenance" } else { "" });
+    out += &format!(
+        "{}: {role}, health {}{}\n",
+        s.node,
+        s.health,
+        if s.maintenance { ", maintenance" } else { "" }
+    );
     match &s.peer {
-        Some(p) if p.live => out += &format!(
-            "{}: {}{}, health {}{}\n",
-            s.peer_name,
-            p.role,
-            p.epoch.map(|e| format!(" (epoch {e})")).unwrap_or_default(),
-            p.health,
-            if p.ready { "" } else { ", not ready to take over" }
-        ),
+        Some(p) if p.live => {
+            out += &format!(
+                "{}: {}{}, health {}{}\n",
+                s.peer_name,
+                p.role,
+                p.epoch.map(|e| format!(" (epoch {e})")).unwrap_or_default(),
+                p.health,
+                if p.ready { "" } else { ", not ready to take over" }
+            )
+        }
         _ => out += &format!("{}: silent\n", s.peer_name),
     }
     for (name, l) in [("private", &s.links.private), ("public", &s.links.public)] {
