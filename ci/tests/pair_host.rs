@@ -1,9 +1,10 @@
 //! The pair daemon on this host: two nodes as network namespaces with a public and a private
 //! port, a client on the public network probing the pair's address by ARP and ping every
-//! 50 ms. One pair runs a campaign of faults (forming, a cut private link, a cut public port,
-//! a switchover, forged packets, a killed primary, a full partition); then the same with BMCs
-//! (`ipmi_sim`, fenced by `ipmitool`); then a pair without any fence. In every one, the client
-//! never sees two MACs answer for the address within one 50 ms window.
+//! 50 ms. One pair runs a campaign of faults (forming, a cut private link, a cut public port in
+//! and out of maintenance, a switchover, forged packets, a killed primary, a full partition);
+//! then the same with BMCs (`ipmi_sim`, fenced by `ipmitool`); then a pair without any fence.
+//! In every one, the client never sees two MACs answer for the address within one 50 ms
+//! window.
 
 use std::time::{Duration, Instant};
 
@@ -81,8 +82,20 @@ fn the_pair_keeps_one_primary_through_a_campaign_of_faults() -> Result<(), LabEr
     p.cable(0, "private", true)?;
     p.wait_until("the alarms cleared", SOON, |a, b| conditions(a).is_empty() && conditions(b).is_empty())?;
 
-    // 3. The primary's public port is cut: it hands over to b, which takes the address.
+    // 3. In maintenance, the primary keeps the role though its public cable is pulled (an
+    //    alarm says the public network is lost); out of maintenance, it hands over to b, which
+    //    takes the address.
+    let said = p.pair_cmd(0, &["maintenance", "on"])?;
+    assert!(said.contains("maintenance on"), "{said}");
     p.cable(0, "public", false)?;
+    p.wait_until("a's alarm for the public network", SOON, |a, _| {
+        conditions(a).iter().any(|c| c.contains("the public network is lost"))
+    })?;
+    std::thread::sleep(Duration::from_secs(3));
+    let a = p.status(0)?;
+    assert_eq!(role(&a), "primary", "maintenance: no automatic moves: {a}");
+    assert!(conditions(&a).iter().any(|c| c.contains("maintenance")), "{a}");
+    p.pair_cmd(0, &["maintenance", "off"])?;
     primary_is(&p, 1)?;
     probe.wait_for(&mac_b, SOON)?;
     let events = p.status(1)?["events"].to_string();
