@@ -103,10 +103,14 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         std::thread::Builder::new().name(format!("pair-recv-{link:?}")).spawn(move || {
             let mut buf = [0u8; 512];
             loop {
-                if let Ok((n, _)) = socket.recv_from(&mut buf) {
-                    if wake.send(Wake::Packet(link, buf[..n].to_vec())).is_err() {
-                        return;
+                match socket.recv_from(&mut buf) {
+                    Ok((n, _)) => {
+                        if wake.send(Wake::Packet(link, buf[..n].to_vec())).is_err() {
+                            return;
+                        }
                     }
+                    // A port that went away: look again in a moment rather than spin.
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
                 }
             }
         })?;
