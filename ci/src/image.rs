@@ -16,19 +16,37 @@ pub fn test_signing_key() -> PathBuf {
 }
 
 /// Builds (or rebuilds from cache) the default image into the lab cache; returns its folder.
+///
+/// Tests run side by side, and one may read the folder while another calls this. So the build
+/// goes to a folder of its own, which then takes the old one's place in one step (an exchange
+/// of the two names): a reader sees the old files or the new ones, never a folder being
+/// written. Within a run they are the same bytes (the build is reproducible).
 pub fn default_image() -> Result<PathBuf, LabError> {
     let (root, lock) = paths::locked_cache("lab-image")?;
     let out = root.join("default");
+    let fresh = root.join("default.new");
+    if fresh.exists() {
+        std::fs::remove_dir_all(&fresh).map_err(crate::error::io(&fresh))?;
+    }
     Cmd::new(paths::pairos_bin()?)
         .arg("build")
         .arg("--out")
-        .arg(&out)
+        .arg(&fresh)
         .arg("--lab")
         .arg("--signing-key")
         .arg(test_signing_key())
         .arg("--cache")
         .arg(paths::cache_dir().join("build"))
         .run()?;
+    if out.exists() {
+        use nix::fcntl::{renameat2, RenameFlags};
+        renameat2(None, &fresh, None, &out, RenameFlags::RENAME_EXCHANGE)
+            .map_err(|e| crate::error::io(&out)(std::io::Error::from(e)))?;
+        // `fresh` now names the old output.
+        std::fs::remove_dir_all(&fresh).map_err(crate::error::io(&fresh))?;
+    } else {
+        std::fs::rename(&fresh, &out).map_err(crate::error::io(&out))?;
+    }
     drop(lock);
     Ok(out)
 }

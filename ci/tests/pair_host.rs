@@ -12,8 +12,10 @@ use pairos_lab::address_probe::AddressProbe;
 use pairos_lab::pair_host::{role, Fencing, HostPair, PAIR_ADDRESS};
 use pairos_lab::LabError;
 
-const TIMING: &str = "heartbeat_ms = 100\ndead_time_ms = 1000\nfence_delay_ms = 1000\nhold_ms = 1500\ncooldown_ms = 5000\nstartup_wait_ms = 0";
-const SOON: Duration = Duration::from_secs(20);
+/// The daemons' timing: the defaults' dead time (3 s, which rides out a slow fsync on a busy
+/// CI machine), a shorter fence delay, hold and cooldown so that the campaign runs in seconds.
+const TIMING: &str = "heartbeat_ms = 100\ndead_time_ms = 3000\nfence_delay_ms = 1000\nhold_ms = 1500\ncooldown_ms = 5000\nstartup_wait_ms = 0";
+const SOON: Duration = Duration::from_secs(30);
 
 fn primary_is(p: &HostPair, i: usize) -> Result<(), LabError> {
     let who = p.nodes[i].name;

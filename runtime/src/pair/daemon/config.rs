@@ -92,7 +92,9 @@ impl Default for Timing {
     fn default() -> Timing {
         Timing {
             heartbeat_ms: 100,
-            dead_time_ms: 1_000,
+            // Three seconds, not one: the decision loop also persists (fsync), and a busy disk
+            // can hold it for a second or more (seen in CI beside the lab's disk writes).
+            dead_time_ms: 3_000,
             fence_delay_ms: 2_000,
             fence_retry_ms: 3_000,
             startup_wait_ms: 60_000,
