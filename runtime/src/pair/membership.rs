@@ -15,7 +15,7 @@ use pairos_pair::core::{Link, Msg};
 
 use super::heartbeat::push_field;
 use pairos_recovery::trust::PairKey;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const PORT: u16 = 7469;
 const MAGIC: &[u8; 4] = b"PPM1";
@@ -84,7 +84,7 @@ pub enum Refusal {
 }
 
 /// Counts of what was refused, for the status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refused {
     pub malformed: u64,
     pub forged: u64,

@@ -42,6 +42,10 @@ enum Wake {
     Control(Request, control::Reply),
 }
 
+fn store_events(cfg: &DaemonConfig) -> std::collections::VecDeque<Event> {
+    Store::new(&cfg.state_dir).last_events(EVENTS_SHOWN).into()
+}
+
 fn unix_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -79,7 +83,14 @@ struct Daemon {
     fence_error: Option<String>,
     watchdog: Option<std::fs::File>,
     written: Option<(PairStatus, Instant)>,
+    /// The last events, for the status (read from the state once, at start).
+    recent: std::collections::VecDeque<Event>,
+    /// The public port's MAC (read once): the peer's confirmation is compared with it.
+    own_mac: Option<[u8; 6]>,
 }
+
+/// How many events the status shows.
+const EVENTS_SHOWN: usize = 10;
 
 pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     let key_text = std::fs::read_to_string(&cfg.key_file)
@@ -189,6 +200,8 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         fence_error: None,
         watchdog,
         written: None,
+        recent: store_events(&cfg),
+        own_mac: pairos_pxe::sockets::interface_mac(&cfg.public.interface),
         cfg,
     };
     say(format_args!(
@@ -432,6 +445,10 @@ impl Daemon {
         if let Err(err) = self.store.record(&e) {
             say(format_args!("cannot record an event: {err:#}"));
         }
+        if self.recent.len() == EVENTS_SHOWN {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(e);
     }
 
     fn status(&self) -> PairStatus {
@@ -457,14 +474,13 @@ impl Daemon {
         if let Some(e) = &self.take_error {
             conditions.push(format!("cannot take the pair address: {e}"));
         }
-        let own_mac = pairos_pxe::sockets::interface_mac(&self.cfg.public.interface);
         let address = self.address.as_ref().map(|a| {
             let held = self.core.acting().is_some() && self.take_at.is_none();
             let peer_sees = (self.peer_holder != [0; 6]).then(|| show(&self.peer_holder));
             AddressView {
                 address: format!("{}/{}", a.address, a.prefix),
                 held,
-                confirmed: held && own_mac.is_some_and(|m| m == self.peer_holder),
+                confirmed: held && self.own_mac.is_some_and(|m| m == self.peer_holder),
                 peer_sees,
             }
         });
@@ -493,8 +509,8 @@ impl Daemon {
             address,
             conditions,
             fence: self.cfg.fence.as_ref().map(|f| f.describe()),
-            refused: self.receiver.refused.into(),
-            events: self.store.last_events(10),
+            refused: self.receiver.refused,
+            events: self.recent.iter().cloned().collect(),
             updated: 0,
         }
     }

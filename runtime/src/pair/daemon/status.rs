@@ -34,24 +34,11 @@ pub struct PairStatus {
     pub conditions: Vec<String>,
     pub fence: Option<String>,
     /// Packets that were not believed, since the daemon started.
-    pub refused: RefusedCounts,
+    pub refused: Refused,
     /// The last role changes and alarms, oldest first.
     pub events: Vec<Event>,
     /// Seconds since the Unix epoch.
     pub updated: u64,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefusedCounts {
-    pub malformed: u64,
-    pub forged: u64,
-    pub replayed: u64,
-}
-
-impl From<Refused> for RefusedCounts {
-    fn from(r: Refused) -> RefusedCounts {
-        RefusedCounts { malformed: r.malformed, forged: r.forged, replayed: r.replayed }
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
