@@ -35,6 +35,22 @@ impl Console {
         Ok(Console { vm: vm.to_owned(), log, socket, input: stream, cursor: 0, commands: 0 })
     }
 
+    /// Connects to the console socket again (QEMU started anew) and goes on recording into
+    /// the same log, after what is there.
+    pub(crate) fn reconnect(&mut self) -> Result<(), LabError> {
+        let stream = UnixStream::connect(&self.socket).map_err(io(&self.socket))?;
+        let mut output = stream.try_clone().map_err(io(&self.socket))?;
+        let mut file =
+            std::fs::OpenOptions::new().append(true).create(true).open(&self.log).map_err(io(&self.log))?;
+        std::thread::spawn(move || std::io::copy(&mut output, &mut file));
+        self.input = stream;
+        Ok(())
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
     pub fn log_path(&self) -> &Path {
         &self.log
     }

@@ -51,6 +51,25 @@ pub fn default_image() -> Result<PathBuf, LabError> {
     Ok(out)
 }
 
+/// Builds the image from `spec` (the default spec when None) into `out`, signed with the test
+/// key; the stage cache makes a rebuild of the same inputs take seconds.
+pub fn build_image(spec: Option<&Path>, out: &Path) -> Result<PathBuf, LabError> {
+    let mut cmd = Cmd::new(paths::pairos_bin()?)
+        .arg("build")
+        .arg("--out")
+        .arg(out)
+        .arg("--lab")
+        .arg("--signing-key")
+        .arg(test_signing_key())
+        .arg("--cache")
+        .arg(paths::cache_dir().join("build"));
+    if let Some(spec) = spec {
+        cmd = cmd.arg("--spec").arg(spec);
+    }
+    cmd.run()?;
+    Ok(out.to_owned())
+}
+
 /// A raw disk of `size` bytes with the image `out` written by `pairos install` and, preloaded
 /// as a hardware partner would, the node configuration `json` (`--node-config`).
 pub fn preloaded_disk(out: &Path, disk: &Path, size: u64, json: &str) -> Result<(), LabError> {

@@ -13,6 +13,9 @@
 //!   small initramfs with the `pairos` binary; [`image`] builds the default pairos image with
 //!   `pairos build` (its stage cache makes a rebuild take seconds).
 //!
+//! - [`pair_lab`] is a pair of nodes with BMCs, watchdogs and a client, as the pair's lab
+//!   scenarios and the `ci/lab` command use it.
+//!
 //! Everything that needs teardown is a guard whose `Drop` cleans up and never panics.
 
 pub mod address_probe;
@@ -25,6 +28,7 @@ pub mod kernel;
 mod lab;
 mod netns;
 pub mod pair_host;
+pub mod pair_lab;
 pub mod paths;
 pub mod pxe;
 mod qemu;
@@ -34,4 +38,4 @@ pub use console::Console;
 pub use error::LabError;
 pub use lab::{Endpoint, Lab};
 pub use netns::Netns;
-pub use qemu::{blank_disk, disk_from_image, DirectBoot, DiskBus, Firmware, NicModel, Vm, VmSpec};
+pub use qemu::{blank_disk, disk_from_image, DirectBoot, DiskBus, Firmware, Launch, NicModel, Vm, VmSpec};

@@ -254,6 +254,7 @@ impl HostPair {
             address: Self::bmc_address(i),
             vm_port: 9002,
             power_command: Some(format!("/bin/sh {}", self.nodes[i].dir.join("power.sh").display())),
+            sensors: false,
         };
         self.nodes[i].bmc = Some(Bmc::start(&ns, &self.nodes[i].dir.join("bmc"), &spec)?);
         // The BMC's namespace lives as long as the pair.

@@ -45,11 +45,12 @@ pub fn pairos_bin() -> Result<PathBuf, LabError> {
         return Ok(PathBuf::from(bin));
     }
     let exe = std::env::current_exe().map_err(crate::error::io("current test binary"))?;
-    // target/<profile>/deps/test-binary → target/<profile>/pairos
-    let candidate = exe.parent().and_then(|deps| deps.parent()).map(|p| p.join("pairos"));
+    // target/<profile>/deps/test-binary → target/<profile>/pairos; a binary of this crate
+    // (the `ci/lab` command) sits in target/<profile>/ itself.
+    let candidate = exe.ancestors().skip(1).take(2).map(|p| p.join("pairos")).find(|p| p.is_file());
     match candidate {
-        Some(bin) if bin.is_file() => Ok(bin),
-        _ => Err(LabError::Setup(
+        Some(bin) => Ok(bin),
+        None => Err(LabError::Setup(
             "the pairos binary is not built; run `cargo build -p pairos-runtime` or set PAIROS_BIN".into(),
         )),
     }

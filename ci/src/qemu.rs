@@ -216,7 +216,7 @@ impl VmSpec {
 #[derive(Debug)]
 pub struct Vm {
     name: String,
-    child: Child,
+    power: Power,
     console: Console,
     /// Console lines that end any wait at once, as failures.
     fail_on: Vec<String>,
@@ -229,9 +229,42 @@ fn mac(vm_index: usize, nic: usize) -> String {
     format!("52:54:00:12:{:02x}:{:02x}", vm_index & 0xff, nic & 0xff)
 }
 
+/// A VM's QEMU command line and the files it uses, before it runs.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub name: String,
+    /// QEMU's arguments (the program is `qemu-system-x86_64`, run in the lab namespace).
+    pub args: Vec<String>,
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    pub taps: Vec<String>,
+}
+
 impl Lab {
     /// Boots `spec`. Returns once QEMU runs; wait on the console for the guest.
     pub fn start(&mut self, spec: VmSpec) -> Result<Vm, LabError> {
+        let launch = self.prepare(spec)?;
+        let mut child = self
+            .netns()
+            .cmd("qemu-system-x86_64")
+            .args(&launch.args)
+            .spawn(Some(&launch.dir.join("qemu.log")))?;
+        wait_for_socket(&launch.name, || child.check_running().map_err(|e| e.to_string()), &launch.socket)?;
+        let console = Console::connect(&launch.name, launch.socket, launch.log)?;
+        tracing::info!(vm = %launch.name, "started");
+        Ok(Vm {
+            name: launch.name,
+            power: Power::Own(child),
+            console,
+            fail_on: vec!["pairos-init: FATAL".into()],
+            taps: launch.taps,
+        })
+    }
+
+    /// The QEMU command line for `spec`, with its taps made and its firmware variables copied;
+    /// nothing runs yet. [`Lab::start`] runs it; a lab BMC runs it as the node's power.
+    pub fn prepare(&mut self, spec: VmSpec) -> Result<Launch, LabError> {
         let dir = self.dir().join(&spec.name);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let log = dir.join("console.log");
@@ -343,12 +376,49 @@ impl Lab {
             args.extend(["-device".into(), "i6300esb,bus=pcie.0,addr=0x10".into()]);
             args.extend(["-action".into(), "watchdog=reset".into()]);
         }
-        let child = self.netns().cmd("qemu-system-x86_64").args(&args).spawn(Some(&dir.join("qemu.log")))?;
-        let mut child = child;
-        wait_for_socket(&spec.name, &mut child, &socket)?;
-        let console = Console::connect(&spec.name, socket, log)?;
-        tracing::info!(vm = %spec.name, "started");
-        Ok(Vm { name: spec.name, child, console, fail_on: vec!["pairos-init: FATAL".into()], taps })
+        // Where the VM's process is found when something else (a BMC) started it.
+        args.extend(["-pidfile".into(), dir.join("qemu.pid").display().to_string()]);
+        Ok(Launch { name: spec.name, args, dir, socket, log, taps })
+    }
+
+    /// A VM whose QEMU the lab BMC runs as the node's power (`launch`, written as the BMC's
+    /// power command): waits until it runs and connects its console.
+    pub fn attach_powered(&mut self, launch: Launch) -> Result<Vm, LabError> {
+        let pidfile = launch.dir.join("qemu.pid");
+        wait_for_socket(&launch.name, || Ok(()), &launch.socket)?;
+        let console = Console::connect(&launch.name, launch.socket, launch.log)?;
+        Ok(Vm {
+            name: launch.name,
+            power: Power::Bmc { pidfile },
+            console,
+            fail_on: vec!["pairos-init: FATAL".into()],
+            taps: launch.taps,
+        })
+    }
+}
+
+/// Who runs the VM's QEMU.
+#[derive(Debug)]
+enum Power {
+    /// The lab, as its child.
+    Own(Child),
+    /// The node's BMC: its power can go off and on; QEMU's process id is in its pid file.
+    Bmc { pidfile: PathBuf },
+}
+
+impl Power {
+    /// Ok while the VM runs. A VM behind a BMC may be off for a while and on again, so it is
+    /// never reported gone: a wait on it ends at its timeout.
+    fn check(&mut self) -> Result<(), pairos_host::CommandError> {
+        match self {
+            Power::Own(child) => child.check_running(),
+            Power::Bmc { .. } => Ok(()),
+        }
+    }
+
+    fn pid(&self) -> Option<i32> {
+        let Power::Bmc { pidfile } = self else { return None };
+        std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()
     }
 }
 
@@ -364,13 +434,13 @@ impl Vm {
     /// Waits for a console line containing `needle`; returns that line. A line containing one
     /// of the failure markers (by default `pairos-init: FATAL`) ends the wait as an error.
     pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<String, LabError> {
-        let child = &mut self.child;
+        let power = &mut self.power;
         let fail_on = &self.fail_on;
         let line = self.console.wait_line(
             needle,
             timeout,
             |l| l.contains(needle) || fail_on.iter().any(|f| l.contains(f.as_str())),
-            || child.check_running(),
+            || power.check(),
         )?;
         if line.contains(needle) {
             return Ok(line);
@@ -390,13 +460,36 @@ impl Vm {
 
     /// Runs a shell command on the console (the guest must be at a shell prompt).
     pub fn run(&mut self, command: &str, timeout: Duration) -> Result<(i32, String), LabError> {
-        let child = &mut self.child;
-        self.console.run(command, timeout, || child.check_running())
+        let power = &mut self.power;
+        self.console.run(command, timeout, || power.check())
     }
 
-    /// Stops the VM now (also done on drop).
+    /// Stops the VM now, as a pulled power cord (also done on drop).
     pub fn kill(&mut self) {
-        self.child.kill();
+        if let Power::Own(child) = &mut self.power {
+            child.kill();
+        } else if let Some(pid) = self.power.pid().filter(|&pid| process_runs(pid)) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
+    }
+
+    /// Connects the console again after the VM's power came back on (its BMC started QEMU
+    /// anew, and QEMU waits for the console before the guest runs). What it prints is added
+    /// to the same log.
+    pub fn reattach(&mut self, timeout: Duration) -> Result<(), LabError> {
+        let socket = self.console.socket().to_owned();
+        let start = std::time::Instant::now();
+        while !socket.exists() {
+            if start.elapsed() > timeout {
+                return Err(LabError::Setup(format!(
+                    "{}: powered on, but QEMU did not open {}",
+                    self.name,
+                    socket.display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.console.reconnect()
     }
 
     /// The tap device of the VM's `n`th NIC (counting from 0), in the lab namespace: taking it
@@ -405,16 +498,40 @@ impl Vm {
         self.taps.get(n).map(String::as_str)
     }
 
-    /// Whether QEMU still runs (a BMC's power off ends it).
+    /// Whether QEMU runs (a BMC's power off ends it).
     pub fn running(&mut self) -> bool {
-        self.child.check_running().is_ok()
+        match &mut self.power {
+            Power::Own(child) => child.check_running().is_ok(),
+            Power::Bmc { .. } => self.power.pid().is_some_and(process_runs),
+        }
     }
 }
 
-fn wait_for_socket(vm: &str, child: &mut Child, socket: &Path) -> Result<(), LabError> {
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if matches!(self.power, Power::Bmc { .. }) {
+            self.kill();
+        }
+    }
+}
+
+/// Whether `pid` is a process that has not ended (a zombie has).
+fn process_runs(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+fn wait_for_socket(
+    vm: &str,
+    mut alive: impl FnMut() -> Result<(), String>,
+    socket: &Path,
+) -> Result<(), LabError> {
     let start = std::time::Instant::now();
     while !socket.exists() {
-        child.check_running()?;
+        alive()
+            .map_err(|e| LabError::Setup(format!("{vm}: QEMU exited before it opened its console: {e}")))?;
         if start.elapsed() > Duration::from_secs(30) {
             return Err(LabError::Setup(format!("{vm}: QEMU did not open {}", socket.display())));
         }

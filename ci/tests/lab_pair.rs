@@ -1,160 +1,156 @@
-//! Lab scenario for one primary: two nodes from one image, each with a BMC (`ipmi_sim`,
-//! connected to its VM through a KCS interface) and an i6300esb watchdog, preloaded as a
-//! partner would (the same pair key, the pair's settings with the pair's address and both
-//! BMCs). A client on the public network probes the pair's address by ARP and ping every
-//! 50 ms.
+//! Lab scenario for one primary: the lab pair ([`PairLab`], as `ci/lab up` makes it): two
+//! nodes from one image, each with a BMC that is its power (`ipmi_sim`, connected to its VM
+//! through a KCS interface, with an emulated `CPU Temp` sensor) and an i6300esb watchdog. A
+//! client on the public network probes the pair's address by ARP and ping every 50 ms. One
+//! boot, then a campaign:
 //!
-//! 1. The pair forms: node-1 is primary and the address answers from its public port. The
-//!    private link is cut (an alarm on both, no move) and healed; node-1's public cable is
-//!    pulled (it hands over to node-2) and plugged back; node-2 hands back by a switchover.
-//! 2. node-1's VM is killed: node-2 fences it through its BMC (which reports it off) and takes
-//!    the address.
-//! 3. node-1 comes back: it joins as the secondary.
-//! 4. node-2's daemon hangs (SIGSTOP) while its BMC is unreachable, so node-1 cannot fence it
-//!    and does not promote (the address would answer from both): the watchdog resets node-2,
-//!    which comes back, and the pair forms again with node-1 primary.
+//! 1. The pair forms: node-1 (a) primary, the address answered from its public port.
+//! 2. The private link is cut: an alarm on both, no move; healed, the alarm clears.
+//! 3. a's public cable is pulled: it hands over to b. Plugged back; b hands back by a
+//!    switchover.
+//! 4. a's CPU Temp flaps around its critical threshold: one preventive move to b, no more. A
+//!    switchover gives the role back to a.
+//! 5. a's VM is killed: b fences it through a's BMC (which reports it off) and takes over;
+//!    a is powered on through its BMC and joins as the secondary.
+//! 6. Every cable of a is pulled, both nodes alive: b (primary) fences a at once and stays
+//!    primary; a does not promote. Healed and powered on, a joins again.
+//! 7. b's daemon hangs (SIGSTOP) while its BMC is unreachable, so a cannot fence it and does
+//!    not promote: b's watchdog resets it, and the pair forms again with a primary.
 //!
 //! The client never sees two MACs answer within one 50 ms window.
 
 use std::time::Duration;
 
 use pairos_lab::address_probe::AddressProbe;
-use pairos_lab::bmc::{self, Bmc, BmcSpec};
-use pairos_lab::{image, DiskBus, Firmware, Lab, LabError, NicModel, Vm, VmSpec};
+use pairos_lab::pair_lab::{LinkName, PairLab, PairLabOptions, BOOT, PAIR_ADDRESS};
+use pairos_lab::{image, LabError};
 
-const BOOT: Duration = Duration::from_secs(400);
-const GIB: u64 = 1 << 30;
-const PAIR_ADDRESS: &str = "192.168.50.10";
-const KEY: &str = "5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e";
+const MINUTE: Duration = Duration::from_secs(60);
 
-fn node_config(node: &str, peer: &str, own: &str) -> String {
-    format!(
-        r#"{{"pair_id": "pair-lab", "node_name": "{node}", "peer_name": "{peer}", "pair_key": "{KEY}",
-            "management": {{"address": "{own}", "prefix": 24, "gateway": "192.168.50.1", "dns": null}},
-            "pair": {{"address": "{PAIR_ADDRESS}/24",
-                      "management": {{"node-1": "192.168.50.11", "node-2": "192.168.50.12"}},
-                      "bmc": {{"node-1": {{"host": "192.168.50.21", "user": "{user}"}},
-                               "node-2": {{"host": "192.168.50.22", "user": "{user}"}}}}}},
-            "bmc_password": "{password}"}}"#,
-        user = bmc::USER,
-        password = bmc::PASSWORD,
-    )
-}
-
-fn node(name: &str, disk: &std::path::Path, bmc_port: u16) -> VmSpec {
-    VmSpec::new(name)
-        .firmware(Firmware::Ovmf)
-        .nic("private", NicModel::VirtioNet)
-        .nic("public", NicModel::VirtioNet)
-        .boot_disk(disk, DiskBus::Virtio)
-        .bmc(bmc_port)
-        .watchdog()
-}
-
-/// `pairos pair status` on `vm`, once it says `what` (the status is written once a second).
-fn status_once(vm: &mut Vm, what: &str) -> Result<String, LabError> {
-    let (code, status) = vm.run(
+/// `pairos pair status` on node `letter`, once it says `what` (it is written once a second).
+fn status_once(pair: &mut PairLab, letter: char, what: &str) -> Result<String, LabError> {
+    let (code, status) = pair.exec(
+        letter,
         &format!("for i in $(seq 60); do pairos pair status | grep -q '{what}' && break; sleep 1; done; pairos pair status"),
         Duration::from_secs(90),
     )?;
     assert_eq!(code, 0, "{status}");
-    assert!(status.contains(what), "{status}");
+    assert!(status.contains(what), "node {letter}: {what:?} not in\n{status}");
     Ok(status)
 }
 
-fn power_status(lab: &Lab, host: &str) -> Result<String, LabError> {
-    bmc::ipmitool(lab.netns(), host, &["chassis", "power", "status"])
+fn console_len(pair: &mut PairLab, letter: char) -> Result<usize, LabError> {
+    Ok(pair.node(letter)?.vm.console().text().len())
+}
+
+fn console_since(pair: &mut PairLab, letter: char, from: usize) -> Result<String, LabError> {
+    let text = pair.node(letter)?.vm.console().text();
+    Ok(text.get(from..).unwrap_or_default().to_owned())
 }
 
 #[test]
 fn one_primary_with_bmcs_and_watchdogs() -> Result<(), LabError> {
     let out = image::default_image()?;
-    let mut lab = Lab::new("pair")?;
-    lab.link("private")?;
-    lab.link("public")?;
-    // The public network's gateway and both BMCs answer on its bridge, and only there (with
-    // the default arp_ignore, the lab namespace would answer for them on the private link too,
-    // and the nodes would take it for the customer's network).
-    lab.netns().cmd("sysctl").args(["-qw", "net.ipv4.conf.all.arp_ignore=1"]).run()?;
-    for cidr in ["192.168.50.1/24", "192.168.50.21/24", "192.168.50.22/24"] {
-        lab.netns().ip(&["addr", "add", cidr, "dev", "br-public"])?;
-    }
-    let bmc_spec = |n: u8, port: u16| BmcSpec {
-        name: format!("node-{n}-bmc"),
-        address: format!("192.168.50.2{n}"),
-        vm_port: port,
-        power_command: None,
-    };
-    let _bmc_a = Bmc::start(lab.netns(), &lab.dir().join("bmc-a"), &bmc_spec(1, 9101))?;
-    let mut bmc_b = Some(Bmc::start(lab.netns(), &lab.dir().join("bmc-b"), &bmc_spec(2, 9102))?);
+    let opts = PairLabOptions { name: "pair".into(), image: out, bmcs: true };
+    let mut pair = PairLab::up(&opts, &mut |msg| eprintln!("lab: {msg}"))?;
+    let mac_a = pair.node('a')?.macs[1].clone();
+    let mac_b = pair.node('b')?.macs[1].clone();
+    let probe = AddressProbe::start(&pair.client().ns, "eth0", PAIR_ADDRESS)?;
 
-    let (a_disk, b_disk) = (lab.dir().join("a.raw"), lab.dir().join("b.raw"));
-    image::preloaded_disk(&out, &a_disk, 10 * GIB, &node_config("node-1", "node-2", "192.168.50.11"))?;
-    image::preloaded_disk(&out, &b_disk, 10 * GIB, &node_config("node-2", "node-1", "192.168.50.12"))?;
-    let client = lab.endpoint("public", "client", "192.168.50.100/24")?;
+    // 1. The pair forms.
+    probe.wait_for(&mac_a, MINUTE)?;
+    assert!(pair.ipmi('a', &["chassis", "power", "status"])?.contains("on"));
+    let status = status_once(&mut pair, 'b', "node-1: primary")?;
+    assert!(status.contains("node-2: secondary, health 1000"), "{status}");
+    // The node reads its own BMC's sensors in-band.
+    let (code, sdr) = pair.exec('a', "ipmitool sdr list", MINUTE)?;
+    assert_eq!(code, 0, "{sdr}");
+    assert!(sdr.contains("CPU Temp") && sdr.contains("40 degrees C"), "{sdr}");
 
-    // VM 1's public NIC (its second) is 52:54:00:12:01:01; VM 2's 52:54:00:12:02:01.
-    let mut a = lab.start(node("node-a", &a_disk, 9101))?;
-    let mut b = lab.start(node("node-b", &b_disk, 9102))?;
-    let (mac_a, mac_b) = ("52:54:00:12:01:01", "52:54:00:12:02:01");
-    for vm in [&mut a, &mut b] {
-        vm.wait_for("pair: watchdog /dev/watchdog armed", BOOT)?;
-    }
-    a.wait_for("pair: primary in epoch", BOOT)?;
-    let probe = AddressProbe::start(&client.ns, "eth0", PAIR_ADDRESS)?;
-    probe.wait_for(mac_a, Duration::from_secs(60))?;
-    assert!(power_status(&lab, "192.168.50.21")?.contains("on"));
-    let status = status_once(&mut b, "node-1: primary")?;
-    assert!(status.contains("node-2: secondary"), "{status}");
-
-    // 1b. The private link is cut: both raise an alarm and nothing moves; healed, it clears.
-    let (a_private, a_public) =
-        (a.tap(0).unwrap_or_default().to_owned(), a.tap(1).unwrap_or_default().to_owned());
-    lab.netns().ip(&["link", "set", &a_private, "down"])?;
-    status_once(&mut a, "ALARM: the peer is silent on the private link")?;
-    let status = status_once(&mut b, "ALARM: the peer is silent on the private link")?;
+    // 2. The private link is cut: both raise an alarm and nothing moves; healed, it clears.
+    pair.set_link(LinkName::Private, 'a', false)?;
+    status_once(&mut pair, 'a', "ALARM: the peer is silent on the private link")?;
+    let status = status_once(&mut pair, 'b', "ALARM: the peer is silent on the private link")?;
     assert!(status.contains("node-1: primary"), "one link down is not a failover: {status}");
-    lab.netns().ip(&["link", "set", &a_private, "up"])?;
-    let status = status_once(&mut a, "private link eth0: carrier, peer heard")?;
+    pair.set_link(LinkName::Private, 'a', true)?;
+    let status = status_once(&mut pair, 'a', "private link eth0: carrier, peer heard")?;
     assert!(!status.contains("ALARM"), "{status}");
 
-    // 1c. node-1's public cable is pulled: its gateway stops answering, and it hands over to
-    //     node-2, which takes the address. Then node-2 hands it back by a switchover.
-    lab.netns().ip(&["link", "set", &a_public, "down"])?;
-    a.wait_for("pair: secondary: preventive move: the peer is healthier", Duration::from_secs(60))?;
-    b.wait_for("pair: primary in epoch", Duration::from_secs(60))?;
-    probe.wait_for(mac_b, Duration::from_secs(60))?;
-    lab.netns().ip(&["link", "set", &a_public, "up"])?;
-    status_once(&mut b, "node-1: secondary, health 1000")?;
-    let (code, out) = b.run("pairos pair switchover", Duration::from_secs(60))?;
+    // 3. a's public cable is pulled: it hands over to b. Then b hands back by a switchover.
+    pair.set_link(LinkName::Public, 'a', false)?;
+    pair.node('a')?.vm.wait_for("pair: secondary: preventive move: the peer is healthier", MINUTE)?;
+    pair.node('b')?.vm.wait_for("pair: primary in epoch", MINUTE)?;
+    probe.wait_for(&mac_b, MINUTE)?;
+    pair.set_link(LinkName::Public, 'a', true)?;
+    status_once(&mut pair, 'b', "node-1: secondary, health 1000")?;
+    let (code, out) = pair.exec('b', "pairos pair switchover", MINUTE)?;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("handed over to node-1"), "{out}");
-    a.wait_for("pair: primary in epoch", Duration::from_secs(60))?;
-    probe.wait_for(mac_a, Duration::from_secs(60))?;
+    pair.node('a')?.vm.wait_for("pair: primary in epoch", MINUTE)?;
+    probe.wait_for(&mac_a, MINUTE)?;
 
-    // 2. node-1 dies: node-2 fences it through its BMC and takes over.
-    a.kill();
-    b.wait_for("pair: fencing node-1 (IPMI admin@192.168.50.21:623)", Duration::from_secs(60))?;
-    b.wait_for("pair: primary in epoch", Duration::from_secs(60))?;
-    probe.wait_for(mac_b, Duration::from_secs(60))?;
-    assert!(power_status(&lab, "192.168.50.21")?.contains("off"));
+    // 4. a's CPU temperature flaps around its critical threshold (85): the first critical
+    //    spell outlasts the hold time and moves the role to b, once; the rest move nothing.
+    let (a_from, b_from) = (console_len(&mut pair, 'a')?, console_len(&mut pair, 'b')?);
+    for _ in 0..4 {
+        pair.sensor('a', "CPU Temp", 90)?;
+        std::thread::sleep(Duration::from_secs(6));
+        pair.sensor('a', "cpu-temp", 60)?;
+        std::thread::sleep(Duration::from_secs(4));
+    }
+    pair.sensor('a', "CPU Temp", 90)?;
+    let status =
+        status_once(&mut pair, 'a', "sensor past its critical threshold: CPU Temp: 90 degrees C (cr)")?;
+    assert!(status.contains("node-1: secondary, health 700"), "{status}");
+    let (a_log, b_log) = (console_since(&mut pair, 'a', a_from)?, console_since(&mut pair, 'b', b_from)?);
+    assert!(a_log.contains("pair: sensors CRITICAL: CPU Temp: 90 degrees C (cr)"), "{a_log}");
+    assert_eq!(a_log.matches("preventive move: the peer is healthier").count(), 1, "{a_log}");
+    assert_eq!(b_log.matches("pair: primary in epoch").count(), 1, "{b_log}");
+    assert!(!a_log.contains("pair: primary in epoch"), "the role moved back:\n{a_log}");
+    probe.wait_for(&mac_b, MINUTE)?;
+    pair.sensor('a', "CPU Temp", 40)?;
+    status_once(&mut pair, 'b', "node-1: secondary, health 1000")?;
+    let (code, out) = pair.exec('b', "pairos pair switchover", MINUTE)?;
+    assert_eq!(code, 0, "{out}");
+    pair.node('a')?.vm.wait_for("pair: primary in epoch", MINUTE)?;
+    probe.wait_for(&mac_a, MINUTE)?;
 
-    // 3. node-1 is powered on again (the lab starts the same machine): it joins as secondary.
-    drop(a);
-    let mut a: Vm = lab.start(node("node-a", &a_disk, 9101).same_machine_as(1))?;
-    a.wait_for("pair: node-1 of pair pair-lab starting", BOOT)?;
-    let status = status_once(&mut b, "confirmed by the peer")?;
+    // 5. a dies: b fences it through a's BMC and takes over. Powered on, a joins as secondary.
+    pair.kill('a')?;
+    pair.node('b')?.vm.wait_for("pair: fencing node-1 (IPMI admin@192.168.50.21:623)", MINUTE)?;
+    pair.node('b')?.vm.wait_for("pair: primary in epoch", MINUTE)?;
+    probe.wait_for(&mac_b, MINUTE)?;
+    assert!(pair.ipmi('a', &["chassis", "power", "status"])?.contains("off"));
+    pair.power('a', true)?;
+    pair.node('a')?.vm.wait_for("pair: node-1 of pair pair-lab starting", BOOT)?;
+    let status = status_once(&mut pair, 'b', "confirmed by the peer")?;
     assert!(status.contains("node-2: primary") && status.contains("node-1: secondary"), "{status}");
 
-    // 4. node-2's daemon hangs while its BMC is gone: node-1 cannot fence it and does not
-    //    promote; node-2's watchdog resets it, and the pair forms again.
-    drop(bmc_b.take());
-    let (code, out) = b.run("kill -STOP $(cat /run/pairos/pair.pid)", Duration::from_secs(30))?;
-    assert_eq!(code, 0, "{out}");
-    // The watchdog (10 s) resets node-2: its firmware and initramfs start again.
-    b.wait_for("pairos-init: pairos", Duration::from_secs(120))?;
-    a.wait_for("pair: primary in epoch", BOOT)?;
-    probe.wait_for(mac_a, Duration::from_secs(120))?;
+    // 6. Every cable of a is pulled, both alive: b, the primary, fences a at once and stays
+    //    primary; a cannot reach b's BMC and does not promote.
+    let b_from = console_len(&mut pair, 'b')?;
+    pair.set_link(LinkName::Private, 'a', false)?;
+    pair.set_link(LinkName::Public, 'a', false)?;
+    pair.node('b')?.vm.wait_for("pair: fencing node-1", MINUTE)?;
+    let start = std::time::Instant::now();
+    while pair.node('a')?.vm.running() {
+        assert!(start.elapsed() < MINUTE, "a is still powered after b fenced it");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!console_since(&mut pair, 'b', b_from)?.contains("pair: secondary"), "b stood down");
+    assert_eq!(probe.holder(Duration::from_secs(1)).as_deref(), Some(mac_b.as_str()));
+    pair.heal_all()?;
+    pair.power('a', true)?;
+    pair.node('a')?.vm.wait_for("pair: node-1 of pair pair-lab starting", BOOT)?;
+    status_once(&mut pair, 'b', "confirmed by the peer")?;
+
+    // 7. b's daemon hangs while its BMC is unreachable: a cannot fence it and does not
+    //    promote; b's watchdog (10 s) resets it, and the pair forms again with a primary.
+    pair.lab().netns().ip(&["addr", "del", "192.168.50.22/24", "dev", "br-public"])?;
+    pair.hang('b')?;
+    pair.node('b')?.vm.wait_for("pairos-init: pairos", Duration::from_secs(120))?;
+    pair.node('a')?.vm.wait_for("pair: primary in epoch", BOOT)?;
+    probe.wait_for(&mac_a, Duration::from_secs(120))?;
 
     let doubles = probe.double_windows();
     assert!(doubles.is_empty(), "two MACs answered for the address in one 50 ms window: {doubles:?}");

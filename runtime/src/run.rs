@@ -209,7 +209,23 @@ fn start_daemon(
     if watchdog.is_none() {
         say("no hardware watchdog: a hung pair daemon is left to the peer's fence");
     }
-    let cfg = settings.daemon_config(me, state_dir, ports, management, watchdog)?;
+    let mut cfg = settings.daemon_config(me, state_dir, ports, management, watchdog)?;
+    // The board's BMC, in-band (KCS): its sensors count in the node's health.
+    for module in ["ipmi_si", "ipmi_devintf"] {
+        let _ = Cmd::new("modprobe").arg(module).run();
+    }
+    // The interface registers once the driver has found the BMC, which can take a moment.
+    for _ in 0..50 {
+        if Path::new("/dev/ipmi0").exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if Path::new("/dev/ipmi0").exists() {
+        cfg.sensors = Some(["ipmitool", "sdr", "list"].map(String::from).to_vec());
+    } else {
+        say("no local IPMI interface (/dev/ipmi0): the BMC's sensors do not count in the health");
+    }
     let path = Path::new(DAEMON_CONFIG);
     let text = toml::to_string(&cfg).context("writing the pair daemon's configuration")?;
     identity::write_atomically(path, text.as_bytes())?;

@@ -37,6 +37,10 @@ pub struct DaemonConfig {
     /// A watchdog device to arm (`/dev/watchdog`): if the daemon stops petting it, the node
     /// resets.
     pub watchdog: Option<PathBuf>,
+    /// A command that prints this node's BMC sensors as `ipmitool sdr list` does; a sensor
+    /// past its critical threshold lowers the node's health. None: the health ignores them.
+    #[serde(default)]
+    pub sensors: Option<Vec<String>>,
 }
 
 fn run_dir() -> PathBuf {

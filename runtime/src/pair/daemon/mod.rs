@@ -13,6 +13,7 @@ pub mod config;
 pub mod control;
 pub mod persisted;
 pub mod public_watch;
+pub mod sensors;
 pub mod settings;
 pub mod status;
 
@@ -30,6 +31,7 @@ use self::config::DaemonConfig;
 use self::control::Request;
 use self::persisted::{Event, Roles, Store};
 use self::public_watch::Ports;
+use self::sensors::Sensors;
 use self::status::{AddressView, LinkView, Links, PairStatus, PeerView};
 use crate::pair::arp::show;
 use crate::pair::membership::{self, Packet, Receiver};
@@ -39,6 +41,7 @@ enum Wake {
     Packet(Link, Vec<u8>),
     FenceDone(Result<(), String>),
     Ports(Ports),
+    Sensors(Sensors),
     Control(Request, control::Reply),
 }
 
@@ -77,6 +80,8 @@ struct Daemon {
     garp_again: Option<Instant>,
     take_error: Option<String>,
     ports: Ports,
+    /// The last sensor reading (all well until the first one).
+    sensors: Sensors,
     peer_holder: [u8; 6],
     receiver: Receiver,
     wake: mpsc::Sender<Wake>,
@@ -148,6 +153,18 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
             }
         });
     }
+    if let Some(command) = cfg.sensors.clone() {
+        let (tx, rx) = mpsc::channel();
+        sensors::spawn(command, Duration::from_secs(1), tx);
+        let wake = wake.clone();
+        std::thread::spawn(move || {
+            for s in rx {
+                if wake.send(Wake::Sensors(s)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
     control::spawn(&cfg.run_dir, wake.clone(), Wake::Control)?;
     // For the operator and the lab: which process is the daemon.
     let pid_file = cfg.run_dir.join(PID_FILE);
@@ -194,6 +211,7 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
             gateway_answers: None,
             holder: None,
         },
+        sensors: Sensors::Read { critical: Vec::new() },
         peer_holder: [0; 6],
         receiver,
         wake,
@@ -215,7 +233,7 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     let now = d.now();
     d.step(Input::Start { now, promised: d.roles.promised, incarnation: d.roles.incarnation }, &key)?;
     d.step(Input::Maintenance { on: d.roles.maintenance }, &key)?;
-    let health = d.ports.health();
+    let health = d.health();
     d.step(Input::Health { now, score: health, ready: true }, &key)?;
     let every = Duration::from_millis(d.cfg.timing.heartbeat_ms);
     let mut next_tick = Instant::now();
@@ -250,6 +268,11 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
 impl Daemon {
     fn now(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
+    }
+
+    /// This node's health: its ports' score less what its sensors cost.
+    fn health(&self) -> u32 {
+        self.ports.health().saturating_sub(self.sensors.penalty())
     }
 
     fn wake(&mut self, w: Wake, key: &PairKey) -> anyhow::Result<()> {
@@ -288,7 +311,22 @@ impl Daemon {
                         p.health()
                     ));
                 }
-                self.step(Input::Health { now, score: p.health(), ready: true }, key)?;
+                let score = self.health();
+                self.step(Input::Health { now, score, ready: true }, key)?;
+            }
+            Wake::Sensors(s) => {
+                match &s {
+                    Sensors::Read { critical } if critical.is_empty() => {
+                        say("sensors: all within their thresholds")
+                    }
+                    Sensors::Read { critical } => {
+                        say(format_args!("sensors CRITICAL: {}", critical.join(", ")))
+                    }
+                    Sensors::Unreadable(why) => say(format_args!("sensors cannot be read: {why}")),
+                }
+                self.sensors = s;
+                let score = self.health();
+                self.step(Input::Health { now, score, ready: true }, key)?;
             }
             Wake::Control(request, reply) => {
                 let answer = match request {
@@ -468,6 +506,12 @@ impl Daemon {
         if !self.ports.private_carrier {
             conditions.push(format!("no carrier on the private link {}", self.cfg.private.interface));
         }
+        match &self.sensors {
+            Sensors::Read { critical } => {
+                conditions.extend(critical.iter().map(|c| format!("sensor past its critical threshold: {c}")))
+            }
+            Sensors::Unreadable(why) => conditions.push(format!("the BMC's sensors cannot be read: {why}")),
+        }
         if let Some(e) = &self.fence_error {
             conditions.push(format!("the last fence failed: {e}"));
         }
@@ -491,7 +535,7 @@ impl Daemon {
             epoch: self.core.acting(),
             promised: self.core.promised(),
             incarnation: self.roles.incarnation,
-            health: self.ports.health(),
+            health: self.health(),
             maintenance: self.roles.maintenance,
             links: Links {
                 private: LinkView {

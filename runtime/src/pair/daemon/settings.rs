@@ -122,6 +122,7 @@ impl PairSettings {
             pair_address: Some(PairAddressConfig { address, prefix }),
             fence,
             watchdog,
+            sensors: None,
         })
     }
 }

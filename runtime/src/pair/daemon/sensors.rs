@@ -1,0 +1,127 @@
+//! The node's own hardware as its BMC sees it: the readings of the sensors in the BMC's SDR
+//! repository (temperatures, fans, power supplies), read in-band through the local IPMI
+//! interface (`ipmitool sdr list` over `/dev/ipmi0`). A sensor past its critical threshold
+//! lowers the node's health, so the role moves to a healthier peer before the hardware fails.
+//! Runs on a thread of its own, since a BMC can be slow to answer.
+
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+/// What a critical sensor takes off the health score: enough to move the role to a healthy
+/// peer (the margin is 100), less than a lost public network (500), which matters more to the
+/// clients than a hot CPU.
+pub const CRITICAL_PENALTY: u32 = 300;
+
+/// One poll's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sensors {
+    /// Every sensor that is past a critical or non-recoverable threshold, as
+    /// `NAME: READING (STATE)`; empty when all are well.
+    Read { critical: Vec<String> },
+    /// The BMC could not be read; why.
+    Unreadable(String),
+}
+
+impl Sensors {
+    pub fn penalty(&self) -> u32 {
+        match self {
+            Sensors::Read { critical } if !critical.is_empty() => CRITICAL_PENALTY,
+            _ => 0,
+        }
+    }
+}
+
+/// The sensors past a critical (`cr`) or non-recoverable (`nr`) threshold in the output of
+/// `ipmitool sdr list`: one `NAME | READING | STATE` row per sensor. Rows of another shape
+/// (a heading, a warning) are skipped; `ns` (no reading) and `nc` (non-critical) are not
+/// critical.
+pub fn critical(sdr_list: &str) -> Vec<String> {
+    sdr_list
+        .lines()
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split('|').map(str::trim).collect();
+            match cols.as_slice() {
+                [name, reading, state] if matches!(*state, "cr" | "nr") => {
+                    Some(format!("{name}: {reading} ({state})"))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Runs `command` (which prints `ipmitool sdr list`) every `every` and sends what it found
+/// whenever that changes. Ends when the receiver is gone.
+pub fn spawn(command: Vec<String>, every: Duration, to: Sender<Sensors>) {
+    std::thread::Builder::new()
+        .name("pair-sensors".into())
+        .spawn(move || {
+            let mut last = None;
+            loop {
+                let now = read(&command);
+                if last.as_ref() != Some(&now) {
+                    if to.send(now.clone()).is_err() {
+                        return;
+                    }
+                    last = Some(now);
+                }
+                std::thread::sleep(every);
+            }
+        })
+        .expect("a thread starts");
+}
+
+fn read(command: &[String]) -> Sensors {
+    let Some((program, args)) = command.split_first() else {
+        return Sensors::Unreadable("no sensor command configured".into());
+    };
+    match std::process::Command::new(program).args(args).output() {
+        Ok(out) if out.status.success() => {
+            Sensors::Read { critical: critical(&String::from_utf8_lossy(&out.stdout)) }
+        }
+        Ok(out) => Sensors::Unreadable(format!(
+            "`{}` exited with {}: {}",
+            command.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Sensors::Unreadable(format!("cannot run {program}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn critical_and_non_recoverable_rows_count() {
+        let out = "CPU Temp         | 90 degrees C      | cr\n\
+                   Fan 1            | 3000 RPM          | ok\n\
+                   PSU 2            | 0 Watts           | nr\n\
+                   Inlet Temp       | 30 degrees C      | nc\n\
+                   DIMM Temp        | no reading        | ns\n";
+        assert_eq!(critical(out), ["CPU Temp: 90 degrees C (cr)", "PSU 2: 0 Watts (nr)"]);
+        assert!(critical("CPU Temp | 40 degrees C | ok\n").is_empty());
+    }
+
+    #[test]
+    fn other_lines_are_skipped() {
+        assert!(critical("Get HPM.x Capabilities request failed, compcode = d4\n| cr\nx | y\n").is_empty());
+        assert!(critical("").is_empty());
+    }
+
+    #[test]
+    fn only_a_critical_reading_costs_health() {
+        assert_eq!(Sensors::Read { critical: vec!["CPU Temp: 90 (cr)".into()] }.penalty(), CRITICAL_PENALTY);
+        assert_eq!(Sensors::Read { critical: vec![] }.penalty(), 0);
+        assert_eq!(Sensors::Unreadable("no BMC".into()).penalty(), 0, "an unreadable BMC is an alarm only");
+    }
+
+    #[test]
+    fn a_failing_command_is_unreadable_with_its_reason() {
+        let s = read(&["sh".into(), "-c".into(), "echo no device >&2; exit 1".into()]);
+        assert!(matches!(&s, Sensors::Unreadable(why) if why.contains("no device")), "{s:?}");
+        let s = read(&["printf".into(), "CPU Temp | 95 degrees C | cr\\n".into()]);
+        assert_eq!(s, Sensors::Read { critical: vec!["CPU Temp: 95 degrees C (cr)".into()] });
+    }
+}
