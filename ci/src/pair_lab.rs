@@ -123,6 +123,21 @@ fn vm_spec(name: &str, disk: &Path, bmc_port: Option<u16>) -> VmSpec {
     }
 }
 
+/// The node's `pairos pair status --json`, if it answers. The daemon's own lines share the
+/// console and can land inside the output, so they are left out, and a garbled answer is
+/// asked for again.
+fn daemon_status(vm: &mut Vm) -> Option<Value> {
+    for _ in 0..3 {
+        if let Ok((0, out)) = vm.run("pairos pair status --json", Duration::from_secs(20)) {
+            let json: String = out.lines().filter(|l| !l.contains("pair: ")).collect::<Vec<_>>().join("\n");
+            if let Ok(v) = serde_json::from_str::<Value>(json.trim()) {
+                return Some(v);
+            }
+        }
+    }
+    None
+}
+
 /// Quotes `arg` for a POSIX shell.
 fn shell_quote(arg: &str) -> String {
     format!("'{}'", arg.replace('\'', r"'\''"))
@@ -336,17 +351,13 @@ impl PairLab {
         for i in 0..self.nodes.len() {
             let n = &mut self.nodes[i];
             let running = n.vm.running();
-            let (role, epoch) = if running {
-                match n.vm.run("pairos pair status --json", Duration::from_secs(20)) {
-                    Ok((0, out)) => match serde_json::from_str::<Value>(out.trim()) {
-                        Ok(s) => (s["role"].as_str().unwrap_or("unknown").to_owned(), s["epoch"].clone()),
-                        Err(_) => ("unknown".to_owned(), Value::Null),
-                    },
-                    _ => ("unknown".to_owned(), Value::Null),
-                }
-            } else {
-                ("off".to_owned(), Value::Null)
+            let daemon = if running { daemon_status(&mut n.vm) } else { None };
+            let role = match &daemon {
+                Some(s) => s["role"].as_str().unwrap_or("unknown"),
+                None if running => "unknown",
+                None => "off",
             };
+            let epoch = daemon.as_ref().map_or(Value::Null, |s| s["epoch"].clone());
             nodes.insert(
                 n.letter.to_string(),
                 json!({

@@ -104,7 +104,11 @@ fn one_primary_with_bmcs_and_watchdogs() -> Result<(), LabError> {
     assert!(status.contains("node-1: secondary, health 700"), "{status}");
     let (a_log, b_log) = (console_since(&mut pair, 'a', a_from)?, console_since(&mut pair, 'b', b_from)?);
     assert!(a_log.contains("pair: sensors CRITICAL: CPU Temp: 90 degrees C (cr)"), "{a_log}");
-    assert_eq!(a_log.matches("preventive move: the peer is healthier").count(), 1, "{a_log}");
+    assert_eq!(
+        a_log.matches("pair: secondary: preventive move: the peer is healthier").count(),
+        1,
+        "{a_log}"
+    );
     assert_eq!(b_log.matches("pair: primary in epoch").count(), 1, "{b_log}");
     assert!(!a_log.contains("pair: primary in epoch"), "the role moved back:\n{a_log}");
     probe.wait_for(&mac_b, MINUTE)?;
@@ -123,7 +127,7 @@ fn one_primary_with_bmcs_and_watchdogs() -> Result<(), LabError> {
     assert!(pair.ipmi('a', &["chassis", "power", "status"])?.contains("off"));
     pair.power('a', true)?;
     pair.node('a')?.vm.wait_for("pair: node-1 of pair pair-lab starting", BOOT)?;
-    let status = status_once(&mut pair, 'b', "confirmed by the peer")?;
+    let status = status_once(&mut pair, 'a', "public link eth1: carrier, peer heard")?;
     assert!(status.contains("node-2: primary") && status.contains("node-1: secondary"), "{status}");
 
     // 6. Every cable of a is pulled, both alive: b, the primary, fences a at once and stays
@@ -142,7 +146,11 @@ fn one_primary_with_bmcs_and_watchdogs() -> Result<(), LabError> {
     pair.heal_all()?;
     pair.power('a', true)?;
     pair.node('a')?.vm.wait_for("pair: node-1 of pair pair-lab starting", BOOT)?;
-    status_once(&mut pair, 'b', "confirmed by the peer")?;
+    let status = status_once(&mut pair, 'a', "public link eth1: carrier, peer heard")?;
+    assert!(
+        status.contains("node-2: primary") && status.contains("private link eth0: carrier, peer heard"),
+        "{status}"
+    );
 
     // 7. b's daemon hangs while its BMC is unreachable: a cannot fence it and does not
     //    promote; b's watchdog (10 s) resets it, and the pair forms again with a primary.

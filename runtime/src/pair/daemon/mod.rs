@@ -16,9 +16,9 @@ pub mod public_watch;
 pub mod sensors;
 pub mod settings;
 pub mod status;
+pub mod wire;
 
 use std::io::Write;
-use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -34,7 +34,7 @@ use self::public_watch::Ports;
 use self::sensors::Sensors;
 use self::status::{AddressView, LinkView, Links, PairStatus, PeerView};
 use crate::pair::arp::show;
-use crate::pair::membership::{self, Packet, Receiver};
+use crate::pair::membership::{self, Receiver};
 
 /// What wakes the loop.
 enum Wake {
@@ -72,8 +72,7 @@ struct Daemon {
     store: Store,
     roles: Roles,
     start: Instant,
-    sockets: [UdpSocket; 2],
-    counter: u64,
+    wire: std::sync::Arc<wire::Wire>,
     address: Option<PairAddress>,
     /// The address is to be held (the core acts) but is not yet: when to try again.
     take_at: Option<Instant>,
@@ -199,8 +198,14 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         store,
         roles,
         start: Instant::now(),
-        sockets,
-        counter: 0,
+        wire: wire::Wire::new(
+            &cfg.pair_id,
+            &cfg.node,
+            roles.incarnation,
+            key.clone(),
+            sockets,
+            [cfg.private.peer, cfg.public.peer].map(|ip| std::net::SocketAddr::from((ip, membership::PORT))),
+        ),
         address,
         take_at: None,
         garp_again: None,
@@ -231,24 +236,25 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         d.cfg.fence.as_ref().map_or("none".into(), |f| f.describe())
     ));
     let now = d.now();
-    d.step(Input::Start { now, promised: d.roles.promised, incarnation: d.roles.incarnation }, &key)?;
-    d.step(Input::Maintenance { on: d.roles.maintenance }, &key)?;
+    d.step(Input::Start { now, promised: d.roles.promised, incarnation: d.roles.incarnation })?;
+    d.step(Input::Maintenance { on: d.roles.maintenance })?;
     let health = d.health();
-    d.step(Input::Health { now, score: health, ready: true }, &key)?;
+    d.step(Input::Health { now, score: health, ready: true })?;
     let every = Duration::from_millis(d.cfg.timing.heartbeat_ms);
+    d.wire.spawn_beats(every, wire::STALE)?;
     let mut next_tick = Instant::now();
     loop {
         // Wake for the next heartbeat, or sooner when the peer's silence runs out.
         let deadline = d.core.next_deadline().map(|ms| d.start + Duration::from_millis(ms));
         let wake_at = deadline.filter(|t| *t > Instant::now()).map_or(next_tick, |t| t.min(next_tick));
         match events.recv_timeout(wake_at.saturating_duration_since(Instant::now())) {
-            Ok(w) => d.wake(w, &key)?,
+            Ok(w) => d.wake(w)?,
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => anyhow::bail!("the daemon's threads ended"),
         }
         if deadline.is_some_and(|t| Instant::now() >= t) && Instant::now() < next_tick {
             let now = d.now();
-            d.step(Input::Tick { now }, &key)?;
+            d.step(Input::Tick { now })?;
         }
         if Instant::now() >= next_tick {
             next_tick += every;
@@ -257,7 +263,7 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
                 next_tick = Instant::now() + every;
             }
             let now = d.now();
-            d.step(Input::Tick { now }, &key)?;
+            d.step(Input::Tick { now })?;
             d.keep_address();
             d.pet_watchdog();
             d.write_status(false);
@@ -275,7 +281,7 @@ impl Daemon {
         self.ports.health().saturating_sub(self.sensors.penalty())
     }
 
-    fn wake(&mut self, w: Wake, key: &PairKey) -> anyhow::Result<()> {
+    fn wake(&mut self, w: Wake) -> anyhow::Result<()> {
         let now = self.now();
         match w {
             Wake::Packet(link, bytes) => {
@@ -283,7 +289,7 @@ impl Daemon {
                     if matches!(p.msg, Msg::Heartbeat { .. }) {
                         self.peer_holder = p.holder;
                     }
-                    self.step(Input::Received { now, link, msg: p.msg }, key)?;
+                    self.step(Input::Received { now, link, msg: p.msg })?;
                 }
             }
             Wake::FenceDone(result) => {
@@ -298,7 +304,7 @@ impl Daemon {
                         self.fence_error = Some(e);
                     }
                 }
-                self.step(Input::FenceDone { now, off }, key)?;
+                self.step(Input::FenceDone { now, off })?;
             }
             Wake::Ports(p) => {
                 let was = self.ports;
@@ -312,7 +318,7 @@ impl Daemon {
                     ));
                 }
                 let score = self.health();
-                self.step(Input::Health { now, score, ready: true }, key)?;
+                self.step(Input::Health { now, score, ready: true })?;
             }
             Wake::Sensors(s) => {
                 match &s {
@@ -326,7 +332,7 @@ impl Daemon {
                 }
                 self.sensors = s;
                 let score = self.health();
-                self.step(Input::Health { now, score, ready: true }, key)?;
+                self.step(Input::Health { now, score, ready: true })?;
             }
             Wake::Control(request, reply) => {
                 let answer = match request {
@@ -336,7 +342,7 @@ impl Daemon {
                             Action::Alarm(why) => Some(*why),
                             _ => None,
                         });
-                        self.carry_out(out, key)?;
+                        self.carry_out(out)?;
                         match refused {
                             Some(why) => Err(why.to_owned()),
                             None => Ok(format!("handed over to {}", self.cfg.peer)),
@@ -345,7 +351,7 @@ impl Daemon {
                     Request::Maintenance(on) => {
                         self.roles.maintenance = on;
                         self.store.save(&self.roles)?;
-                        self.step(Input::Maintenance { on }, key)?;
+                        self.step(Input::Maintenance { on })?;
                         self.event("maintenance", if on { "on" } else { "off" }.into());
                         Ok(format!("maintenance {}", if on { "on: no automatic moves" } else { "off" }))
                     }
@@ -356,18 +362,18 @@ impl Daemon {
         Ok(())
     }
 
-    fn step(&mut self, input: Input, key: &PairKey) -> anyhow::Result<()> {
+    fn step(&mut self, input: Input) -> anyhow::Result<()> {
         let out = self.core.step(input);
-        self.carry_out(out, key)
+        self.carry_out(out)
     }
 
     /// Carries out the core's actions in order. A promise that cannot be persisted ends the
     /// daemon before anything after it happens.
-    fn carry_out(&mut self, actions: Vec<Action>, key: &PairKey) -> anyhow::Result<()> {
+    fn carry_out(&mut self, actions: Vec<Action>) -> anyhow::Result<()> {
         let mut changed = false;
         for a in actions {
             match a {
-                Action::Send(msg) => self.send(msg, key),
+                Action::Send(msg) => self.send(msg),
                 Action::Persist { promised } => {
                     self.roles.promised = promised;
                     self.store.save(&self.roles).context("persisting the promised epoch")?;
@@ -412,24 +418,13 @@ impl Daemon {
         Ok(())
     }
 
-    fn send(&mut self, msg: Msg, key: &PairKey) {
+    /// Heartbeats go to the beats thread (which sends the latest one on its own clock); the
+    /// rest leave now.
+    fn send(&mut self, msg: Msg) {
         let holder = self.ports.holder.unwrap_or([0; 6]);
-        let peers = [self.cfg.private.peer, self.cfg.public.peer];
-        for link in [Link::Private, Link::Public] {
-            self.counter += 1;
-            let p = Packet {
-                link,
-                pair_id: self.cfg.pair_id.clone(),
-                sender: self.cfg.node.clone(),
-                incarnation: self.roles.incarnation,
-                counter: self.counter,
-                msg: msg.clone(),
-                holder,
-            };
-            // A link that is down refuses the datagram: the other link carries it, or the
-            // peer's silence says the rest.
-            let to = SocketAddr::from((peers[link as usize], membership::PORT));
-            let _ = self.sockets[link as usize].send_to(&p.encode(key), to);
+        match msg {
+            Msg::Heartbeat { .. } => self.wire.publish(msg, holder),
+            _ => self.wire.send(&msg, holder),
         }
     }
 
