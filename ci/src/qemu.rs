@@ -404,6 +404,8 @@ enum Power {
     Own(Child),
     /// The node's BMC: its power can go off and on; QEMU's process id is in its pid file.
     Bmc { pidfile: PathBuf },
+    /// The lab's, killed: it stays off.
+    Killed,
 }
 
 impl Power {
@@ -412,7 +414,7 @@ impl Power {
     fn check(&mut self) -> Result<(), pairos_host::CommandError> {
         match self {
             Power::Own(child) => child.check_running(),
-            Power::Bmc { .. } => Ok(()),
+            Power::Bmc { .. } | Power::Killed => Ok(()),
         }
     }
 
@@ -468,6 +470,7 @@ impl Vm {
     pub fn kill(&mut self) {
         if let Power::Own(child) = &mut self.power {
             child.kill();
+            self.power = Power::Killed;
         } else if let Some(pid) = self.power.pid().filter(|&pid| process_runs(pid)) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
         }
@@ -503,6 +506,7 @@ impl Vm {
         match &mut self.power {
             Power::Own(child) => child.check_running().is_ok(),
             Power::Bmc { .. } => self.power.pid().is_some_and(process_runs),
+            Power::Killed => false,
         }
     }
 }

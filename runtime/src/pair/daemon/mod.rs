@@ -297,6 +297,7 @@ impl Daemon {
                 match result {
                     Ok(()) => {
                         self.fence_error = None;
+                        say(format_args!("fence: {} is confirmed powered off", self.cfg.peer));
                         self.event("fence", "the peer is confirmed powered off".into());
                     }
                     Err(e) => {
