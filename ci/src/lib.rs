@@ -14,7 +14,8 @@
 //!   `pairos build` (its stage cache makes a rebuild take seconds).
 //!
 //! - [`pair_lab`] is a pair of nodes with BMCs, watchdogs and a client, as the pair's lab
-//!   scenarios and the `ci/lab` command use it.
+//!   scenarios and the `ci/lab` command use it; [`lab_server`] keeps one running for
+//!   `ci/lab`.
 //!
 //! Everything that needs teardown is a guard whose `Drop` cleans up and never panics.
 
@@ -26,6 +27,7 @@ pub mod image;
 pub mod initramfs;
 pub mod kernel;
 mod lab;
+pub mod lab_server;
 mod netns;
 pub mod pair_host;
 pub mod pair_lab;

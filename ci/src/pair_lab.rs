@@ -41,21 +41,23 @@ pub struct PairLabOptions {
 }
 
 /// The link a cut or heal names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LinkName {
     Private,
     Public,
 }
 
-impl LinkName {
-    pub fn parse(s: &str) -> Result<LinkName, LabError> {
-        match s {
-            "private" => Ok(LinkName::Private),
-            "public" => Ok(LinkName::Public),
-            _ => Err(LabError::Setup(format!("link {s:?}: expected private or public"))),
-        }
+impl std::fmt::Display for LinkName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LinkName::Private => "private",
+            LinkName::Public => "public",
+        })
     }
+}
 
+impl LinkName {
     /// The NIC's index on a node: the private link's port is the first.
     fn nic(self) -> usize {
         match self {

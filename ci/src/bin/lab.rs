@@ -1,25 +1,15 @@
 //! `ci/lab`: drives a lab pair (two nodes with BMCs and watchdogs, a client on the public
-//! network) for tests, benchmarks, scripts and newcomers. `up` starts a server that owns the
-//! pair (its VMs, BMCs and namespaces) and outlives the command; the other commands ask it
-//! over a unix socket beside the lab's folder. `down` stops it and removes what it made.
+//! network) for tests, benchmarks, scripts and newcomers. Its arguments, wired to the lab
+//! server ([`pairos_lab::lab_server`]): `up` starts it, the other commands ask it, `down` stops
+//! it and removes what it made.
 
-use std::io::{BufRead, BufReader, Read, Seek, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use pairos_lab::pair_lab::{LinkName, PairLab, PairLabOptions};
-use pairos_lab::{image, paths, LabError, Netns};
-use serde_json::{json, Value};
-
-/// The lab's name: its namespaces are `plab-cli` and `plab-cli-client`.
-const LAB: &str = "cli";
-const CLIENT_NS: &str = "plab-cli-client";
-/// How long `up` waits for the pair to form (an image build comes before this).
-const UP_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+use pairos_lab::image;
+use pairos_lab::lab_server::{self, Request, CLIENT_NS};
+use pairos_lab::pair_lab::LinkName;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -164,18 +154,6 @@ enum OnOff {
     Off,
 }
 
-fn socket_path() -> PathBuf {
-    paths::work_root().join(format!("{LAB}.sock"))
-}
-
-fn server_log() -> PathBuf {
-    paths::work_root().join(format!("{LAB}-server.log"))
-}
-
-fn spec_image_dir() -> PathBuf {
-    paths::work_root().join(format!("{LAB}-image"))
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -187,87 +165,58 @@ fn main() -> ExitCode {
     }
 }
 
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
 fn run(cli: Cli) -> Result<ExitCode, String> {
-    match cli.command {
-        Command::Up { image, spec, no_bmc, witness } => up(image, spec, no_bmc, witness),
+    let request = match cli.command {
+        Command::Up { image, spec, no_bmc, witness } => return up(image, spec, no_bmc, witness),
         Command::Serve { image, no_bmc } => {
-            serve(&image, no_bmc).map(|()| ExitCode::SUCCESS).map_err(|e| e.to_string())
+            lab_server::serve(&image, !no_bmc).map_err(|e| e.to_string())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Down => {
+            lab_server::down()?;
+            eprintln!("ci/lab: the lab pair is down");
+            return Ok(ExitCode::SUCCESS);
         }
         Command::Client { command } => {
-            ask(&["ping".into()])?;
+            lab_server::ask(&Request::Ping)?;
             let status = std::process::Command::new("ip")
                 .args(["netns", "exec", CLIENT_NS])
                 .args(&command)
                 .status()
                 .map_err(|e| format!("running {command:?} in {CLIENT_NS}: {e}"))?;
-            Ok(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8))
+            return Ok(exit_code(status.code().unwrap_or(1)));
         }
-        Command::Down => down(),
         Command::Status { json } => {
-            let answer = ask(&["status".into()])?;
-            let status = &answer["status"];
+            let status = lab_server::ask(&Request::Status)?.status.unwrap_or_default();
             if json {
-                println!("{}", serde_json::to_string_pretty(status).expect("serialises"));
+                println!("{}", serde_json::to_string_pretty(&status).expect("serialises"));
             } else {
-                print!("{}", render_status(status));
+                print!("{}", lab_server::render_status(&status));
             }
-            Ok(ExitCode::SUCCESS)
+            return Ok(ExitCode::SUCCESS);
         }
-        _ => {
-            let args: Vec<String> = std::env::args().skip(1).collect();
-            let answer = ask(&args)?;
-            print!("{}", answer["out"].as_str().unwrap_or_default());
-            let code = answer["code"].as_i64().unwrap_or(1);
-            Ok(ExitCode::from(code.clamp(0, 255) as u8))
+        Command::Exec { node, command } => Request::Exec { node: node.letter(), command: command.join(" ") },
+        Command::Kill { node } => Request::Kill { node: node.letter() },
+        Command::Hang { node } => Request::Hang { node: node.letter() },
+        Command::Cut { link, node } => Request::Cut { link: link.into(), node: node.letter() },
+        Command::Heal { link, node } => {
+            if link.is_none() && node.is_some() {
+                return Err("heal NODE needs a LINK: ci/lab heal private|public a|b".into());
+            }
+            Request::Heal { link: link.map(Into::into), node: node.map(NodeName::letter) }
         }
-    }
-}
-
-fn render_status(s: &Value) -> String {
-    let mut out = String::new();
-    if let Some(nodes) = s["nodes"].as_object() {
-        for (letter, n) in nodes {
-            out += &format!(
-                "node {letter} ({}): {}, {}; private {} public {}; BMC {}\n",
-                n["node"].as_str().unwrap_or("?"),
-                n["state"].as_str().unwrap_or("?"),
-                n["role"].as_str().unwrap_or("?"),
-                n["macs"]["private"].as_str().unwrap_or("?"),
-                n["macs"]["public"].as_str().unwrap_or("?"),
-                n["bmc"].as_str().unwrap_or("none"),
-            );
+        Command::Power { node, state } => {
+            Request::Power { node: node.letter(), on: matches!(state, OnOff::On) }
         }
-    }
-    let answered: Vec<&str> = s["address_answered_by"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    out += &format!(
-        "pair address {}: answered by {}\nclient namespace: {}\n",
-        s["address"].as_str().unwrap_or("?"),
-        if answered.is_empty() { "nobody".to_owned() } else { answered.join(", ") },
-        s["client_namespace"].as_str().unwrap_or("?"),
-    );
-    out
-}
-
-/// Sends `args` to the server; its answer (`{"code", "out"}` and more), or why not.
-fn ask(args: &[String]) -> Result<Value, String> {
-    let socket = socket_path();
-    let mut stream = UnixStream::connect(&socket).map_err(|_| {
-        format!("no lab pair is up (no server at {}): run `ci/lab up` first", socket.display())
-    })?;
-    let mut line = serde_json::to_string(args).expect("serialises");
-    line.push('\n');
-    stream.write_all(line.as_bytes()).map_err(|e| format!("asking the lab server: {e}"))?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).map_err(|e| format!("reading the lab server's answer: {e}"))?;
-    let v: Value =
-        serde_json::from_str(&answer).map_err(|e| format!("the lab server's answer {answer:?}: {e}"))?;
-    if let Some(e) = v["error"].as_str() {
-        return Err(e.to_owned());
-    }
-    Ok(v)
+        Command::Sensor { node, name, value } => Request::Sensor { node: node.letter(), name, value },
+    };
+    let answer = lab_server::ask(&request)?;
+    print!("{}", answer.out);
+    Ok(exit_code(answer.code))
 }
 
 fn up(
@@ -279,7 +228,7 @@ fn up(
     if witness {
         return Err("--witness: the witness (`pairos witness`) is not built yet".into());
     }
-    if UnixStream::connect(socket_path()).is_ok() {
+    if lab_server::is_up() {
         return Err("a lab pair is already up: `ci/lab down` first".into());
     }
     let image = match (image, spec) {
@@ -291,189 +240,16 @@ fn up(
         }
         (None, Some(spec)) => {
             eprintln!("ci/lab: building the image from {}", spec.display());
-            image::build_image(Some(&spec), &spec_image_dir()).map_err(|e| e.to_string())?
+            image::build_image(Some(&spec), &lab_server::spec_image_dir()).map_err(|e| e.to_string())?
         }
         (None, None) => {
             eprintln!("ci/lab: building the default image (cached by its inputs)");
             image::default_image().map_err(|e| e.to_string())?
         }
     };
-    std::fs::create_dir_all(paths::work_root()).map_err(|e| e.to_string())?;
-    let log_path = server_log();
-    let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-    let mut server = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
-    server.arg("serve").arg("--image").arg(&image);
-    if no_bmc {
-        server.arg("--no-bmc");
-    }
-    // A process group of its own: the server outlives this command and its terminal.
-    let mut child = server
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|e| e.to_string())?)
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("starting the lab server: {e}"))?;
-    let mut shown = 0u64;
-    let start = Instant::now();
-    loop {
-        shown = show_new(&log_path, shown);
-        if let Ok(Some(status)) = child.try_wait() {
-            show_new(&log_path, shown);
-            return Err(format!("the lab server ended ({status}); its log: {}", log_path.display()));
-        }
-        if std::fs::read_to_string(&log_path).is_ok_and(|t| t.contains(READY)) {
-            break;
-        }
-        if start.elapsed() > UP_TIMEOUT {
-            return Err(format!("the pair did not form in {UP_TIMEOUT:?}; `ci/lab down` cleans up"));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let status = ask(&["status".into()])?;
-    print!("{}", render_status(&status["status"]));
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    lab_server::start(&exe, &image, !no_bmc, &mut |line| eprintln!("ci/lab: {line}"))?;
+    let status = lab_server::ask(&Request::Status)?.status.unwrap_or_default();
+    print!("{}", lab_server::render_status(&status));
     Ok(ExitCode::SUCCESS)
-}
-
-/// Prints the log's lines after byte `from`; returns where it stopped.
-fn show_new(log: &Path, from: u64) -> u64 {
-    let Ok(mut f) = std::fs::File::open(log) else { return from };
-    let _ = f.seek(std::io::SeekFrom::Start(from));
-    let mut text = String::new();
-    let _ = f.read_to_string(&mut text);
-    let Some(end) = text.rfind('\n') else { return from };
-    for line in text[..end].lines() {
-        eprintln!("ci/lab: {line}");
-    }
-    from + end as u64 + 1
-}
-
-const READY: &str = "the lab server is ready";
-
-fn down() -> Result<ExitCode, String> {
-    let socket = socket_path();
-    if UnixStream::connect(&socket).is_ok() {
-        ask(&["down".into()])?;
-        let start = Instant::now();
-        while socket.exists() && start.elapsed() < Duration::from_secs(60) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    // Whatever a server that died left behind: its namespaces (and what runs in them), files.
-    drop(Netns::adopt(CLIENT_NS));
-    drop(Netns::adopt(&format!("plab-{LAB}")));
-    for path in [paths::work_root().join(LAB), spec_image_dir()] {
-        if path.exists() {
-            std::fs::remove_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-    }
-    for path in [socket, server_log()] {
-        let _ = std::fs::remove_file(path);
-    }
-    eprintln!("ci/lab: the lab pair is down");
-    Ok(ExitCode::SUCCESS)
-}
-
-fn serve(image: &Path, no_bmc: bool) -> Result<(), LabError> {
-    let opts = PairLabOptions { name: LAB.into(), image: image.to_owned(), bmcs: !no_bmc };
-    let mut pair = PairLab::up(&opts, &mut |msg| println!("{msg}"))?;
-    let socket = socket_path();
-    let _ = std::fs::remove_file(&socket);
-    let listener =
-        UnixListener::bind(&socket).map_err(|e| LabError::Setup(format!("{}: {e}", socket.display())))?;
-    println!("{READY}");
-    for stream in listener.incoming() {
-        let Ok(mut stream) = stream else { continue };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-        let mut line = String::new();
-        if BufReader::new(&stream).read_line(&mut line).is_err() {
-            continue;
-        }
-        let (answer, stop) = match serde_json::from_str::<Vec<String>>(&line) {
-            Ok(args) => handle(&mut pair, &args),
-            Err(e) => (json!({"error": format!("a request that is not a JSON list of words: {e}")}), false),
-        };
-        let _ = stream.write_all(answer.to_string().as_bytes());
-        drop(stream);
-        if stop {
-            break;
-        }
-    }
-    drop(pair);
-    let _ = std::fs::remove_file(&socket);
-    println!("the lab pair is stopped");
-    Ok(())
-}
-
-/// One request: its answer, and whether the server stops after it.
-fn handle(pair: &mut PairLab, args: &[String]) -> (Value, bool) {
-    let ok = |out: String| json!({"code": 0, "out": out});
-    let result: Result<Value, LabError> = match args.first().map(String::as_str) {
-        Some("ping") => Ok(ok(String::new())),
-        Some("status") => Ok(json!({"code": 0, "status": pair.status()})),
-        Some("down") => return (ok(String::new()), true),
-        _ => {
-            let words = std::iter::once("ci/lab".to_owned()).chain(args.iter().cloned());
-            match Cli::try_parse_from(words) {
-                Err(e) => Ok(json!({"error": e.to_string()})),
-                Ok(cli) => command(pair, cli.command),
-            }
-        }
-    };
-    match result {
-        Ok(v) => (v, false),
-        Err(e) => (json!({"error": e.to_string()}), false),
-    }
-}
-
-fn command(pair: &mut PairLab, command: Command) -> Result<Value, LabError> {
-    let done = |what: String| Ok::<Value, LabError>(json!({"code": 0, "out": format!("{what}\n")}));
-    match command {
-        Command::Exec { node, command } => {
-            let (code, out) = pair.exec(node.letter(), &command.join(" "), Duration::from_secs(300))?;
-            let out = if out.is_empty() { out } else { format!("{out}\n") };
-            Ok(json!({"code": code, "out": out}))
-        }
-        Command::Kill { node } => {
-            pair.kill(node.letter())?;
-            done(format!("node {}: killed", node.letter()))
-        }
-        Command::Hang { node } => {
-            pair.hang(node.letter())?;
-            done(format!("node {}: its pair daemon is stopped (SIGSTOP)", node.letter()))
-        }
-        Command::Cut { link, node } => {
-            pair.set_link(link.into(), node.letter(), false)?;
-            done(format!("node {}: {link:?} port down", node.letter()))
-        }
-        Command::Heal { link, node } => match (link, node) {
-            (Some(link), Some(node)) => {
-                pair.set_link(link.into(), node.letter(), true)?;
-                done(format!("node {}: {link:?} port up", node.letter()))
-            }
-            (None, None) => {
-                pair.heal_all()?;
-                done("every port up".into())
-            }
-            (Some(link), None) => {
-                for letter in ['a', 'b'] {
-                    pair.set_link(link.into(), letter, true)?;
-                }
-                done(format!("{link:?} ports up"))
-            }
-            (None, Some(_)) => Err(LabError::Setup("heal NODE needs a LINK: heal private|public a|b".into())),
-        },
-        Command::Power { node, state } => {
-            pair.power(node.letter(), matches!(state, OnOff::On))?;
-            done(format!("node {}: power {state:?}", node.letter()))
-        }
-        Command::Sensor { node, name, value } => {
-            pair.sensor(node.letter(), &name, value)?;
-            done(format!("node {}: {name} = {value}", node.letter()))
-        }
-        Command::Up { .. } => Err(LabError::Setup("a lab pair is already up: `ci/lab down` first".into())),
-        Command::Status { .. } | Command::Client { .. } | Command::Down | Command::Serve { .. } => {
-            Err(LabError::Setup("not a request for the server".into()))
-        }
-    }
 }
