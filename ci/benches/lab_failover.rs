@@ -33,6 +33,11 @@ fn main() -> Result<(), LabError> {
     let macs = [pair.node('a')?.macs[1].clone(), pair.node('b')?.macs[1].clone()];
     let probe = AddressProbe::start(&pair.client().ns, "eth0", PAIR_ADDRESS)?;
     probe.wait_for(&macs[0], Duration::from_secs(60))?;
+    // A node does not fence its peer in its first minute (`startup_wait_ms`, the time a slower
+    // node needs to boot when both power on together): the first kill waits that out. Later
+    // kills hit the node that was powered on again, and its peer has long been up.
+    eprintln!("waiting out the nodes' first minute");
+    std::thread::sleep(Duration::from_secs(65));
     let letters = ['a', 'b'];
     let (mut kills, mut moves, mut gaps) = (Vec::new(), Vec::new(), Vec::new());
     let mut holder = 0;
@@ -52,9 +57,13 @@ fn main() -> Result<(), LabError> {
         // The dead node is powered on and rejoins; then a planned switchover back to it.
         pair.power(letters[dead], true)?;
         pair.node(letters[dead])?.vm.wait_for("pair: watchdog /dev/watchdog armed", BOOT)?;
-        let confirmed = "for i in $(seq 120); do pairos pair status | grep -q 'confirmed by the peer' && \
-                         pairos pair status | grep -q 'health 1000, ' && break; sleep 1; done; pairos pair status";
-        let (_, status) = pair.exec(letters[survivor], confirmed, Duration::from_secs(150))?;
+        // The survivor hears the revived node, ready and healthy, and holds the address.
+        let revived = ["node-1", "node-2"][dead];
+        let settled = format!(
+            "for i in $(seq 90); do s=$(pairos pair status); echo \"$s\" | grep -q 'confirmed by the peer' && \
+             echo \"$s\" | grep -q '{revived}: secondary, health 1000$' && break; sleep 1; done; pairos pair status"
+        );
+        let (_, status) = pair.exec(letters[survivor], &settled, Duration::from_secs(200))?;
         eprintln!("{status}");
         std::thread::sleep(Duration::from_secs(2));
         let start = Instant::now();
