@@ -12,7 +12,6 @@
 //! - [`kernel`] and [`initramfs`] provide the Debian kernel (cached by package version) and a
 //!   small initramfs with the `pairos` binary; [`image`] builds the default pairos image with
 //!   `pairos build` (its stage cache makes a rebuild take seconds).
-//!
 //! - [`pair_lab`] is a pair of nodes with BMCs, watchdogs and a client, as the pair's lab
 //!   scenarios and the `ci/lab` command use it; [`lab_server`] keeps one running for
 //!   `ci/lab`.
