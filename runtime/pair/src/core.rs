@@ -497,7 +497,15 @@ impl Node {
                 let asked = self.requested.is_some_and(|(e, _)| e == epoch);
                 let handed_over = self.requested.is_none() && epoch > self.promised;
                 if asked {
-                    self.act(epoch, "the pair formed: the peer granted the first epoch", out);
+                    // A request can be left over from the moment after this node handed over
+                    // (the peer's last heartbeat still said it was not acting); the peer's
+                    // later switchover grant then answers it. Say which it was.
+                    let why = if self.peer.is_some_and(|p| p.acting.is_some()) {
+                        "the peer handed over"
+                    } else {
+                        "the pair formed: the peer granted the first epoch"
+                    };
+                    self.act(epoch, why, out);
                 } else if handed_over {
                     self.last_move = Some(now);
                     self.act(epoch, "the peer handed over", out);
@@ -542,6 +550,25 @@ mod tests {
         let stale = Msg::Grant { epoch: 5, to: 1 };
         assert!(c.step(Input::Received { now: 1, link: Link::Private, msg: stale }).is_empty());
         assert_eq!(c.acting(), None);
+    }
+
+    #[test]
+    fn a_switchover_back_is_told_as_a_handover_even_after_a_leftover_request() {
+        let mut a = started(true, 1);
+        a.step(Input::Received { now: 0, link: Link::Private, msg: hb(2, None, 1_000) });
+        assert!(sent(&a.step(Input::Tick { now: 100 })).contains(&Msg::Request { epoch: 1, incarnation: 1 }));
+        a.step(Input::Received { now: 150, link: Link::Private, msg: Msg::Grant { epoch: 1, to: 1 } });
+        assert_eq!(a.acting(), Some(1));
+        assert!(grants(&a.step(Input::Switchover { now: 200 })));
+        // The peer's last heartbeat still says it is not acting: a asks for the next epoch,
+        // which the peer, acting by then, ignores.
+        a.step(Input::Received { now: 250, link: Link::Private, msg: hb(2, None, 1_000) });
+        assert!(sent(&a.step(Input::Tick { now: 300 })).contains(&Msg::Request { epoch: 3, incarnation: 1 }));
+        a.step(Input::Received { now: 400, link: Link::Private, msg: hb(2, Some(2), 1_000) });
+        // The peer switches back, granting that very epoch: a handover, not the pair forming.
+        let out =
+            a.step(Input::Received { now: 500, link: Link::Private, msg: Msg::Grant { epoch: 3, to: 1 } });
+        assert!(out.contains(&Action::Act { epoch: 3, why: "the peer handed over" }), "{out:?}");
     }
 
     #[test]
