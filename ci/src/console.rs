@@ -13,6 +13,15 @@ use crate::LabError;
 
 const POLL: Duration = Duration::from_millis(100);
 
+/// Connects to the console `socket` and copies what it delivers into `log` from a thread of its
+/// own (which ends when QEMU closes the socket: the VM stopped); returns the stream to type on.
+fn record(socket: &Path, mut log: std::fs::File) -> Result<UnixStream, LabError> {
+    let stream = UnixStream::connect(socket).map_err(io(socket))?;
+    let mut output = stream.try_clone().map_err(io(socket))?;
+    std::thread::spawn(move || std::io::copy(&mut output, &mut log));
+    Ok(stream)
+}
+
 #[derive(Debug)]
 pub struct Console {
     vm: String,
@@ -27,23 +36,17 @@ pub struct Console {
 impl Console {
     /// Connects to QEMU's console socket and starts recording into `log`.
     pub(crate) fn connect(vm: &str, socket: PathBuf, log: PathBuf) -> Result<Self, LabError> {
-        let stream = UnixStream::connect(&socket).map_err(io(&socket))?;
-        let mut output = stream.try_clone().map_err(io(&socket))?;
-        let mut file = std::fs::File::create(&log).map_err(io(&log))?;
-        // Ends when QEMU closes the socket (the VM stopped).
-        std::thread::spawn(move || std::io::copy(&mut output, &mut file));
-        Ok(Console { vm: vm.to_owned(), log, socket, input: stream, cursor: 0, commands: 0 })
+        let file = std::fs::File::create(&log).map_err(io(&log))?;
+        let input = record(&socket, file)?;
+        Ok(Console { vm: vm.to_owned(), log, socket, input, cursor: 0, commands: 0 })
     }
 
     /// Connects to the console socket again (QEMU started anew) and goes on recording into
     /// the same log, after what is there.
     pub(crate) fn reconnect(&mut self) -> Result<(), LabError> {
-        let stream = UnixStream::connect(&self.socket).map_err(io(&self.socket))?;
-        let mut output = stream.try_clone().map_err(io(&self.socket))?;
-        let mut file =
+        let file =
             std::fs::OpenOptions::new().append(true).create(true).open(&self.log).map_err(io(&self.log))?;
-        std::thread::spawn(move || std::io::copy(&mut output, &mut file));
-        self.input = stream;
+        self.input = record(&self.socket, file)?;
         Ok(())
     }
 

@@ -28,16 +28,7 @@ pub fn default_image() -> Result<PathBuf, LabError> {
     if fresh.exists() {
         std::fs::remove_dir_all(&fresh).map_err(crate::error::io(&fresh))?;
     }
-    Cmd::new(paths::pairos_bin()?)
-        .arg("build")
-        .arg("--out")
-        .arg(&fresh)
-        .arg("--lab")
-        .arg("--signing-key")
-        .arg(test_signing_key())
-        .arg("--cache")
-        .arg(paths::cache_dir().join("build"))
-        .run()?;
+    build_image(None, &fresh)?;
     if out.exists() {
         use nix::fcntl::{renameat2, RenameFlags};
         renameat2(None, &fresh, None, &out, RenameFlags::RENAME_EXCHANGE)

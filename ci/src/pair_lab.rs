@@ -278,19 +278,15 @@ impl PairLab {
         Ok(())
     }
 
-    fn bmc_of(&mut self, letter: char) -> Result<String, LabError> {
-        let n = self.node(letter)?;
-        match &n.bmc {
-            Some(b) => Ok(b.address.clone()),
-            None => {
-                Err(LabError::Setup(format!("node {letter} has no BMC (the lab pair was made without BMCs)")))
-            }
-        }
+    fn bmc(&mut self, letter: char) -> Result<&Bmc, LabError> {
+        self.node(letter)?.bmc.as_ref().ok_or_else(|| {
+            LabError::Setup(format!("node {letter} has no BMC (the lab pair was made without BMCs)"))
+        })
     }
 
     /// `ipmitool` against the node's BMC, from the lab's side of the public network.
     pub fn ipmi(&mut self, letter: char, args: &[&str]) -> Result<String, LabError> {
-        let host = self.bmc_of(letter)?;
+        let host = self.bmc(letter)?.address.clone();
         bmc::ipmitool(self.lab.netns(), &host, args)
     }
 
@@ -305,7 +301,7 @@ impl PairLab {
             // The last run's socket is stale; QEMU makes a new one when it starts.
             let _ = std::fs::remove_file(&socket);
             self.ipmi(letter, &["chassis", "power", "on"])?;
-            self.node(letter)?.vm.reattach(Duration::from_secs(30))
+            self.node(letter)?.vm.reattach()
         } else {
             self.ipmi(letter, &["chassis", "power", "off"])?;
             let start = std::time::Instant::now();
@@ -323,9 +319,7 @@ impl PairLab {
 
     /// Sets the node BMC's emulated sensor `name` to `value`.
     pub fn sensor(&mut self, letter: char, name: &str, value: u8) -> Result<(), LabError> {
-        self.bmc_of(letter)?;
-        let n = self.node(letter)?;
-        n.bmc.as_ref().map_or(Ok(()), |b| b.set_sensor(name, value))
+        self.bmc(letter)?.set_sensor(name, value)
     }
 
     /// Which MACs answer an ARP request for the pair's address from the client, now.

@@ -479,19 +479,8 @@ impl Vm {
     /// Connects the console again after the VM's power came back on (its BMC started QEMU
     /// anew, and QEMU waits for the console before the guest runs). What it prints is added
     /// to the same log.
-    pub fn reattach(&mut self, timeout: Duration) -> Result<(), LabError> {
-        let socket = self.console.socket().to_owned();
-        let start = std::time::Instant::now();
-        while !socket.exists() {
-            if start.elapsed() > timeout {
-                return Err(LabError::Setup(format!(
-                    "{}: powered on, but QEMU did not open {}",
-                    self.name,
-                    socket.display()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    pub fn reattach(&mut self) -> Result<(), LabError> {
+        wait_for_socket(&self.name, || Ok(()), self.console.socket())?;
         self.console.reconnect()
     }
 

@@ -211,11 +211,12 @@ fn start_daemon(
     }
     let mut cfg = settings.daemon_config(me, state_dir, ports, management, watchdog)?;
     // The board's BMC, in-band (KCS): its sensors count in the node's health.
-    for module in ["ipmi_si", "ipmi_devintf"] {
-        let _ = Cmd::new("modprobe").arg(module).run();
-    }
-    // The interface registers once the driver has found the BMC, which can take a moment.
-    for _ in 0..50 {
+    // ipmi_si refuses to load when it finds no system interface: then there is nothing to wait
+    // for. Otherwise the interface registers once the driver has found the BMC, which can take
+    // a moment.
+    let found = Cmd::new("modprobe").arg("ipmi_si").run().is_ok();
+    let _ = Cmd::new("modprobe").arg("ipmi_devintf").run();
+    for _ in 0..if found { 50 } else { 0 } {
         if Path::new("/dev/ipmi0").exists() {
             break;
         }

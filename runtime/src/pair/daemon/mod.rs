@@ -130,7 +130,6 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
             }
         })?;
     }
-    let (ports_tx, ports_rx) = mpsc::channel();
     public_watch::spawn(
         public_watch::Watch {
             private: cfg.private.interface.clone(),
@@ -140,29 +139,11 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
             pair_address: cfg.pair_address.as_ref().map(|a| a.address),
             every: Duration::from_millis(500),
         },
-        ports_tx,
+        wake.clone(),
+        Wake::Ports,
     );
-    {
-        let wake = wake.clone();
-        std::thread::spawn(move || {
-            for p in ports_rx {
-                if wake.send(Wake::Ports(p)).is_err() {
-                    return;
-                }
-            }
-        });
-    }
     if let Some(command) = cfg.sensors.clone() {
-        let (tx, rx) = mpsc::channel();
-        sensors::spawn(command, Duration::from_secs(1), tx);
-        let wake = wake.clone();
-        std::thread::spawn(move || {
-            for s in rx {
-                if wake.send(Wake::Sensors(s)).is_err() {
-                    return;
-                }
-            }
-        });
+        sensors::spawn(command, Duration::from_secs(1), wake.clone(), Wake::Sensors);
     }
     control::spawn(&cfg.run_dir, wake.clone(), Wake::Control)?;
     // For the operator and the lab: which process is the daemon.

@@ -54,7 +54,8 @@ pub struct Watch {
 /// lost (one lost ARP reply is not an outage).
 const GATEWAY_MISSES: u32 = 3;
 
-pub fn spawn(w: Watch, to: Sender<Ports>) {
+/// Watches the ports every `w.every` and sends each finding, wrapped by `wrap`, to `to`.
+pub fn spawn<W: Send + 'static>(w: Watch, to: Sender<W>, wrap: fn(Ports) -> W) {
     std::thread::Builder::new()
         .name("pair-ports".into())
         .spawn(move || {
@@ -78,7 +79,7 @@ pub fn spawn(w: Watch, to: Sender<Ports>) {
                 let holder = w.pair_address.and_then(|a| probe(&mut port, a).first().copied());
                 let ports =
                     Ports { private_carrier: carrier(&w.private), public_carrier, gateway_answers, holder };
-                if to.send(ports).is_err() {
+                if to.send(wrap(ports)).is_err() {
                     return;
                 }
                 std::thread::sleep(w.every);

@@ -50,9 +50,14 @@ pub fn critical(sdr_list: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs `command` (which prints `ipmitool sdr list`) every `every` and sends what it found
-/// whenever that changes. Ends when the receiver is gone.
-pub fn spawn(command: Vec<String>, every: Duration, to: Sender<Sensors>) {
+/// Runs `command` (which prints `ipmitool sdr list`) every `every` and sends what it found,
+/// wrapped by `wrap`, whenever that changes. Ends when the receiver is gone.
+pub fn spawn<W: Send + 'static>(
+    command: Vec<String>,
+    every: Duration,
+    to: Sender<W>,
+    wrap: fn(Sensors) -> W,
+) {
     std::thread::Builder::new()
         .name("pair-sensors".into())
         .spawn(move || {
@@ -60,7 +65,7 @@ pub fn spawn(command: Vec<String>, every: Duration, to: Sender<Sensors>) {
             loop {
                 let now = read(&command);
                 if last.as_ref() != Some(&now) {
-                    if to.send(now.clone()).is_err() {
+                    if to.send(wrap(now.clone())).is_err() {
                         return;
                     }
                     last = Some(now);
