@@ -37,6 +37,10 @@ pub enum Command {
     /// The pair's membership: approve a newcomer, forget a peer, set how newcomers enrol.
     #[command(subcommand)]
     Pair(PairCommand),
+    /// The witness a customer runs on any third Linux box: it grants one node of a pair at a
+    /// time a lease, so that a node whose peer went silent may take over without a fence.
+    #[command(subcommand)]
+    Witness(WitnessCommand),
     /// Early boot: what the initramfs runs as /init (normally started by the kernel, not by hand).
     #[command(hide = true)]
     Init,
@@ -200,6 +204,39 @@ pub enum PairCommand {
     Switchover(PairControlArgs),
     /// `on`: no automatic moves (a dead primary is still replaced); `off`: moves again.
     Maintenance(MaintenanceArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WitnessCommand {
+    /// Serve pairs that know the witness key (UDP), keeping their grants in the state folder.
+    Run(WitnessRunArgs),
+    /// Print a new witness key (64 hex digits) for the pair's settings and `run --key-file`.
+    Key,
+    /// What the witness kept: each pair's holder, epoch and lease.
+    Status(WitnessStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WitnessRunArgs {
+    /// Where to listen.
+    #[arg(long, value_name = "ADDRESS:PORT", default_value = "0.0.0.0:7470")]
+    pub listen: std::net::SocketAddr,
+    /// The witness key (64 hex digits; `pairos witness key` makes one).
+    #[arg(long, value_name = "FILE", default_value = "/etc/pairos/witness.key")]
+    pub key_file: PathBuf,
+    /// Where the grants are kept (fsynced before a grant that changes the holder is answered).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/pairos-witness")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct WitnessStatusArgs {
+    /// The witness's state folder (as given to `run`).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/pairos-witness")]
+    pub state_dir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

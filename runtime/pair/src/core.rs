@@ -24,12 +24,34 @@
 //!   large drop in health, so it is such a move.
 //! - One link silent while the other carries heartbeats is a condition (an alarm), never a
 //!   failover.
+//! - Witnesses (up to two, [`crate::witness`]): each grants its lease to one node at a time.
+//!   The pair uses one of them, the *elected* witness (the first, unless the primary cannot
+//!   reach it and can reach the other: everRun's preferred and alternate quorum servers). Only
+//!   the primary changes it, in two steps: it proposes, the secondary persists and says so,
+//!   and only then does the primary persist it. So the witness either node would use is
+//!   always among its own, the one its peer last said, and its pending proposal: the
+//!   *covered* set.
+//!   The primary renews its lease on every witness. A secondary whose peer is silent as long
+//!   as before a fence *claims* the role: it persists the next epoch, says so in every
+//!   heartbeat, and asks its elected witness; it acts once it holds the covered set's leases
+//!   and the claim has been said for the claim wait (longer than the dead time and any
+//!   delay). A primary that hears a claim, or whose peer is silent, keeps acting only while it
+//!   holds the covered set's leases; so the two never overlap. A lease counts as held only
+//!   while it has longer to run than the watchdog takes to reset a hung node: a primary that
+//!   hangs cannot stop itself, and is reset before its leases run out.
 
 /// Which link a message came over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Link {
     Private = 0,
     Public = 1,
+}
+
+/// Which witness the pair uses: `seq` orders the choices (higher is later).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Elected {
+    pub seq: u64,
+    pub witness: usize,
 }
 
 /// What the nodes say to each other (authenticated by the transport, not here).
@@ -43,6 +65,11 @@ pub enum Msg {
         health: u32,
         /// The sender could take over: its volumes are up to date.
         ready: bool,
+        /// The sender claims this epoch through a witness (its peer is silent to it).
+        claim: Option<u64>,
+        /// The witness the sender would use, and the one it proposes (a primary).
+        elected: Elected,
+        proposal: Option<Elected>,
     },
     /// "Grant me `epoch`", from the sender's `incarnation`.
     Request { epoch: u64, incarnation: u64 },
@@ -57,6 +84,7 @@ pub enum Input {
         now: u64,
         promised: u64,
         incarnation: u64,
+        elected: Elected,
     },
     Tick {
         now: u64,
@@ -85,6 +113,14 @@ pub enum Input {
     Maintenance {
         on: bool,
     },
+    /// Witness `witness` answered the request sent at `sent` (this node's clock): `granted`
+    /// means it holds its lease for [`Config::lease`] from when the witness received it.
+    WitnessAnswer {
+        now: u64,
+        witness: usize,
+        sent: u64,
+        granted: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +142,18 @@ pub enum Action {
     },
     /// Power the peer off through its BMC, and answer with [`Input::FenceDone`].
     Fence,
+    /// Ask witness `witness` for its lease (or renew it) for `epoch`, and answer with
+    /// [`Input::WitnessAnswer`].
+    AskWitness {
+        witness: usize,
+        epoch: u64,
+    },
+    /// Write and fsync the elected witness before carrying out anything after this.
+    Elect(Elected),
+    /// Give back the lease held for `epoch`, on every witness.
+    ReleaseWitness {
+        epoch: u64,
+    },
     Alarm(&'static str),
 }
 
@@ -131,8 +179,22 @@ pub struct Config {
     pub hold: u64,
     /// ...and the last move must be this long ago.
     pub cooldown: u64,
+    /// Witnesses configured (0 to 2).
+    pub witnesses: usize,
+    /// How long a witness grants its lease for; it must be well above `watchdog` and `renew`.
+    pub lease: u64,
+    /// How long a hung node goes on before its watchdog resets it.
+    pub watchdog: u64,
+    /// How often a holder renews its leases, and a claimant asks again.
+    pub renew: u64,
+    /// How long a claim is said before the claimant acts: longer than the dead time and the
+    /// longest a heartbeat may be delayed, so that a primary that still hears its peer has
+    /// heard the claim.
+    pub claim_wait: u64,
     /// For the simulator's broken-rule check only: promote on silence without a fence.
     pub unsafe_promote_on_silence: bool,
+    /// For the simulator's broken-rule check only: act on a lease without the claim wait.
+    pub unsafe_skip_claim_wait: bool,
 }
 
 impl Default for Config {
@@ -147,7 +209,13 @@ impl Default for Config {
             margin: 100,
             hold: 3_000,
             cooldown: 60_000,
+            witnesses: 0,
+            lease: 4_000,
+            watchdog: 2_000,
+            renew: 500,
+            claim_wait: 2_000,
             unsafe_promote_on_silence: false,
+            unsafe_skip_claim_wait: false,
         }
     }
 }
@@ -160,7 +228,13 @@ pub struct Peer {
     pub acting: Option<u64>,
     pub health: u32,
     pub ready: bool,
+    pub claim: Option<u64>,
+    pub elected: Elected,
+    pub proposal: Option<Elected>,
 }
+
+/// How many witnesses a node may have.
+pub const MAX_WITNESSES: usize = 2;
 
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -193,6 +267,19 @@ pub struct Node {
     quiet_until: u64,
     started_at: Option<u64>,
     alarmed: bool,
+    /// Until when (this node's clock) each witness's lease is held by this node, counted from
+    /// when the request was sent, less a tenth for the clocks' rates.
+    leases: [Option<u64>; MAX_WITNESSES],
+    /// When the leases were last given back: answers to requests sent before are void.
+    released_at: Option<u64>,
+    last_ask: Option<u64>,
+    /// The epoch this node claims through a witness, and since when.
+    claim: Option<(u64, u64)>,
+    /// A witness refused this node's claim: the peer holds its lease.
+    claim_refused: bool,
+    /// The witness this node would use (persisted), and the one it proposes (as primary).
+    elected: Elected,
+    proposal: Option<Elected>,
 }
 
 impl Node {
@@ -218,6 +305,13 @@ impl Node {
             quiet_until: 0,
             started_at: None,
             alarmed: false,
+            leases: [None; MAX_WITNESSES],
+            released_at: None,
+            last_ask: None,
+            claim: None,
+            claim_refused: false,
+            elected: Elected::default(),
+            proposal: None,
         }
     }
 
@@ -240,6 +334,35 @@ impl Node {
         self.peer
     }
 
+    /// The epoch this node claims through a witness, if it does.
+    pub fn claim(&self) -> Option<u64> {
+        self.claim.map(|(e, _)| e)
+    }
+
+    /// The witness this node would use.
+    pub fn elected(&self) -> Elected {
+        self.elected
+    }
+
+    /// Whether this node holds witness `w`'s lease at `now`, with longer to run than the
+    /// watchdog takes (as far as it can tell).
+    pub fn lease_held(&self, w: usize, now: u64) -> bool {
+        self.leases.get(w).copied().flatten().is_some_and(|t| now + self.cfg.watchdog < t)
+    }
+
+    /// Whether this node holds the lease of every witness either node might use: its own,
+    /// the one its peer last said and its own proposal; every witness when the peer is not
+    /// known.
+    fn covered(&self, now: u64) -> bool {
+        let Some(peer) = self.peer else {
+            return (0..self.cfg.witnesses).all(|w| self.lease_held(w, now));
+        };
+        [Some(self.elected), Some(peer.elected), self.proposal]
+            .into_iter()
+            .flatten()
+            .all(|e| self.lease_held(e.witness, now))
+    }
+
     /// Whether the peer was heard on `link` within the dead time.
     pub fn heard_on(&self, link: Link, now: u64) -> bool {
         self.heard[link as usize].is_some_and(|t| now.saturating_sub(t) < self.cfg.dead_time)
@@ -258,9 +381,14 @@ impl Node {
         if !self.peer_live(now) {
             out.push(if self.cfg.can_fence {
                 "the peer is silent on both links"
+            } else if self.cfg.witnesses > 0 {
+                "the peer is silent on both links: asking the witness for its lease"
             } else {
                 "the peer is silent on both links and no fence is configured: not promoting"
             });
+        }
+        if self.claim.is_some() && self.claim_refused {
+            out.push("the peer is silent but holds the witness's lease: not promoting");
         }
         if self.maintenance {
             out.push("maintenance: no automatic moves");
@@ -272,6 +400,9 @@ impl Node {
     /// fence delay, after it was last heard): a driver that ticks at this moment as well as on
     /// its heartbeat clock reacts without a tick's lag.
     pub fn next_deadline(&self) -> Option<u64> {
+        if let Some((_, since)) = self.claim {
+            return Some(since + self.cfg.claim_wait);
+        }
         if !self.cfg.can_fence || self.fencing || self.fenced {
             return None;
         }
@@ -290,6 +421,14 @@ impl Node {
         self.last_heard().is_some_and(|t| now.saturating_sub(t) < self.cfg.dead_time)
     }
 
+    /// The heartbeat this node would send now.
+    pub fn heartbeat_msg(&self) -> Msg {
+        match self.heartbeat() {
+            Action::Send(m) => m,
+            _ => unreachable!("a heartbeat is sent"),
+        }
+    }
+
     fn heartbeat(&self) -> Action {
         Action::Send(Msg::Heartbeat {
             incarnation: self.incarnation,
@@ -297,6 +436,9 @@ impl Node {
             acting: self.acting,
             health: self.health,
             ready: self.ready,
+            claim: self.claim(),
+            elected: self.elected,
+            proposal: self.proposal,
         })
     }
 
@@ -306,6 +448,8 @@ impl Node {
         out.push(Action::Persist { promised: self.promised });
         self.acting = Some(epoch);
         self.requested = None;
+        self.claim = None;
+        self.claim_refused = false;
         self.better_since = None;
         out.push(Action::Act { epoch, why });
         out.push(self.heartbeat());
@@ -319,15 +463,87 @@ impl Node {
         let (Some(_), Some(peer)) = (self.acting, peer) else {
             return false;
         };
-        out.push(Action::StopActing { why });
-        self.acting = None;
-        self.better_since = None;
+        self.stop_acting(now, why, out);
         self.last_move = Some(now);
         self.promised += 1;
         out.push(Action::Persist { promised: self.promised });
         out.push(Action::Send(Msg::Grant { epoch: self.promised, to: peer.incarnation }));
         out.push(self.heartbeat());
         true
+    }
+
+    /// Stops acting (the address first out, by whoever carries this out) and gives back the
+    /// witnesses' leases.
+    fn stop_acting(&mut self, now: u64, why: &'static str, out: &mut Vec<Action>) {
+        let Some(epoch) = self.acting.take() else { return };
+        self.better_since = None;
+        out.push(Action::StopActing { why });
+        self.give_back(epoch, now, out);
+    }
+
+    fn give_back(&mut self, epoch: u64, now: u64, out: &mut Vec<Action>) {
+        if self.cfg.witnesses > 0 {
+            out.push(Action::ReleaseWitness { epoch });
+            self.leases = [None; MAX_WITNESSES];
+            self.released_at = Some(now);
+            self.last_ask = None;
+        }
+    }
+
+    /// Asks every witness for its lease for `epoch`, at most once per renewal period.
+    fn ask_witnesses(&mut self, epoch: u64, now: u64, out: &mut Vec<Action>) {
+        if self.last_ask.is_some_and(|t| now.saturating_sub(t) < self.cfg.renew) {
+            return;
+        }
+        self.last_ask = Some(now);
+        for witness in 0..self.cfg.witnesses {
+            out.push(Action::AskWitness { witness, epoch });
+        }
+    }
+
+    /// Asks the witnesses a claim needs (the covered set) for their leases for `epoch`, at
+    /// most once per renewal period.
+    fn ask_elected(&mut self, epoch: u64, now: u64, out: &mut Vec<Action>) {
+        if self.last_ask.is_some_and(|t| now.saturating_sub(t) < self.cfg.renew) {
+            return;
+        }
+        self.last_ask = Some(now);
+        let mut wanted = [false; MAX_WITNESSES];
+        match self.peer {
+            Some(p) => [self.elected, p.elected].iter().for_each(|e| wanted[e.witness] = true),
+            None => wanted.iter_mut().for_each(|w| *w = true),
+        }
+        for witness in (0..self.cfg.witnesses).filter(|w| wanted[*w]) {
+            out.push(Action::AskWitness { witness, epoch });
+        }
+    }
+
+    /// The primary's part of electing the witness, while it hears its peer: once the peer
+    /// has taken up the proposal, the primary takes it up too; with no proposal pending and
+    /// the peer agreeing, it proposes the other witness when it cannot hold the elected one's
+    /// lease but can hold the other's, or the first one again when it can hold that.
+    fn elect(&mut self, now: u64, out: &mut Vec<Action>) {
+        let Some(peer) = self.peer else { return };
+        if let Some(p) = self.proposal {
+            if peer.elected.seq >= p.seq {
+                self.proposal = None;
+                if peer.elected == p {
+                    self.elected = p;
+                    out.push(Action::Elect(p));
+                }
+            }
+            return;
+        }
+        if self.cfg.witnesses < 2 || peer.elected != self.elected {
+            return;
+        }
+        let (current, other) = (self.elected.witness, 1 - self.elected.witness);
+        let lost = !self.lease_held(current, now) && self.lease_held(other, now);
+        let preferred_back = current == 1 && self.lease_held(0, now);
+        if lost || preferred_back {
+            self.proposal = Some(Elected { seq: self.elected.seq.max(peer.elected.seq) + 1, witness: other });
+            out.push(self.heartbeat());
+        }
     }
 
     pub fn step(&mut self, input: Input) -> Vec<Action> {
@@ -339,10 +555,11 @@ impl Node {
     /// [`Node::step`], appending the actions to `out` (the simulator reuses one buffer).
     pub fn step_into(&mut self, input: Input, out: &mut Vec<Action>) {
         match input {
-            Input::Start { now, promised, incarnation } => {
+            Input::Start { now, promised, incarnation, elected } => {
                 *self = Node::new(self.cfg.clone());
                 self.started = true;
                 self.promised = promised;
+                self.elected = elected;
                 self.incarnation = incarnation;
                 self.started_at = Some(now);
                 self.quiet_until = now + self.cfg.startup_wait;
@@ -356,7 +573,13 @@ impl Node {
                 if off {
                     // A confirmation that comes after this node granted or asked for an epoch
                     // speaks of a world that has moved on: it is no authority.
-                    if self.acting.is_none() && self.promised == self.fence_promised {
+                    // (A claim made since is no such thing: it neither granted nor asked.)
+                    let claimed = self.claim.is_some_and(|(e, _)| e == self.promised);
+                    // With witnesses, the fenced peer could be powered on again and claim
+                    // through a witness this node has no lease of: a fence alone is not
+                    // enough then (the claim acts once the leases are held).
+                    let leased = self.cfg.witnesses == 0 || self.covered(now);
+                    if self.acting.is_none() && (self.promised == self.fence_promised || claimed) && leased {
                         let known = self.peer.map_or(0, |p| p.promised);
                         let epoch = self.promised.max(known) + 1;
                         self.act(epoch, "the peer was silent and its fence confirmed it off", out);
@@ -381,6 +604,76 @@ impl Node {
                 self.ready = ready;
             }
             Input::Maintenance { on } => self.maintenance = on,
+            Input::WitnessAnswer { witness, sent, granted, .. } => {
+                // An answer to a request sent before the leases were given back, or before
+                // this start, speaks of a lease that may be gone.
+                let void = self.released_at.is_some_and(|t| sent <= t)
+                    || self.started_at.is_some_and(|t| sent < t)
+                    || witness >= self.cfg.witnesses;
+                if void || (self.acting.is_none() && self.claim.is_none()) {
+                    return;
+                }
+                if granted {
+                    let until = sent + self.cfg.lease - self.cfg.lease / 10;
+                    let held = &mut self.leases[witness];
+                    *held = Some(held.unwrap_or(0).max(until));
+                } else if self.claim.is_some() && !self.claim_refused {
+                    self.claim_refused = true;
+                    out.push(Action::Alarm(
+                        "the peer is silent but holds the witness's lease: not promoting",
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The witnesses' part of a tick: a primary renews its leases, and stops when its peer is
+    /// silent and a lease ran out; a secondary whose peer is silent claims the role, and acts
+    /// once a witness granted its lease and the claim wait is over.
+    fn witness_tick(&mut self, now: u64, out: &mut Vec<Action>) {
+        if self.cfg.witnesses == 0 {
+            return;
+        }
+        if let Some(epoch) = self.acting {
+            if !self.peer_live(now) && !self.covered(now) {
+                self.stop_acting(now, "the peer is silent and a witness's lease ran out", out);
+                out.push(Action::Alarm("the peer is silent and a witness's lease ran out: stood down"));
+                return;
+            }
+            self.ask_witnesses(epoch, now, out);
+            if self.peer_live(now) {
+                self.elect(now, out);
+            }
+            return;
+        }
+        if let Some((epoch, since)) = self.claim {
+            if self.peer_live(now) || self.promised != epoch {
+                self.claim = None;
+                self.claim_refused = false;
+                self.give_back(epoch, now, out);
+                out.push(self.heartbeat());
+                return;
+            }
+            let waited = now.saturating_sub(since) >= self.cfg.claim_wait || self.cfg.unsafe_skip_claim_wait;
+            if waited && self.covered(now) {
+                self.act(epoch, "the peer was silent and a witness granted its lease", out);
+                return;
+            }
+            self.ask_elected(epoch, now, out);
+            return;
+        }
+        let silent = now.saturating_sub(self.last_heard().unwrap_or(0));
+        if silent >= self.cfg.dead_time + self.cfg.fence_delay && now >= self.quiet_until {
+            let known = self.peer.map_or(0, |p| p.promised);
+            let epoch = self.promised.max(known) + 1;
+            self.promised = epoch;
+            self.requested = None;
+            out.push(Action::Persist { promised: epoch });
+            self.claim = Some((epoch, now));
+            self.claim_refused = false;
+            self.last_ask = None;
+            out.push(self.heartbeat());
+            self.ask_elected(epoch, now, out);
         }
     }
 
@@ -403,6 +696,7 @@ impl Node {
 
     fn tick(&mut self, now: u64, out: &mut Vec<Action>) {
         out.push(self.heartbeat());
+        self.witness_tick(now, out);
         if self.peer_live(now) {
             self.alarmed = false;
             self.consider_moving(now, out);
@@ -443,7 +737,7 @@ impl Node {
             return;
         }
         if !self.cfg.can_fence {
-            if self.acting.is_none() && !self.alarmed {
+            if self.acting.is_none() && self.cfg.witnesses == 0 && !self.alarmed {
                 self.alarmed = true;
                 out.push(Action::Alarm(
                     "the peer is silent on both links and no fence is configured: not promoting",
@@ -462,28 +756,50 @@ impl Node {
 
     fn receive(&mut self, now: u64, link: Link, msg: Msg, out: &mut Vec<Action>) {
         match msg {
-            Msg::Heartbeat { incarnation, promised, acting, health, ready } => {
+            Msg::Heartbeat { incarnation, promised, acting, health, ready, claim, elected, proposal } => {
                 // A heartbeat from an older incarnation than one already heard is stale.
                 if self.peer.is_some_and(|p| incarnation < p.incarnation) {
                     return;
                 }
                 self.heard[link as usize] = Some(now);
-                self.peer = Some(Peer { incarnation, promised, acting, health, ready });
+                self.peer =
+                    Some(Peer { incarnation, promised, acting, health, ready, claim, elected, proposal });
+                // A secondary takes up the primary's choice of witness, persisted before it
+                // says so.
+                if self.acting.is_none() && acting.is_some() {
+                    let theirs = proposal.into_iter().chain([elected]).max_by_key(|e| e.seq);
+                    if let Some(e) =
+                        theirs.filter(|e| e.seq > self.elected.seq && e.witness < self.cfg.witnesses)
+                    {
+                        self.elected = e;
+                        out.push(Action::Elect(e));
+                    }
+                }
                 self.fenced = false;
                 // A peer acting in a later epoch than ours means ours is over (the rule above
                 // makes this impossible; should it happen anyway, the older epoch yields).
                 if let (Some(mine), Some(theirs)) = (self.acting, acting) {
                     if theirs > mine {
-                        self.acting = None;
-                        out.push(Action::StopActing { why: "the peer acts in a later epoch" });
+                        self.stop_acting(now, "the peer acts in a later epoch", out);
                         out.push(Action::Alarm("the peer acted in a later epoch: stood down"));
                     }
+                }
+                // A peer that cannot hear this node claims the role through a witness: unless
+                // this node holds every witness's lease (so the claim cannot be granted), it
+                // stands down before the claim wait is over.
+                // (Whatever epoch it names: a peer that never heard this node knows no later.)
+                if self.acting.is_some() && claim.is_some() && !self.covered(now) {
+                    self.stop_acting(now, "the peer claims the role through a witness", out);
                 }
             }
             Msg::Request { epoch, incarnation } => {
                 // Never while a fence is under way: the peer may be powered off and started
                 // again before the fence answers, and must not gain an epoch meanwhile.
                 if self.acting.is_none() && !self.fencing && epoch > self.promised {
+                    if let Some((claimed, _)) = self.claim.take() {
+                        self.claim_refused = false;
+                        self.give_back(claimed, now, out);
+                    }
                     self.promised = epoch;
                     self.requested = None;
                     out.push(Action::Persist { promised: epoch });
@@ -521,7 +837,7 @@ mod tests {
 
     fn started(preferred: bool, incarnation: u64) -> Node {
         let mut n = Node::new(Config { preferred, ..Config::default() });
-        n.step(Input::Start { now: 0, promised: 0, incarnation });
+        n.step(Input::Start { now: 0, promised: 0, incarnation, elected: Elected::default() });
         n
     }
 
@@ -532,7 +848,16 @@ mod tests {
     #[test]
     fn the_pair_forms_by_request_and_grant_and_persists_before_acting() {
         let (mut a, mut b) = (started(true, 1), started(false, 1));
-        let hb_b = Msg::Heartbeat { incarnation: 1, promised: 0, acting: None, health: 0, ready: true };
+        let hb_b = Msg::Heartbeat {
+            incarnation: 1,
+            promised: 0,
+            acting: None,
+            health: 0,
+            ready: true,
+            claim: None,
+            elected: Elected::default(),
+            proposal: None,
+        };
         a.step(Input::Received { now: 10, link: Link::Private, msg: hb_b });
         let req = sent(&a.step(Input::Tick { now: 20 }));
         let request = req.iter().find(|m| matches!(m, Msg::Request { .. })).expect("a request").clone();
@@ -574,7 +899,7 @@ mod tests {
     #[test]
     fn silence_alone_is_never_authority() {
         let mut b = Node::new(Config { can_fence: false, ..Config::default() });
-        b.step(Input::Start { now: 0, promised: 3, incarnation: 1 });
+        b.step(Input::Start { now: 0, promised: 3, incarnation: 1, elected: Elected::default() });
         let out = b.step(Input::Tick { now: 60_000 });
         assert!(out.iter().any(|a| matches!(a, Action::Alarm(_))), "{out:?}");
         assert_eq!(b.acting(), None);
@@ -591,13 +916,22 @@ mod tests {
     }
 
     fn hb(incarnation: u64, acting: Option<u64>, health: u32) -> Msg {
-        Msg::Heartbeat { incarnation, promised: acting.unwrap_or(0), acting, health, ready: true }
+        Msg::Heartbeat {
+            incarnation,
+            promised: acting.unwrap_or(0),
+            acting,
+            health,
+            ready: true,
+            claim: None,
+            elected: Elected::default(),
+            proposal: None,
+        }
     }
 
     /// A primary in epoch 1 and healthy (1000), its peer secondary, incarnation 2.
     fn primary() -> Node {
         let mut a = Node::new(Config { hold: 1_000, cooldown: 10_000, ..Config::default() });
-        a.step(Input::Start { now: 0, promised: 0, incarnation: 1 });
+        a.step(Input::Start { now: 0, promised: 0, incarnation: 1, elected: Elected::default() });
         a.step(Input::Health { now: 0, score: 1_000, ready: true });
         a.step(Input::Received { now: 0, link: Link::Private, msg: hb(2, None, 1_000) });
         a.step(Input::FenceDone { now: 0, off: true });
@@ -633,7 +967,7 @@ mod tests {
         assert_eq!(a.acting(), None);
         // The peer's grant makes it primary; it must not move back within the cooldown.
         let mut b = Node::new(Config { hold: 1_000, cooldown: 10_000, ..Config::default() });
-        b.step(Input::Start { now: 0, promised: 1, incarnation: 2 });
+        b.step(Input::Start { now: 0, promised: 1, incarnation: 2, elected: Elected::default() });
         b.step(Input::Health { now: 0, score: 1_000, ready: true });
         b.step(Input::Received { now: 6_100, link: Link::Private, msg: hb(1, None, 500) });
         b.step(Input::Received { now: 6_100, link: Link::Private, msg: Msg::Grant { epoch: 2, to: 2 } });
@@ -677,10 +1011,172 @@ mod tests {
         assert!(a.conditions(5_000).is_empty(), "healed: {:?}", a.conditions(5_000));
     }
 
+    fn witnessed(preferred: bool, witnesses: usize) -> Config {
+        // A lease counts for 10 s less a tenth less the 2 s watchdog: 7 s from when it was asked.
+        let (lease, watchdog, renew, claim_wait) = (10_000, 2_000, 500, 3_000);
+        Config {
+            preferred,
+            can_fence: false,
+            witnesses,
+            lease,
+            watchdog,
+            renew,
+            claim_wait,
+            ..Config::default()
+        }
+    }
+
+    fn asks(actions: &[Action]) -> Vec<usize> {
+        actions
+            .iter()
+            .filter_map(|a| if let Action::AskWitness { witness, .. } = a { Some(*witness) } else { None })
+            .collect()
+    }
+
+    #[test]
+    fn a_silent_peer_is_claimed_through_the_elected_witness_and_the_claim_waits() {
+        let mut b = Node::new(witnessed(false, 2));
+        let second = Elected { seq: 3, witness: 1 };
+        b.step(Input::Start { now: 0, promised: 4, incarnation: 9, elected: second });
+        let peer = Msg::Heartbeat {
+            incarnation: 2,
+            promised: 4,
+            acting: Some(4),
+            health: 1_000,
+            ready: true,
+            claim: None,
+            elected: second,
+            proposal: None,
+        };
+        b.step(Input::Received { now: 0, link: Link::Private, msg: peer });
+        assert!(asks(&b.step(Input::Tick { now: 2_900 })).is_empty(), "not silent long enough");
+        let out = b.step(Input::Tick { now: 3_000 });
+        // The claim is persisted, said in a heartbeat, and put to the elected witness only.
+        assert_eq!(out[1..3], [Action::Persist { promised: 5 }, b.heartbeat()], "{out:?}");
+        assert!(matches!(&out[2], Action::Send(Msg::Heartbeat { claim: Some(5), .. })));
+        assert_eq!(asks(&out), [1]);
+        // It refuses (the peer holds its lease): an alarm, and no role.
+        let refused = b.step(Input::WitnessAnswer { now: 3_050, witness: 1, sent: 3_000, granted: false });
+        assert!(matches!(refused[..], [Action::Alarm(_)]), "{refused:?}");
+        assert!(b.conditions(3_050).iter().any(|c| c.contains("holds the witness's lease")));
+        // Then it grants: still no role until the claim has been said for the claim wait.
+        assert_eq!(asks(&b.step(Input::Tick { now: 3_500 })), [1]);
+        b.step(Input::WitnessAnswer { now: 3_560, witness: 1, sent: 3_500, granted: true });
+        b.step(Input::Tick { now: 5_900 });
+        assert_eq!(b.acting(), None, "within the claim wait");
+        let out = b.step(Input::Tick { now: 6_000 });
+        assert!(out
+            .contains(&Action::Act { epoch: 5, why: "the peer was silent and a witness granted its lease" }));
+        assert_eq!(b.claim(), None);
+    }
+
+    #[test]
+    fn the_pair_moves_to_the_second_witness_in_two_steps_and_back() {
+        let mut a = witnessed_primary(2);
+        let mut b = Node::new(witnessed(false, 2));
+        b.step(Input::Start { now: 0, promised: 1, incarnation: 2, elected: Elected::default() });
+        // a holds only the second witness's lease: it proposes that one, and keeps its own.
+        a.step(Input::Tick { now: 100 });
+        a.step(Input::WitnessAnswer { now: 120, witness: 1, sent: 100, granted: true });
+        a.step(Input::Received { now: 150, link: Link::Private, msg: hb(2, None, 1_000) });
+        let out = a.step(Input::Tick { now: 200 });
+        let proposing = sent(&out).pop().expect("a heartbeat");
+        let Msg::Heartbeat { proposal: Some(p), elected, .. } = proposing else { panic!("{out:?}") };
+        assert_eq!((p.witness, elected.witness), (1, 0));
+        // b persists it before it says so; a takes it up once b says so.
+        let taken = b.step(Input::Received { now: 210, link: Link::Private, msg: proposing });
+        assert_eq!(taken, [Action::Elect(p)]);
+        a.step(Input::Received { now: 220, link: Link::Private, msg: b.heartbeat_msg() });
+        assert!(a.step(Input::Tick { now: 250 }).contains(&Action::Elect(p)));
+        assert_eq!((a.elected(), b.elected()), (p, p));
+        // The first witness answers again: the pair goes back to it, the same way.
+        a.step(Input::WitnessAnswer { now: 300, witness: 0, sent: 250, granted: true });
+        let out = a.step(Input::Tick { now: 300 });
+        assert!(matches!(
+            sent(&out).pop(),
+            Some(Msg::Heartbeat { proposal: Some(Elected { witness: 0, seq: 2 }), .. })
+        ));
+    }
+
+    #[test]
+    fn a_claim_without_a_lease_or_heard_answered_by_the_peer_gives_up() {
+        let mut b = Node::new(witnessed(false, 1));
+        b.step(Input::Start { now: 0, promised: 0, incarnation: 9, elected: Elected::default() });
+        b.step(Input::Tick { now: 3_000 });
+        assert_eq!(b.claim(), Some(1));
+        // Nobody answers: the claim stands, asked again every renewal, and never acts.
+        let asked: usize = (31..80).map(|t| asks(&b.step(Input::Tick { now: t * 100 })).len()).sum();
+        assert!((9..=10).contains(&asked), "asked {asked} times in 4.9 s");
+        assert_eq!(b.acting(), None);
+        // The peer is heard again: the claim is given up, and the witness told.
+        b.step(Input::Received { now: 8_000, link: Link::Public, msg: hb(3, Some(7), 1_000) });
+        let out = b.step(Input::Tick { now: 8_000 });
+        assert!(out.contains(&Action::ReleaseWitness { epoch: 1 }), "{out:?}");
+        assert_eq!(b.claim(), None);
+        // A grant that comes after, for a request sent before, is void.
+        b.step(Input::WitnessAnswer { now: 8_100, witness: 0, sent: 7_900, granted: true });
+        assert!(!b.lease_held(0, 8_100));
+    }
+
+    /// A primary in epoch 1 with `witnesses` witnesses, its peer (incarnation 2) heard at 0.
+    fn witnessed_primary(witnesses: usize) -> Node {
+        let mut a = Node::new(witnessed(true, witnesses));
+        a.step(Input::Start { now: 0, promised: 0, incarnation: 1, elected: Elected::default() });
+        a.step(Input::Received { now: 0, link: Link::Private, msg: hb(2, None, 1_000) });
+        a.step(Input::Tick { now: 0 });
+        a.step(Input::Received { now: 1, link: Link::Private, msg: Msg::Grant { epoch: 1, to: 1 } });
+        assert_eq!(a.acting(), Some(1));
+        a
+    }
+
+    #[test]
+    fn a_primary_keeps_the_role_through_silence_only_while_it_holds_every_lease() {
+        let mut a = witnessed_primary(2);
+        assert_eq!(asks(&a.step(Input::Tick { now: 100 })), [0, 1], "renews both");
+        for w in 0..2 {
+            a.step(Input::WitnessAnswer { now: 120, witness: w, sent: 100, granted: true });
+        }
+        // Held until 7.1 s. The peer is silent from 1 s on; renewals of witness 0 (the elected
+        // one) go unanswered, witness 1 keeps granting.
+        for t in (2..71).map(|t| t * 100) {
+            let out = a.step(Input::Tick { now: t });
+            if asks(&out).contains(&1) {
+                a.step(Input::WitnessAnswer { now: t + 10, witness: 1, sent: t, granted: true });
+            }
+            assert_eq!(a.acting(), Some(1), "at {t}");
+        }
+        let out = a.step(Input::Tick { now: 7_100 });
+        assert_eq!(a.acting(), None, "witness 0's lease ran out: {out:?}");
+        assert!(out.contains(&Action::ReleaseWitness { epoch: 1 }), "{out:?}");
+    }
+
+    #[test]
+    fn a_primary_that_hears_a_claim_stands_down_unless_every_lease_is_its_own() {
+        let claim = Msg::Heartbeat {
+            incarnation: 2,
+            promised: 2,
+            acting: None,
+            health: 1_000,
+            ready: true,
+            claim: Some(2),
+            elected: Elected::default(),
+            proposal: None,
+        };
+        let mut a = witnessed_primary(1);
+        a.step(Input::Tick { now: 100 });
+        a.step(Input::WitnessAnswer { now: 120, witness: 0, sent: 100, granted: true });
+        a.step(Input::Received { now: 200, link: Link::Public, msg: claim.clone() });
+        assert_eq!(a.acting(), Some(1), "the claim cannot be granted while a holds the lease");
+        let mut a = witnessed_primary(1);
+        let out = a.step(Input::Received { now: 200, link: Link::Public, msg: claim });
+        assert_eq!(a.acting(), None, "{out:?}");
+        assert!(out.contains(&Action::StopActing { why: "the peer claims the role through a witness" }));
+    }
+
     #[test]
     fn a_node_that_starts_alone_waits_before_it_fences() {
         let mut b = Node::new(Config { startup_wait: 30_000, ..Config::default() });
-        b.step(Input::Start { now: 0, promised: 0, incarnation: 1 });
+        b.step(Input::Start { now: 0, promised: 0, incarnation: 1, elected: Elected::default() });
         assert!(!b.step(Input::Tick { now: 20_000 }).contains(&Action::Fence), "within the wait");
         assert_eq!(b.next_deadline(), Some(30_000));
         assert!(b.step(Input::Tick { now: 30_000 }).contains(&Action::Fence));

@@ -2,11 +2,14 @@
 //! from a seed. Time advances in steps of one tick; at every step the simulator may crash or
 //! power on a node, hang it (its daemon stops, while what it holds stays held) until a
 //! watchdog resets it, cut or heal either link in either direction, and delay, duplicate or
-//! drop messages (random delays also reorder them). Fences fail at random. After every event
-//! it checks the invariant: two nodes never act at once. A violation names the seed and the
+//! drop messages (random delays also reorder them). Fences fail at random. Witnesses (as many
+//! as the configuration names) restart, losing nothing they kept, and are cut off from either
+//! node for a while; what goes to and from them is delayed, dropped and duplicated as the
+//! rest. After every event it checks the invariant: two nodes never act at once. A violation names the seed and the
 //! step, and [`run`] with that seed replays it exactly.
 
-use crate::core::{Action, Config, Input, Link, Msg, Node};
+use crate::core::{Action, Config, Elected, Input, Link, Msg, Node};
+use crate::witness::{Answer, Witness};
 
 /// A small, seeded PRNG (SplitMix64): the schedule depends on the seed alone.
 #[derive(Debug, Clone)]
@@ -53,6 +56,11 @@ pub struct Faults {
     pub health: u64,
     /// Maintenance is switched on or off on a node.
     pub maintenance: u64,
+    /// A witness is cut off from a node (both ways), or reached again.
+    pub witness_cut: u64,
+    pub witness_heal: u64,
+    /// A witness goes down (for up to 3 s) and starts again from what it kept.
+    pub witness_restart: u64,
 }
 
 impl Default for Faults {
@@ -70,6 +78,9 @@ impl Default for Faults {
             switchover: 5,
             health: 10,
             maintenance: 2,
+            witness_cut: 5,
+            witness_heal: 30,
+            witness_restart: 2,
         }
     }
 }
@@ -90,13 +101,33 @@ enum Power {
 const WATCHDOG: u64 = 20;
 /// Milliseconds per step.
 const TICK: u64 = 100;
+/// The nodes' names, as the witnesses know them.
+const NAMES: [&str; 2] = ["node-a", "node-b"];
+
+/// Something on its way, by the step it arrives at.
+#[derive(Debug, Clone)]
+enum Flight {
+    Peer { to: usize, link: Link, msg: Msg },
+    Ask { witness: usize, from: usize, sent: u64, epoch: u64 },
+    Release { witness: usize, from: usize, epoch: u64 },
+    Answer { to: usize, witness: usize, sent: u64, granted: bool },
+}
+
+struct SimWitness {
+    rule: Witness,
+    /// Down (restarting) until this step.
+    down_until: u64,
+    /// reach[node]: the node and the witness can reach each other.
+    reach: [bool; 2],
+}
 
 struct Machine {
     node: Node,
     power: Power,
-    /// What survives a crash: the promise and the incarnation counter.
+    /// What survives a crash: the promise, the incarnation counter and the elected witness.
     promised: u64,
     incarnation: u64,
+    elected: Elected,
     /// A fence this node asked for: the step it answers at, and whether it worked.
     fence_due: Option<(u64, bool)>,
 }
@@ -143,13 +174,27 @@ pub fn run_traced(
             power: Power::On,
             promised: 0,
             incarnation: 0,
+            elected: Elected::default(),
             fence_due: None,
         })
         .collect();
-    // Messages in flight, by the step they arrive at (a ring of slots, each in the order sent):
-    // (to, link, message).
+    // Messages in flight, by the step they arrive at (a ring of slots, each in the order sent).
     let slots = faults.max_delay as usize + 2;
-    let mut wire: Vec<Vec<(usize, Link, Msg)>> = vec![Vec::new(); slots];
+    let mut wire: Vec<Vec<Flight>> = vec![Vec::new(); slots];
+    let mut witnesses: Vec<SimWitness> = (0..base.witnesses)
+        .map(|_| SimWitness { rule: Witness::default(), down_until: 0, reach: [true; 2] })
+        .collect();
+    // Sends `flight` unless dropped, once or twice, each copy with its own delay.
+    let post = |rng: &mut Rng, wire: &mut Vec<Vec<Flight>>, step: u64, flight: Flight| {
+        if rng.chance(faults.drop) {
+            return;
+        }
+        let copies = if rng.chance(faults.duplicate) { 2 } else { 1 };
+        for _ in 0..copies {
+            let at = step + 1 + rng.below(faults.max_delay + 1);
+            wire[at as usize % slots].push(flight.clone());
+        }
+    };
     let mut arriving = Vec::new();
     // cut[link][from]: that direction of that link is down.
     let mut cut = [[false; 2]; 2];
@@ -169,7 +214,7 @@ pub fn run_traced(
         m.incarnation += 1;
         m.power = Power::On;
         m.fence_due = None;
-        Input::Start { now, promised: m.promised, incarnation: m.incarnation }
+        Input::Start { now, promised: m.promised, incarnation: m.incarnation, elected: m.elected }
     };
     // What the nodes said, node by node, carried out at the next step.
     let mut pending: [Vec<Action>; 2] = [Vec::new(), Vec::new()];
@@ -191,17 +236,31 @@ pub fn run_traced(
                 match a {
                     Action::Send(msg) => {
                         for link in [Link::Private, Link::Public] {
-                            if cut[link as usize][i] || rng.chance(faults.drop) {
-                                continue;
+                            if !cut[link as usize][i] {
+                                post(
+                                    &mut rng,
+                                    &mut wire,
+                                    step,
+                                    Flight::Peer { to: 1 - i, link, msg: msg.clone() },
+                                );
                             }
-                            let copies = if rng.chance(faults.duplicate) { 2 } else { 1 };
-                            for _ in 0..copies {
-                                let at = step + 1 + rng.below(faults.max_delay + 1);
-                                wire[at as usize % slots].push((1 - i, link, msg.clone()));
+                        }
+                    }
+                    Action::AskWitness { witness, epoch } => {
+                        if witnesses[witness].reach[i] {
+                            let ask = Flight::Ask { witness, from: i, sent: now, epoch };
+                            post(&mut rng, &mut wire, step, ask);
+                        }
+                    }
+                    Action::ReleaseWitness { epoch } => {
+                        for (witness, w) in witnesses.iter().enumerate() {
+                            if w.reach[i] {
+                                post(&mut rng, &mut wire, step, Flight::Release { witness, from: i, epoch });
                             }
                         }
                     }
                     Action::Persist { promised } => machines[i].promised = promised,
+                    Action::Elect(e) => machines[i].elected = e,
                     Action::Act { .. } | Action::StopActing { .. } | Action::Alarm(_) => {}
                     Action::Fence => {
                         let fails = rng.chance(faults.fence_fails);
@@ -304,15 +363,60 @@ pub fn run_traced(
                 *down = false;
             }
         }
+        for (n, w) in witnesses.iter_mut().enumerate() {
+            for (i, reach) in w.reach.iter_mut().enumerate() {
+                if *reach && rng.chance(faults.witness_cut) {
+                    note(step, &|| format!("witness {n} cut off from node {i}"));
+                    *reach = false;
+                } else if !*reach && rng.chance(faults.witness_heal) {
+                    *reach = true;
+                }
+            }
+            if w.down_until <= step && rng.chance(faults.witness_restart) {
+                // It kept its last grant (fsynced before it answered): it starts from that.
+                let kept = w.rule.lease().filter(|l| l.until.is_some()).map(|l| (l.holder.clone(), l.epoch));
+                w.down_until = step + 1 + rng.below(30);
+                note(step, &|| format!("witness {n} restarts, keeping {kept:?}"));
+                w.rule = Witness::restarted(kept, w.down_until * TICK, base.lease);
+            }
+        }
 
         // Inputs: messages due, fence answers, ticks, and now and then a switchover.
         std::mem::swap(&mut arriving, &mut wire[step as usize % slots]);
-        for (to, link, msg) in arriving.drain(..) {
-            if machines[to].power == Power::On {
-                if !matches!(msg, Msg::Heartbeat { .. }) {
-                    note(step, &|| format!("node {to} gets {msg:?} on {link:?}"));
+        for flight in arriving.drain(..) {
+            match flight {
+                Flight::Peer { to, link, msg } => {
+                    if machines[to].power == Power::On {
+                        if !matches!(msg, Msg::Heartbeat { .. }) {
+                            note(step, &|| format!("node {to} gets {msg:?} on {link:?}"));
+                        }
+                        machines[to].node.step_into(Input::Received { now, link, msg }, &mut pending[to]);
+                    }
                 }
-                machines[to].node.step_into(Input::Received { now, link, msg }, &mut pending[to]);
+                Flight::Ask { witness, from, sent, epoch } => {
+                    let w = &mut witnesses[witness];
+                    if w.down_until > step || !w.reach[from] {
+                        continue;
+                    }
+                    let granted =
+                        matches!(w.rule.ask(now, NAMES[from], epoch, base.lease), Answer::Granted { .. });
+                    note(step, &|| {
+                        format!("witness {witness}: node {from} asks for epoch {epoch}: {granted}")
+                    });
+                    post(&mut rng, &mut wire, step, Flight::Answer { to: from, witness, sent, granted });
+                }
+                Flight::Release { witness, from, epoch } => {
+                    let w = &mut witnesses[witness];
+                    if w.down_until <= step && w.reach[from] && w.rule.release(NAMES[from], epoch) {
+                        note(step, &|| format!("witness {witness}: node {from} gives back epoch {epoch}"));
+                    }
+                }
+                Flight::Answer { to, witness, sent, granted } => {
+                    if machines[to].power == Power::On && witnesses[witness].reach[to] {
+                        let answer = Input::WitnessAnswer { now, witness, sent, granted };
+                        machines[to].node.step_into(answer, &mut pending[to]);
+                    }
+                }
             }
         }
         for (i, m) in machines.iter_mut().enumerate() {

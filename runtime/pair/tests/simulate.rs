@@ -25,6 +25,19 @@ fn config() -> Config {
     Config { dead_time: 1_000, fence_delay: 1_500, fence_retry: 2_000, ..Config::default() }
 }
 
+/// The ways a pair can be set up, taken in turn by seed: a fence alone, one witness alone, two
+/// witnesses alone, a fence and two witnesses. A lease outlasts the simulated watchdog (2 s)
+/// and a renewal; the claim wait outlasts the watchdog and the longest delay (0.8 s).
+fn setup(seed: u64) -> Config {
+    let witnessed = Config { lease: 4_000, renew: 500, claim_wait: 3_000, ..config() };
+    match seed % 4 {
+        0 => config(),
+        1 => Config { can_fence: false, witnesses: 1, ..witnessed },
+        2 => Config { can_fence: false, witnesses: 2, ..witnessed },
+        _ => Config { witnesses: 2, ..witnessed },
+    }
+}
+
 #[test]
 fn two_nodes_never_act_at_once_under_random_faults() {
     let runs = env_u64("PAIROS_SIM_RUNS").unwrap_or(1_000_000);
@@ -33,7 +46,7 @@ fn two_nodes_never_act_at_once_under_random_faults() {
     eprintln!("simulate: seeds {first:#x}.. ({runs} schedules of {steps} steps)");
     let (mut with_primary, mut changes, mut leaderless) = (0u64, 0u64, 0u64);
     for seed in first..first + runs {
-        let o = run(seed, steps, &config(), &Faults::default());
+        let o = run(seed, steps, &setup(seed), &Faults::default());
         if let Some(v) = o.violation {
             panic!("{v}; replay with PAIROS_SIM_SEED={seed:#x} PAIROS_SIM_RUNS=1");
         }
@@ -71,6 +84,8 @@ fn a_quiet_pair_forms_and_a_dead_primary_is_replaced() {
         fence_fails: 0,
         health: 0,
         maintenance: 0,
+        witness_cut: 0,
+        witness_restart: 0,
         ..Faults::default()
     };
     let o = run(7, 500, &config(), &quiet);
@@ -87,6 +102,18 @@ fn a_quiet_pair_forms_and_a_dead_primary_is_replaced() {
         let o = run(seed, 5_000, &cfg, &crashes);
         assert_eq!(o.violation, None);
         assert!(o.role_changes > 10, "{o:?}");
+        assert!(o.longest_takeover > 0, "a primary crashed and was replaced: {o:?}");
+        assert!(o.longest_takeover <= bound, "seed {seed}: {} steps > {bound}", o.longest_takeover);
+    }
+    // With a witness and no fence: the claim's time (the dead time, the delay and the claim
+    // wait) or the dead primary's lease running out, whichever is longer, and the delays.
+    let cfg = setup(1);
+    let claim = (cfg.dead_time + cfg.fence_delay + cfg.claim_wait) / 100;
+    let lease = (cfg.lease + cfg.renew) / 100;
+    let bound = claim.max(lease) + 2 * (crashes.max_delay + 1) + 2;
+    for seed in 40..70 {
+        let o = run(seed, 5_000, &cfg, &crashes);
+        assert_eq!(o.violation, None);
         assert!(o.longest_takeover > 0, "a primary crashed and was replaced: {o:?}");
         assert!(o.longest_takeover <= bound, "seed {seed}: {} steps > {bound}", o.longest_takeover);
     }
@@ -109,6 +136,12 @@ fn the_simulator_catches_a_broken_rule() {
     let found = (0..200).find_map(|seed| run(seed, STEPS, &broken, &Faults::default()).violation);
     let v = found.expect("the broken rule was not caught in 200 schedules");
     assert!(v.contains("both nodes act"), "{v}");
+    // Act on a witness's lease without saying the claim for the claim wait: a primary that
+    // still hears its peer (one way) has no time to stand down.
+    let broken = Config { unsafe_skip_claim_wait: true, ..setup(1) };
+    let found = (0..2_000).find_map(|seed| run(seed, STEPS, &broken, &Faults::default()).violation);
+    let v = found.expect("acting without the claim wait was not caught in 2,000 schedules");
+    assert!(v.contains("both nodes act"), "{v}");
 }
 
 /// `PAIROS_SIM_TRACE=0x...` prints the last events (`PAIROS_SIM_TRACE_LINES`, 80 by default)
@@ -118,7 +151,7 @@ fn trace_a_seed_on_request() {
     let Some(seed) = env_u64("PAIROS_SIM_TRACE") else { return };
     let steps = env_u64("PAIROS_SIM_STEPS").unwrap_or(CAMPAIGN_STEPS);
     let mut trace = Some(Vec::new());
-    let o = pairos_pair::sim::run_traced(seed, steps, &config(), &Faults::default(), &mut trace);
+    let o = pairos_pair::sim::run_traced(seed, steps, &setup(seed), &Faults::default(), &mut trace);
     let trace = trace.unwrap_or_default();
     let shown = env_u64("PAIROS_SIM_TRACE_LINES").unwrap_or(80) as usize;
     for line in &trace[trace.len().saturating_sub(shown)..] {

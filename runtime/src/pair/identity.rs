@@ -62,6 +62,10 @@ pub struct Preload {
     /// The password of the peer's BMC, for fencing (kept mode 0600, never logged).
     #[serde(default)]
     pub bmc_password: Option<String>,
+    /// The witness key, 64 hex digits (`pairos witness key` makes one), when the pair's
+    /// settings name witnesses (kept mode 0600).
+    #[serde(default)]
+    pub witness_key: Option<String>,
 }
 
 impl Preload {
@@ -90,8 +94,14 @@ impl Preload {
         if p.pair_key.as_deref().is_some_and(|k| PairKey::from_hex(k).is_none()) {
             anyhow::bail!("{}: pair_key: expected 64 hex digits (256 bits)", path.display());
         }
+        if p.witness_key.as_deref().is_some_and(|k| PairKey::from_hex(k.trim()).is_none()) {
+            anyhow::bail!("{}: witness_key: expected 64 hex digits (256 bits)", path.display());
+        }
         if let Some(settings) = &p.pair {
             settings.check().with_context(|| format!("{}: pair", path.display()))?;
+            if !settings.witnesses.is_empty() && p.witness_key.is_none() {
+                anyhow::bail!("{}: pair names witnesses but there is no witness_key", path.display());
+            }
         }
         Ok(p)
     }
@@ -118,6 +128,10 @@ impl Preload {
         }
         if let Some(p) = &self.bmc_password {
             files.push((crate::pair::daemon::settings::BMC_PASSWORD_FILE, p.clone().into_bytes()));
+        }
+        if let Some(k) = &self.witness_key {
+            let text = format!("{}\n", k.trim().to_ascii_lowercase());
+            files.push((crate::pair::daemon::settings::WITNESS_KEY_FILE, text.into_bytes()));
         }
         files
     }

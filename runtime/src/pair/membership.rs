@@ -1,7 +1,7 @@
 //! The pair daemon's messages on the wire: the decision core's [`Msg`]s, over UDP on both
 //! links, each authenticated with the pair key.
 //!
-//! Format: the magic `PPM1`, the link it was sent on (1 byte), the pair id and the sender's
+//! Format: the magic `PPM2`, the link it was sent on (1 byte), the pair id and the sender's
 //! name (each a u16 LE length and the bytes), the sender's incarnation and a counter (u64 LE
 //! each), the message (a kind byte and its u64 fields), the MAC the sender last saw holding
 //! the pair's address (6 bytes, zeros for none), then a 32-byte HMAC over everything before.
@@ -11,14 +11,14 @@
 //! link: a stranger cannot forge one, a recording cannot be replayed, and one link's packet
 //! cannot be replayed on the other. What it refuses it counts.
 
-use pairos_pair::core::{Link, Msg};
+use pairos_pair::core::{Elected, Link, Msg, MAX_WITNESSES};
 
 use super::heartbeat::push_field;
 use pairos_recovery::trust::PairKey;
 use serde::{Deserialize, Serialize};
 
 pub const PORT: u16 = 7469;
-const MAGIC: &[u8; 4] = b"PPM1";
+const MAGIC: &[u8; 4] = b"PPM2";
 const PURPOSE: &str = "pairos membership";
 const TAG: usize = 32;
 
@@ -42,14 +42,20 @@ impl Packet {
         push_field(&mut out, &self.sender);
         let mut u64s = vec![self.incarnation, self.counter];
         match &self.msg {
-            Msg::Heartbeat { incarnation, promised, acting, health, ready } => {
+            Msg::Heartbeat { incarnation, promised, acting, health, ready, claim, elected, proposal } => {
                 out.push(1);
+                // Options as 0 for none and the value plus one.
                 u64s.extend([
                     *incarnation,
                     *promised,
                     acting.map_or(0, |e| e + 1),
                     u64::from(*health),
                     u64::from(*ready),
+                    claim.map_or(0, |e| e + 1),
+                    elected.seq,
+                    elected.witness as u64,
+                    proposal.map_or(0, |p| p.seq + 1),
+                    proposal.map_or(0, |p| p.witness as u64),
                 ]);
             }
             Msg::Request { epoch, incarnation } => {
@@ -119,7 +125,7 @@ fn decode(packet: &[u8], key: &PairKey) -> Result<Packet, Refusal> {
     let (pair_id, sender) = (text()?, text()?);
     let kind = take(1)?[0];
     let fields = match kind {
-        1 => 7,
+        1 => 12,
         2 | 3 => 4,
         _ => return Err(Refusal::Malformed),
     };
@@ -132,13 +138,25 @@ fn decode(packet: &[u8], key: &PairKey) -> Result<Packet, Refusal> {
         return Err(Refusal::Malformed);
     }
     let msg = match kind {
-        1 => Msg::Heartbeat {
-            incarnation: v[2],
-            promised: v[3],
-            acting: v[4].checked_sub(1),
-            health: u32::try_from(v[5]).map_err(|_| Refusal::Malformed)?,
-            ready: v[6] != 0,
-        },
+        1 => {
+            let witness = |w: u64| match usize::try_from(w) {
+                Ok(w) if w < MAX_WITNESSES => Ok(w),
+                _ => Err(Refusal::Malformed),
+            };
+            Msg::Heartbeat {
+                incarnation: v[2],
+                promised: v[3],
+                acting: v[4].checked_sub(1),
+                health: u32::try_from(v[5]).map_err(|_| Refusal::Malformed)?,
+                ready: v[6] != 0,
+                claim: v[7].checked_sub(1),
+                elected: Elected { seq: v[8], witness: witness(v[9])? },
+                proposal: match v[10].checked_sub(1) {
+                    Some(seq) => Some(Elected { seq, witness: witness(v[11])? }),
+                    None => None,
+                },
+            }
+        }
         2 => Msg::Request { epoch: v[2], incarnation: v[3] },
         _ => Msg::Grant { epoch: v[2], to: v[3] },
     };
@@ -202,7 +220,16 @@ mod tests {
     }
 
     fn heartbeat() -> Msg {
-        Msg::Heartbeat { incarnation: 7, promised: 3, acting: Some(3), health: 900, ready: true }
+        Msg::Heartbeat {
+            incarnation: 7,
+            promised: 3,
+            acting: Some(3),
+            health: 900,
+            ready: true,
+            claim: None,
+            elected: Elected { seq: 2, witness: 1 },
+            proposal: Some(Elected { seq: 3, witness: 0 }),
+        }
     }
 
     #[test]
@@ -211,7 +238,16 @@ mod tests {
         let mut r = Receiver::new(key.clone(), "p1".into(), "node-2".into());
         let msgs = [
             heartbeat(),
-            Msg::Heartbeat { incarnation: 7, promised: 0, acting: None, health: 0, ready: false },
+            Msg::Heartbeat {
+                incarnation: 7,
+                promised: 0,
+                acting: None,
+                health: 0,
+                ready: false,
+                claim: Some(4),
+                elected: Elected::default(),
+                proposal: None,
+            },
             Msg::Request { epoch: 4, incarnation: 7 },
             Msg::Grant { epoch: 5, to: 1 },
         ];

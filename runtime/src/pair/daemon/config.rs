@@ -37,6 +37,13 @@ pub struct DaemonConfig {
     /// A watchdog device to arm (`/dev/watchdog`): if the daemon stops petting it, the node
     /// resets.
     pub watchdog: Option<PathBuf>,
+    /// The witnesses (at most two; the first is preferred), where each listens. Without any,
+    /// only a fence replaces a silent peer.
+    #[serde(default)]
+    pub witnesses: Vec<std::net::SocketAddr>,
+    /// The witness key (hex), mode 0600: the same on both nodes and on the witnesses.
+    #[serde(default)]
+    pub witness_key_file: Option<PathBuf>,
     /// A command that prints this node's BMC sensors as `ipmitool sdr list` does; a sensor
     /// past its critical threshold lowers the node's health. None: the health ignores them.
     #[serde(default)]
@@ -90,6 +97,15 @@ pub struct Timing {
     pub margin: u32,
     pub hold_ms: u64,
     pub cooldown_ms: u64,
+    /// With witnesses: how long a witness grants its lease for, and how often it is renewed.
+    pub lease_ms: u64,
+    pub renew_ms: u64,
+    /// How long a claim is said before the claimant acts on a witness's lease.
+    pub claim_wait_ms: u64,
+    /// How long a hung daemon goes on before the watchdog resets the node (the lab's and the
+    /// image's `i6300esb heartbeat=10`). A lease counts only while it has longer than this to
+    /// run, and a claim waits longer than this.
+    pub watchdog_ms: u64,
 }
 
 impl Default for Timing {
@@ -105,9 +121,19 @@ impl Default for Timing {
             margin: 100,
             hold_ms: 3_000,
             cooldown_ms: 60_000,
+            // A lease counts for 16 s less a tenth less the watchdog's 10 s: 4.4 s after it
+            // was asked for, renewed every second. A claim waits out the watchdog, the dead
+            // time and a second of delay.
+            lease_ms: 16_000,
+            renew_ms: 1_000,
+            claim_wait_ms: 12_000,
+            watchdog_ms: WATCHDOG_MS,
         }
     }
 }
+
+/// The node's watchdog resets it this long after the daemon last petted it.
+pub const WATCHDOG_MS: u64 = 10_000;
 
 impl DaemonConfig {
     pub fn load(path: &Path) -> anyhow::Result<DaemonConfig> {
@@ -137,6 +163,30 @@ impl DaemonConfig {
                 bail!("pair_address.prefix {}: expected 1 to 32", a.prefix);
             }
         }
+        if self.witnesses.len() > pairos_pair::core::MAX_WITNESSES {
+            bail!("witnesses: {} given, expected at most two", self.witnesses.len());
+        }
+        if !self.witnesses.is_empty() {
+            if self.witness_key_file.is_none() {
+                bail!("witnesses are given but no witness_key_file: expected the witness key's file");
+            }
+            if t.lease_ms * 9 / 10 <= t.watchdog_ms + 2 * t.renew_ms {
+                bail!(
+                    "timing: lease_ms ({}) must be well above watchdog_ms ({}) and two renewals (renew_ms {}): a lease counts only while it has longer than the watchdog to run",
+                    t.lease_ms,
+                    t.watchdog_ms,
+                    t.renew_ms
+                );
+            }
+            if t.claim_wait_ms <= t.watchdog_ms.max(t.dead_time_ms) {
+                bail!(
+                    "timing: claim_wait_ms ({}) must be above watchdog_ms ({}) and dead_time_ms ({}): a primary that still hears its peer must hear the claim, or be reset, before the claimant acts",
+                    t.claim_wait_ms,
+                    t.watchdog_ms,
+                    t.dead_time_ms
+                );
+            }
+        }
         if let Some(FenceConfig::Command { argv }) = &self.fence {
             if argv.is_empty() {
                 bail!("fence.argv is empty: expected a command that powers the peer off");
@@ -157,7 +207,13 @@ impl DaemonConfig {
             margin: t.margin,
             hold: t.hold_ms,
             cooldown: t.cooldown_ms,
+            witnesses: self.witnesses.len(),
+            lease: t.lease_ms,
+            watchdog: t.watchdog_ms,
+            renew: t.renew_ms,
+            claim_wait: t.claim_wait_ms,
             unsafe_promote_on_silence: false,
+            unsafe_skip_claim_wait: false,
         }
     }
 }
@@ -219,5 +275,14 @@ password_file = "/state/pairos/bmc-peer.password"
         assert!(e.contains("prefix"), "{e}");
         let e = err(&GOOD.replace("kind = \"ipmi\"", "kind = \"telepathy\""));
         assert!(e.contains("telepathy") || e.contains("kind"), "{e}");
+        let witnessed =
+            GOOD.replace("preferred = true", "preferred = true\nwitnesses = [\"192.168.50.30:7470\"]");
+        assert!(err(&witnessed).contains("witness_key_file"));
+        let keyed = witnessed.replace("preferred = true", "preferred = true\nwitness_key_file = \"/k\"");
+        assert_eq!(load(&keyed).expect("loads").core().witnesses, 1);
+        let e = err(&format!("{keyed}\n[timing]\nlease_ms = 10000\n"));
+        assert!(e.contains("lease_ms"), "{e}");
+        let e = err(&format!("{keyed}\n[timing]\nclaim_wait_ms = 5000\n"));
+        assert!(e.contains("claim_wait_ms"), "{e}");
     }
 }

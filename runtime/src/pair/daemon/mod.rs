@@ -2,7 +2,7 @@
 //! ([`pairos_pair::core`]) with heartbeats from both links, its clock, fence answers, its own
 //! health and the operator's requests, and carries out what the core says, in order: send,
 //! persist (fsynced before anything after it), act (take the pair's address), stop acting (give
-//! it up first), fence, alarm. Every role change and alarm is an event with its reason.
+//! it up first), fence, ask a witness for its lease or give it back, alarm. Every role change and alarm is an event with its reason.
 //!
 //! On a node, `pairos run` (PID 1) starts it and starts it again if it ends; the watchdog resets
 //! the node if it hangs. It also runs in a network namespace on a host, which is how it is
@@ -23,7 +23,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use pairos_pair::core::{Action, Input, Link, Msg, Node};
+use pairos_pair::core::{Action, Elected, Input, Link, Msg, Node};
 use pairos_recovery::trust::PairKey;
 
 use self::address::PairAddress;
@@ -32,9 +32,10 @@ use self::control::Request;
 use self::persisted::{Event, Roles, Store};
 use self::public_watch::Ports;
 use self::sensors::Sensors;
-use self::status::{AddressView, LinkView, Links, PairStatus, PeerView};
+use self::status::{AddressView, LinkView, Links, PairStatus, PeerView, WitnessView};
 use crate::pair::arp::show;
 use crate::pair::membership::{self, Receiver};
+use crate::witness::client::Client as WitnessClient;
 
 /// What wakes the loop.
 enum Wake {
@@ -43,6 +44,7 @@ enum Wake {
     Ports(Ports),
     Sensors(Sensors),
     Control(Request, control::Reply),
+    Witness(Vec<u8>, std::net::SocketAddr),
 }
 
 fn store_events(cfg: &DaemonConfig) -> std::collections::VecDeque<Event> {
@@ -91,6 +93,9 @@ struct Daemon {
     recent: std::collections::VecDeque<Event>,
     /// The public port's MAC (read once): the peer's confirmation is compared with it.
     own_mac: Option<[u8; 6]>,
+    witness: Option<WitnessClient>,
+    /// Each witness's last answer, as the status says it.
+    witness_answers: Vec<Option<String>>,
 }
 
 /// How many events the status shows.
@@ -146,6 +151,7 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         sensors::spawn(command, Duration::from_secs(1), wake.clone(), Wake::Sensors);
     }
     control::spawn(&cfg.run_dir, wake.clone(), Wake::Control)?;
+    let witness = witness_client(&cfg, roles.incarnation, &wake)?;
     // For the operator and the lab: which process is the daemon.
     let pid_file = cfg.run_dir.join(PID_FILE);
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))
@@ -206,6 +212,8 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         written: None,
         recent: store_events(&cfg),
         own_mac: pairos_pxe::sockets::interface_mac(&cfg.public.interface),
+        witness_answers: vec![None; cfg.witnesses.len()],
+        witness,
         cfg,
     };
     say(format_args!(
@@ -217,7 +225,8 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         d.cfg.fence.as_ref().map_or("none".into(), |f| f.describe())
     ));
     let now = d.now();
-    d.step(Input::Start { now, promised: d.roles.promised, incarnation: d.roles.incarnation })?;
+    let elected = Elected { seq: d.roles.elected_seq, witness: d.roles.elected_witness };
+    d.step(Input::Start { now, promised: d.roles.promised, incarnation: d.roles.incarnation, elected })?;
     d.step(Input::Maintenance { on: d.roles.maintenance })?;
     let health = d.health();
     d.step(Input::Health { now, score: health, ready: true })?;
@@ -250,6 +259,46 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
             d.write_status(false);
         }
     }
+}
+
+/// The witnesses' client and the thread that hears their answers, when there are witnesses.
+fn witness_client(
+    cfg: &DaemonConfig,
+    incarnation: u64,
+    wake: &mpsc::Sender<Wake>,
+) -> anyhow::Result<Option<WitnessClient>> {
+    let Some(key_file) = cfg.witness_key_file.as_ref().filter(|_| !cfg.witnesses.is_empty()) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(key_file)
+        .with_context(|| format!("reading the witness key {}", key_file.display()))?;
+    let key = PairKey::from_hex(text.trim())
+        .with_context(|| format!("{}: expected 64 hex digits", key_file.display()))?;
+    let socket = std::net::UdpSocket::bind(("0.0.0.0", 0)).context("a socket for the witnesses")?;
+    let receiving = socket.try_clone()?;
+    let wake = wake.clone();
+    std::thread::Builder::new().name("pair-witness".into()).spawn(move || {
+        let mut buf = [0u8; 1024];
+        loop {
+            match receiving.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    if wake.send(Wake::Witness(buf[..n].to_vec(), from)).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    })?;
+    Ok(Some(WitnessClient::new(
+        socket,
+        key,
+        &cfg.pair_id,
+        &cfg.node,
+        incarnation,
+        cfg.timing.lease_ms,
+        cfg.witnesses.clone(),
+    )))
 }
 
 impl Daemon {
@@ -315,6 +364,29 @@ impl Daemon {
                 self.sensors = s;
                 let score = self.health();
                 self.step(Input::Health { now, score, ready: true })?;
+            }
+            Wake::Witness(bytes, from) => {
+                let Some(m) = self.witness.as_mut().and_then(|c| c.take(&bytes, from)) else {
+                    return Ok(());
+                };
+                let a = &m.answer;
+                let said = if a.granted {
+                    format!("granted for epoch {} ({} ms)", a.epoch, a.ms)
+                } else {
+                    format!("refused: {} holds it for epoch {} ({} ms left)", a.holder, a.epoch, a.ms)
+                };
+                if self.witness_answers[m.witness].as_ref().map(|s| s.split(' ').next())
+                    != Some(said.split(' ').next())
+                {
+                    say(format_args!("witness {}: {said}", self.cfg.witnesses[m.witness]));
+                }
+                self.witness_answers[m.witness] = Some(said);
+                self.step(Input::WitnessAnswer {
+                    now,
+                    witness: m.witness,
+                    sent: m.sent,
+                    granted: a.granted,
+                })?;
             }
             Wake::Control(request, reply) => {
                 let answer = match request {
@@ -391,6 +463,25 @@ impl Daemon {
                 Action::Alarm(why) => {
                     say(format_args!("alarm: {why}"));
                     self.event("alarm", why.into());
+                }
+                Action::AskWitness { witness, epoch } => {
+                    let now = self.now();
+                    if let Some(c) = self.witness.as_mut() {
+                        c.ask(witness, epoch, now);
+                    }
+                }
+                Action::ReleaseWitness { epoch } => {
+                    if let Some(c) = self.witness.as_mut() {
+                        c.release(epoch);
+                    }
+                }
+                Action::Elect(e) => {
+                    self.roles.elected_seq = e.seq;
+                    self.roles.elected_witness = e.witness;
+                    self.store.save(&self.roles).context("persisting the elected witness")?;
+                    let address = self.cfg.witnesses.get(e.witness).map_or("?".into(), |a| a.to_string());
+                    say(format_args!("the pair uses witness {address}"));
+                    self.event("witness", format!("the pair uses witness {address}"));
                 }
             }
         }
@@ -495,6 +586,28 @@ impl Daemon {
         if let Some(e) = &self.take_error {
             conditions.push(format!("cannot take the pair address: {e}"));
         }
+        let elected = self.core.elected().witness;
+        if self.core.acting().is_some()
+            && !self.cfg.witnesses.is_empty()
+            && !self.core.lease_held(elected, now)
+        {
+            conditions.push(format!(
+                "no lease from the elected witness {}: cut off from the peer now, this node would stand down",
+                self.cfg.witnesses[elected]
+            ));
+        }
+        let witnesses = self
+            .cfg
+            .witnesses
+            .iter()
+            .enumerate()
+            .map(|(i, a)| WitnessView {
+                address: a.to_string(),
+                elected: i == elected,
+                lease_held: self.core.lease_held(i, now),
+                last_answer: self.witness_answers[i].clone(),
+            })
+            .collect();
         let address = self.address.as_ref().map(|a| {
             let held = self.core.acting().is_some() && self.take_at.is_none();
             let peer_sees = (self.peer_holder != [0; 6]).then(|| show(&self.peer_holder));
@@ -530,6 +643,8 @@ impl Daemon {
             address,
             conditions,
             fence: self.cfg.fence.as_ref().map(|f| f.describe()),
+            witnesses,
+            claim: self.core.claim(),
             refused: self.receiver.refused,
             events: self.recent.iter().cloned().collect(),
             updated: 0,

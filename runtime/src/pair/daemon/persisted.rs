@@ -1,5 +1,6 @@
 //! What the pair daemon keeps across restarts, in the state partition: the epoch it promised,
-//! its incarnation counter and whether maintenance is on (`roles.json`, written and fsynced
+//! its incarnation counter, whether maintenance is on and which witness the pair uses
+//! (`roles.json`, written and fsynced
 //! before the daemon acts on it), and every role change with its reason (`events.jsonl`,
 //! appended and fsynced).
 
@@ -20,6 +21,11 @@ pub struct Roles {
     pub incarnation: u64,
     #[serde(default)]
     pub maintenance: bool,
+    /// The witness the pair uses ([`pairos_pair::core::Elected`]): its order and index.
+    #[serde(default)]
+    pub elected_seq: u64,
+    #[serde(default)]
+    pub elected_witness: usize,
 }
 
 /// The daemon's state files.
@@ -91,7 +97,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let store = Store::new(dir.path());
         assert_eq!(store.load().expect("none yet"), Roles::default());
-        let roles = Roles { promised: 4, incarnation: 9, maintenance: true };
+        let roles =
+            Roles { promised: 4, incarnation: 9, maintenance: true, elected_seq: 2, elected_witness: 1 };
         store.save(&roles).expect("saved");
         assert_eq!(store.load().expect("loads"), roles);
         for i in 0..5 {

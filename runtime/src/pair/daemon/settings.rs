@@ -5,7 +5,7 @@
 //! configuration ([`DaemonConfig`]).
 //!
 //! The BMC password is not in here: it is `bmc.password` beside it, mode 0600, read by the
-//! fence each time.
+//! fence each time. Likewise the witness key, `witness.key`, when there are witnesses.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -22,6 +22,7 @@ use pairos_recovery::peer::NodeConfig;
 
 pub const FILE: &str = "pair.json";
 pub const BMC_PASSWORD_FILE: &str = "bmc.password";
+pub const WITNESS_KEY_FILE: &str = "witness.key";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +35,10 @@ pub struct PairSettings {
     /// never replaces it when it goes silent).
     #[serde(default)]
     pub bmc: BTreeMap<String, Bmc>,
+    /// The witnesses, `ADDRESS` or `ADDRESS:PORT` (port 7470 by default), the first preferred;
+    /// at most two.
+    #[serde(default)]
+    pub witnesses: Vec<String>,
     #[serde(default)]
     pub timing: Option<Timing>,
 }
@@ -77,7 +82,23 @@ impl PairSettings {
                 bail!("management: no address for {node}");
             }
         }
+        self.witness_addresses()?;
         Ok(())
+    }
+
+    /// The witnesses' addresses.
+    pub fn witness_addresses(&self) -> anyhow::Result<Vec<std::net::SocketAddr>> {
+        if self.witnesses.len() > pairos_pair::core::MAX_WITNESSES {
+            bail!("witnesses: {} given, expected at most two", self.witnesses.len());
+        }
+        self.witnesses
+            .iter()
+            .map(|w| {
+                w.parse::<std::net::SocketAddr>()
+                    .or_else(|_| w.parse::<Ipv4Addr>().map(|ip| (ip, crate::witness::protocol::PORT).into()))
+                    .map_err(|_| anyhow::anyhow!("witnesses: {w:?} is not ADDRESS or ADDRESS:PORT"))
+            })
+            .collect()
     }
 
     /// The daemon's configuration for `me`, whose ports turned out to be `private` and
@@ -122,6 +143,8 @@ impl PairSettings {
             pair_address: Some(PairAddressConfig { address, prefix }),
             fence,
             watchdog,
+            witnesses: self.witness_addresses()?,
+            witness_key_file: (!self.witnesses.is_empty()).then(|| state_dir.join(WITNESS_KEY_FILE)),
             sensors: None,
         })
     }
@@ -165,5 +188,14 @@ mod tests {
         let mut s = settings();
         s.address = "192.168.50.10".into();
         assert!(format!("{:#}", s.check().expect_err("refused")).contains("address"));
+        let mut s = settings();
+        s.witnesses = vec!["192.168.50.30".into(), "witness.example".into()];
+        assert!(format!("{:#}", s.check().expect_err("refused")).contains("witness.example"));
+        s.witnesses = vec!["192.168.50.30".into(), "192.168.60.30:9000".into()];
+        let addresses = s.witness_addresses().expect("two witnesses");
+        assert_eq!(addresses[0].port(), 7470);
+        assert_eq!(addresses[1].port(), 9000);
+        s.witnesses.push("192.168.70.30".into());
+        assert!(format!("{:#}", s.check().expect_err("refused")).contains("at most two"));
     }
 }

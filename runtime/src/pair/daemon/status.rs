@@ -33,6 +33,12 @@ pub struct PairStatus {
     /// What is wrong now; empty when all is well.
     pub conditions: Vec<String>,
     pub fence: Option<String>,
+    /// The witnesses, in order (the first preferred); empty without any.
+    #[serde(default)]
+    pub witnesses: Vec<WitnessView>,
+    /// The epoch this node claims through a witness (its peer is silent).
+    #[serde(default)]
+    pub claim: Option<u64>,
     /// Packets that were not believed, since the daemon started.
     pub refused: Refused,
     /// The last role changes and alarms, oldest first.
@@ -72,6 +78,17 @@ pub struct AddressView {
     pub peer_sees: Option<String>,
     /// The peer sees this node's MAC answer while this node holds it.
     pub confirmed: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WitnessView {
+    pub address: String,
+    /// The pair uses this one.
+    pub elected: bool,
+    /// This node holds its lease (long enough to count).
+    pub lease_held: bool,
+    /// Its last answer, as a person reads it (none yet: nothing asked, or no answer).
+    pub last_answer: Option<String>,
 }
 
 pub fn write(path: &Path, s: &PairStatus) -> anyhow::Result<()> {
@@ -133,6 +150,18 @@ pub fn render(s: &PairStatus) -> String {
     }
     if let Some(f) = &s.fence {
         out += &format!("fence: {f}\n");
+    }
+    for w in &s.witnesses {
+        out += &format!(
+            "witness {}{}: {}{}\n",
+            w.address,
+            if w.elected { " (elected)" } else { "" },
+            if w.lease_held { "lease held here" } else { "no lease here" },
+            w.last_answer.as_ref().map(|a| format!(", last answer: {a}")).unwrap_or_default()
+        );
+    }
+    if let Some(c) = s.claim {
+        out += &format!("claiming epoch {c} through the witness\n");
     }
     for c in &s.conditions {
         out += &format!("ALARM: {c}\n");

@@ -142,7 +142,16 @@ mod tests {
     }
 
     fn heartbeat(acting: Option<u64>) -> Msg {
-        Msg::Heartbeat { incarnation: 7, promised: 1, acting, health: 1000, ready: true }
+        Msg::Heartbeat {
+            incarnation: 7,
+            promised: 1,
+            acting,
+            health: 1000,
+            ready: true,
+            claim: None,
+            elected: Default::default(),
+            proposal: None,
+        }
     }
 
     /// A wire whose two links end at two loopback sockets, which it returns in link order.
