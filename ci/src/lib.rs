@@ -12,6 +12,7 @@
 //! - [`kernel`] and [`initramfs`] provide the Debian kernel (cached by package version) and a
 //!   small initramfs with the `pairos` binary; [`image`] builds the default pairos image with
 //!   `pairos build` (its stage cache makes a rebuild take seconds).
+//! - [`witness`] runs `pairos witness` on a lab's public network.
 //! - [`pair_lab`] is a pair of nodes with BMCs, watchdogs and a client, as the pair's lab
 //!   scenarios and the `ci/lab` command use it; [`lab_server`] keeps one running for
 //!   `ci/lab`.
@@ -34,6 +35,7 @@ pub mod paths;
 pub mod pxe;
 mod qemu;
 pub mod stats;
+pub mod witness;
 
 pub use console::Console;
 pub use error::LabError;

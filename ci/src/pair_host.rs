@@ -18,6 +18,7 @@ use pairos_host::{Child, Cmd};
 
 use crate::bmc::{self, Bmc, BmcSpec};
 use crate::error::io;
+use crate::witness::{self, LabWitness};
 use crate::{paths, Lab, LabError, Netns};
 
 pub const PAIR_ADDRESS: &str = "192.168.50.10";
@@ -66,6 +67,8 @@ pub struct HostPair {
     pub client: Netns,
     pub daemon: Daemon,
     pub fencing: Fencing,
+    /// A witness on the public network, when the pair has one.
+    pub witness: Option<LabWitness>,
     /// Last: its drop deletes the lab namespace after everything in it stopped.
     pub lab: Lab,
 }
@@ -84,16 +87,28 @@ impl HostPair {
     /// Builds the networks and the nodes with pair daemons, and powers both on. `timing` is the
     /// `[timing]` table of both daemons' configuration (TOML lines).
     pub fn up(name: &str, fencing: Fencing, timing: &str) -> Result<HostPair, LabError> {
-        Self::build(name, Daemon::Pairos, fencing, timing)
+        Self::build(name, Daemon::Pairos, fencing, timing, false)
+    }
+
+    /// [`HostPair::up`], with a witness (`pairos witness run`) at [`witness::ADDRESS`] on the
+    /// public network, named in both daemons' configuration.
+    pub fn up_witnessed(name: &str, fencing: Fencing, timing: &str) -> Result<HostPair, LabError> {
+        Self::build(name, Daemon::Pairos, fencing, timing, true)
     }
 
     /// The same networks with keepalived on the nodes (a priority 150, b 100, adverts every
     /// 100 ms, no preemption), powered on.
     pub fn keepalived(name: &str) -> Result<HostPair, LabError> {
-        Self::build(name, Daemon::Keepalived, Fencing::None, "")
+        Self::build(name, Daemon::Keepalived, Fencing::None, "", false)
     }
 
-    fn build(name: &str, daemon: Daemon, fencing: Fencing, timing: &str) -> Result<HostPair, LabError> {
+    fn build(
+        name: &str,
+        daemon: Daemon,
+        fencing: Fencing,
+        timing: &str,
+        witnessed: bool,
+    ) -> Result<HostPair, LabError> {
         let mut lab = Lab::new(name)?;
         lab.link("public")?;
         lab.link("private")?;
@@ -129,7 +144,18 @@ impl HostPair {
         let client = Netns::create(&format!("plab-{}-client", lab.name()))?;
         lab.attach(&client, "public", "eth0", Some(&format!("{CLIENT}/24")))?;
         let nodes: [HostNode; 2] = nodes.try_into().map_err(|_| LabError::Setup("two nodes".into()))?;
-        let mut pair = HostPair { nodes, client, daemon, fencing, lab };
+        let witness = match witnessed {
+            true => {
+                let ns = Netns::create(&format!("plab-{}-witness", lab.name()))?;
+                lab.attach(&ns, "public", "eth0", Some(&format!("{}/24", witness::ADDRESS)))?;
+                let w = LabWitness::start(&ns, &lab.dir().join("witness"))?;
+                // The namespace lives as long as the pair.
+                std::mem::forget(ns);
+                Some(w)
+            }
+            false => None,
+        };
+        let mut pair = HostPair { nodes, client, daemon, fencing, witness, lab };
         for i in 0..2 {
             pair.write_node(i, &bin, timing)?;
         }
@@ -177,9 +203,20 @@ impl HostPair {
                 me.dir.join("bmc-peer.password").display()
             ),
         };
+        let witnesses = match &self.witness {
+            Some(_) => {
+                write(&me.dir.join("witness.key"), witness::KEY_HEX)?;
+                format!(
+                    "witnesses = [\"{}:7470\"]\nwitness_key_file = \"{}\"\n",
+                    witness::ADDRESS,
+                    me.dir.join("witness.key").display()
+                )
+            }
+            None => String::new(),
+        };
         let config = format!(
             "node = \"node-{n}\"\npeer = \"node-{p}\"\npair_id = \"hostpair\"\nkey_file = \"{dir}/pair.key\"\n\
-             state_dir = \"{dir}/state\"\nrun_dir = \"{dir}/run\"\npreferred = {preferred}\n\
+             state_dir = \"{dir}/state\"\nrun_dir = \"{dir}/run\"\npreferred = {preferred}\n{witnesses}\
              [timing]\n{timing}\n\
              [private]\ninterface = \"priv\"\naddress = \"10.77.0.{n}\"\npeer = \"10.77.0.{p}\"\n\
              [public]\ninterface = \"pub\"\naddress = \"192.168.50.1{n}\"\npeer = \"192.168.50.1{p}\"\ngateway = \"{GATEWAY}\"\n\
