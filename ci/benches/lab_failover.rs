@@ -28,7 +28,7 @@ fn median_of(v: &[Duration]) -> Duration {
 fn main() -> Result<(), LabError> {
     let runs: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(3);
     let out = image::default_image()?;
-    let opts = PairLabOptions { name: "bench-failover".into(), image: out, bmcs: true };
+    let opts = PairLabOptions { name: "bench-failover".into(), image: out, bmcs: true, witness: false };
     let mut pair = PairLab::up(&opts, &mut |msg| eprintln!("lab: {msg}"))?;
     let macs = [pair.node('a')?.macs[1].clone(), pair.node('b')?.macs[1].clone()];
     let probe = AddressProbe::start(&pair.client().ns, "eth0", PAIR_ADDRESS)?;

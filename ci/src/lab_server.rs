@@ -18,6 +18,7 @@ use crate::{paths, LabError, Netns};
 /// The lab's name: its namespaces are `plab-cli` and `plab-cli-client`.
 pub const LAB: &str = "cli";
 pub const CLIENT_NS: &str = "plab-cli-client";
+pub const WITNESS_NS: &str = "plab-cli-witness";
 /// How long starting waits for the pair to form.
 const UP_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 /// The server's log line once it answers.
@@ -116,7 +117,13 @@ pub fn is_up() -> bool {
 /// Starts the server for a pair from `image` (as `exe serve …`, in a process group of its
 /// own so it outlives the caller) and returns once the pair is formed. `show` hears the
 /// server's progress lines.
-pub fn start(exe: &Path, image: &Path, bmcs: bool, show: &mut dyn FnMut(&str)) -> Result<(), String> {
+pub fn start(
+    exe: &Path,
+    image: &Path,
+    bmcs: bool,
+    witness: bool,
+    show: &mut dyn FnMut(&str),
+) -> Result<(), String> {
     if is_up() {
         return Err("a lab pair is already up: `ci/lab down` first".into());
     }
@@ -127,6 +134,9 @@ pub fn start(exe: &Path, image: &Path, bmcs: bool, show: &mut dyn FnMut(&str)) -
     server.arg("serve").arg("--image").arg(image);
     if !bmcs {
         server.arg("--no-bmc");
+    }
+    if witness {
+        server.arg("--witness");
     }
     let mut child = server
         .stdin(Stdio::null())
@@ -176,6 +186,7 @@ pub fn down() -> Result<(), String> {
         }
     }
     drop(Netns::adopt(CLIENT_NS));
+    drop(Netns::adopt(WITNESS_NS));
     drop(Netns::adopt(&format!("plab-{LAB}")));
     for path in [paths::work_root().join(LAB), spec_image_dir()] {
         if path.exists() {
@@ -189,8 +200,8 @@ pub fn down() -> Result<(), String> {
 }
 
 /// The server: makes the pair, then answers requests one at a time until `Down`.
-pub fn serve(image: &Path, bmcs: bool) -> Result<(), LabError> {
-    let opts = PairLabOptions { name: LAB.into(), image: image.to_owned(), bmcs };
+pub fn serve(image: &Path, bmcs: bool, witness: bool) -> Result<(), LabError> {
+    let opts = PairLabOptions { name: LAB.into(), image: image.to_owned(), bmcs, witness };
     let mut pair = PairLab::up(&opts, &mut |msg| println!("{msg}"))?;
     let socket = socket_path();
     let _ = std::fs::remove_file(&socket);
@@ -291,6 +302,18 @@ pub fn render_status(s: &Value) -> String {
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
+    if let Some(w) = s["witness"].as_object() {
+        let kept = &w["kept"]["pairs"]["pair-lab"];
+        out += &format!(
+            "witness {}: {}\n",
+            w["address"].as_str().unwrap_or("?"),
+            match (kept["holder"].as_str(), kept["held"].as_bool()) {
+                (Some(h), Some(true)) => format!("{h} holds the lease for epoch {}", kept["epoch"]),
+                (Some(h), _) => format!("{h} gave back the lease"),
+                (None, _) => "no grant yet".into(),
+            }
+        );
+    }
     out += &format!(
         "pair address {}: answered by {}\nclient namespace: {}\n",
         s["address"].as_str().unwrap_or("?"),

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::bmc::{self, Bmc, BmcSpec};
 use crate::error::io;
+use crate::witness::{self, LabWitness};
 use crate::{image, DiskBus, Endpoint, Firmware, Lab, LabError, NicModel, Vm, VmSpec};
 
 pub const PAIR_ADDRESS: &str = "192.168.50.10";
@@ -38,6 +39,8 @@ pub struct PairLabOptions {
     pub image: PathBuf,
     /// Each node gets a BMC, and the pair fences through them.
     pub bmcs: bool,
+    /// A witness (`pairos witness run`) on the public network, named in the pair's settings.
+    pub witness: bool,
 }
 
 /// The link a cut or heal names.
@@ -87,11 +90,12 @@ pub struct LabNode {
 pub struct PairLab {
     nodes: Vec<LabNode>,
     client: Endpoint,
+    witness: Option<(LabWitness, Endpoint)>,
     lab: Lab,
 }
 
 /// The node configuration a partner preloads on `node`.
-fn node_config(node: &str, peer: &str, own: &str, bmcs: bool) -> String {
+fn node_config(node: &str, peer: &str, own: &str, bmcs: bool, witness: bool) -> String {
     let bmc = if bmcs {
         format!(
             r#", "bmc": {{"node-1": {{"host": "192.168.50.21", "user": "{user}"}},
@@ -101,13 +105,21 @@ fn node_config(node: &str, peer: &str, own: &str, bmcs: bool) -> String {
     } else {
         String::new()
     };
+    let (witnesses, witness_key) = if witness {
+        (
+            format!(r#", "witnesses": ["{}:7470"]"#, witness::ADDRESS),
+            format!(r#", "witness_key": "{}""#, witness::KEY_HEX),
+        )
+    } else {
+        (String::new(), String::new())
+    };
     format!(
         r#"{{"pair_id": "pair-lab", "node_name": "{node}", "peer_name": "{peer}", "pair_key": "{KEY}",
             "management": {{"address": "{own}", "prefix": 24, "gateway": "{GATEWAY}", "dns": null}},
             "pair": {{"address": "{PAIR_ADDRESS}/24",
                       "management": {{"node-1": "192.168.50.11", "node-2": "192.168.50.12"}},
-                      "timing": {{"cooldown_ms": {LAB_COOLDOWN_MS}}}{bmc}}},
-            "bmc_password": "{password}"}}"#,
+                      "timing": {{"cooldown_ms": {LAB_COOLDOWN_MS}}}{bmc}{witnesses}}},
+            "bmc_password": "{password}"{witness_key}}}"#,
         password = bmc::PASSWORD,
     )
 }
@@ -170,13 +182,26 @@ impl PairLab {
             }
         }
         let client = lab.endpoint("public", "client", &format!("{CLIENT_ADDRESS}/24"))?;
+        let witness = match opts.witness {
+            true => {
+                let at = lab.endpoint("public", "witness", &format!("{}/24", witness::ADDRESS))?;
+                progress(&format!("the witness: pairos witness run on {}:7470", witness::ADDRESS));
+                Some((LabWitness::start(&at.ns, &lab.dir().join("witness"))?, at))
+            }
+            false => None,
+        };
         let mut nodes = Vec::new();
         for (i, letter) in ['a', 'b'].into_iter().enumerate() {
             let (node, peer) = if i == 0 { ("node-1", "node-2") } else { ("node-2", "node-1") };
             let disk = lab.dir().join(format!("{letter}.raw"));
             progress(&format!("node {letter} ({node}): writing its disk from {}", opts.image.display()));
             let own = format!("192.168.50.1{}", i + 1);
-            image::preloaded_disk(&opts.image, &disk, 10 * GIB, &node_config(node, peer, &own, opts.bmcs))?;
+            image::preloaded_disk(
+                &opts.image,
+                &disk,
+                10 * GIB,
+                &node_config(node, peer, &own, opts.bmcs, opts.witness),
+            )?;
             let vm_name = format!("node-{letter}");
             let (vm, bmc) = if opts.bmcs {
                 let port = 9101 + i as u16;
@@ -210,7 +235,7 @@ impl PairLab {
             let macs = [format!("52:54:00:12:{n:02x}:00"), format!("52:54:00:12:{n:02x}:01")];
             nodes.push(LabNode { letter, node: node.to_owned(), vm, macs, bmc, disk });
         }
-        let mut pair = PairLab { nodes, client, lab };
+        let mut pair = PairLab { nodes, client, witness, lab };
         for n in &mut pair.nodes {
             progress(&format!("node {}: booting (firmware, kernel, pairos run)", n.letter));
             n.vm.wait_for("pair: watchdog /dev/watchdog armed", BOOT)?;
@@ -368,8 +393,12 @@ impl PairLab {
                 }),
             );
         }
+        let witness = self.witness.as_ref().map(|(w, _)| {
+            json!({"address": format!("{}:7470", witness::ADDRESS), "kept": w.kept().unwrap_or(Value::Null)})
+        });
         json!({
             "nodes": nodes,
+            "witness": witness,
             "address": PAIR_ADDRESS,
             "address_answered_by": self.address_answers(),
             "client_namespace": self.client.ns.name(),

@@ -65,7 +65,7 @@ fn console_since(pair: &mut PairLab, letter: char, from: usize) -> Result<String
 #[test]
 fn one_primary_with_bmcs_and_watchdogs() -> Result<(), LabError> {
     let out = image::default_image()?;
-    let opts = PairLabOptions { name: "pair".into(), image: out, bmcs: true };
+    let opts = PairLabOptions { name: "pair".into(), image: out, bmcs: true, witness: false };
     let mut pair = PairLab::up(&opts, &mut |msg| eprintln!("lab: {msg}"))?;
     let mac_a = pair.node('a')?.macs[1].clone();
     let mac_b = pair.node('b')?.macs[1].clone();

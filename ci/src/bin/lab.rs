@@ -39,7 +39,8 @@ enum Command {
         /// Nodes without BMCs: the pair cannot fence, so a silent peer is never replaced.
         #[arg(long)]
         no_bmc: bool,
-        /// Run a witness for the pair (not built yet: refused).
+        /// Run a witness (`pairos witness run`) on the public network and name it in the
+        /// pair's settings: with it, a silent peer is replaced without a fence.
         #[arg(long)]
         witness: bool,
     },
@@ -115,6 +116,9 @@ enum Command {
         /// Nodes without BMCs.
         #[arg(long)]
         no_bmc: bool,
+        /// A witness for the pair.
+        #[arg(long)]
+        witness: bool,
     },
 }
 
@@ -172,8 +176,8 @@ fn exit_code(code: i32) -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode, String> {
     let request = match cli.command {
         Command::Up { image, spec, no_bmc, witness } => return up(image, spec, no_bmc, witness),
-        Command::Serve { image, no_bmc } => {
-            lab_server::serve(&image, !no_bmc).map_err(|e| e.to_string())?;
+        Command::Serve { image, no_bmc, witness } => {
+            lab_server::serve(&image, !no_bmc, witness).map_err(|e| e.to_string())?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Down => {
@@ -225,9 +229,6 @@ fn up(
     no_bmc: bool,
     witness: bool,
 ) -> Result<ExitCode, String> {
-    if witness {
-        return Err("--witness: the witness (`pairos witness`) is not built yet".into());
-    }
     if lab_server::is_up() {
         return Err("a lab pair is already up: `ci/lab down` first".into());
     }
@@ -248,7 +249,7 @@ fn up(
         }
     };
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    lab_server::start(&exe, &image, !no_bmc, &mut |line| eprintln!("ci/lab: {line}"))?;
+    lab_server::start(&exe, &image, !no_bmc, witness, &mut |line| eprintln!("ci/lab: {line}"))?;
     let status = lab_server::ask(&Request::Status)?.status.unwrap_or_default();
     print!("{}", lab_server::render_status(&status));
     Ok(ExitCode::SUCCESS)

@@ -34,8 +34,8 @@
 //!   The primary renews its lease on every witness. A secondary whose peer is silent as long
 //!   as before a fence *claims* the role: it persists the next epoch, says so in every
 //!   heartbeat, and asks its elected witness; it acts once it holds the covered set's leases
-//!   and the claim has been said for the claim wait (longer than the dead time and any
-//!   delay). A primary that hears a claim, or whose peer is silent, keeps acting only while it
+//!   and the claim has been said for the claim wait (longer than the dead time, the watchdog
+//!   and any delay). A primary that hears a claim, or whose peer is silent, keeps acting only while it
 //!   holds the covered set's leases; so the two never overlap. A lease counts as held only
 //!   while it has longer to run than the watchdog takes to reset a hung node: a primary that
 //!   hangs cannot stop itself, and is reset before its leases run out.
@@ -187,9 +187,9 @@ pub struct Config {
     pub watchdog: u64,
     /// How often a holder renews its leases, and a claimant asks again.
     pub renew: u64,
-    /// How long a claim is said before the claimant acts: longer than the dead time and the
-    /// longest a heartbeat may be delayed, so that a primary that still hears its peer has
-    /// heard the claim.
+    /// How long a claim is said before the claimant acts: longer than the dead time or the
+    /// watchdog, and the longest a heartbeat may be delayed, so that a primary that still hears
+    /// its peer has heard the claim (or, hung just then, has been reset).
     pub claim_wait: u64,
     /// For the simulator's broken-rule check only: promote on silence without a fence.
     pub unsafe_promote_on_silence: bool,
@@ -213,7 +213,7 @@ impl Default for Config {
             lease: 4_000,
             watchdog: 2_000,
             renew: 500,
-            claim_wait: 2_000,
+            claim_wait: 3_000,
             unsafe_promote_on_silence: false,
             unsafe_skip_claim_wait: false,
         }
