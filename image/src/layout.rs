@@ -6,7 +6,9 @@
 //! guesses. The other GUIDs are derived from the root hash too: the same root, the same disk.
 
 use sha2::{Digest, Sha256};
-use uuid::{uuid, Uuid};
+use uuid::uuid;
+/// Partition GUIDs, for those that add partitions to a pairos disk.
+pub use uuid::Uuid;
 
 use crate::spec::Partitions;
 

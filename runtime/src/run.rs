@@ -95,6 +95,11 @@ fn start_pair(verdict: Option<&Verdict>, status: &Arc<Mutex<Status>>) -> anyhow:
         s.node_name = me.node_name.clone();
         s.pair_id = me.pair_id.clone();
     }
+    // The node's name is its host name: DRBD's configuration names the nodes so.
+    if let Err(e) = nix::unistd::sethostname(&me.node_name) {
+        say(format_args!("cannot set the host name {}: {e}", me.node_name));
+    }
+    prepare_volumes(&state_dir);
     let management = Management::load(&state_dir)?;
     // An uncertified board (or one whose ports were not identified) offers its peer nothing.
     let (profile_private, profile_public) = match verdict {
@@ -236,6 +241,30 @@ fn start_daemon(
         ["pair", "run", "--config", DAEMON_CONFIG].map(String::from).to_vec(),
     );
     Ok(())
+}
+
+/// The volume group on the data partition: found, or made on a blank one; a partition that
+/// holds anything else is left alone. Said either way; a node without it has no volumes.
+fn prepare_volumes(state_dir: &Path) {
+    use pairos_mirror::lvm::{self, DataState};
+    let Some(partition) = lvm::data_partition(Path::new("/state")) else {
+        say("no data partition: this node has no volumes");
+        return;
+    };
+    match lvm::ensure_vg(&partition, &state_dir.join("lvm")) {
+        Ok(DataState::Ready { free, made }) => say(format_args!(
+            "volume group {} on {} ({}; {} free)",
+            pairos_mirror::drbd_conf::VG,
+            partition.display(),
+            if made { "made now" } else { "found" },
+            pairos_mirror::spec::show_size(free)
+        )),
+        Ok(DataState::Foreign(what)) => say(format_args!(
+            "the data partition {} holds {what}: left alone; this node has no volumes",
+            partition.display()
+        )),
+        Err(e) => say(format_args!("cannot prepare the volume group on {}: {e:#}", partition.display())),
+    }
 }
 
 /// Where `pairos run` writes the pair daemon's configuration.

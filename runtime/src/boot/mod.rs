@@ -3,9 +3,9 @@
 //! 1. mount /proc, /sys, /dev and /run, and read the kernel command line ([`cmdline`]);
 //! 2. load the kernel modules the image's boards need ([`modules`]);
 //! 3. in `pairos.mode=run` (the default): find root A and verity A by the root hash, make the
-//!    state partition on first boot ([`disks`], [`state`]), verify the whole root against the
-//!    hash, open it through device-mapper, mount it read-only, mount the state partition, and
-//!    switch to it, starting `pairos run` ([`switch`]);
+//!    state and data partitions on first boot ([`disks`], [`state`], [`data`]), verify the
+//!    whole root against the hash, open it through device-mapper, mount it read-only, mount
+//!    the state partition, and switch to it, starting `pairos run` ([`switch`]);
 //! 4. `pairos.mode=recover` runs the recovery agent ([`recover`]): the node images itself from
 //!    its peer and reboots into the result (booted by UEFI HTTP boot, it finds its link by DHCP,
 //!    [`dhcp_link`]); `pairos.mode=install` runs the installer
@@ -16,6 +16,7 @@
 
 pub(crate) mod cmdline;
 mod console_progress;
+pub(crate) mod data;
 mod dhcp_link;
 pub(crate) mod disks;
 mod install;
@@ -73,6 +74,10 @@ fn boot() -> anyhow::Result<()> {
                 disk.disk.display()
             ));
             let state = state::ensure(&disk.disk)?;
+            // The volumes' space: a disk without it still boots (and says so).
+            if let Err(e) = data::ensure(&disk.disk) {
+                say(format_args!("cannot make the data partition: {e:#}; this node has no volumes"));
+            }
             switch::open_verity(&disk, &root_hash)?;
             switch::mount_root_and_state(&state)?;
             say("switching to the root filesystem and starting pairos run");

@@ -39,17 +39,8 @@ pub fn ensure(disk: &Path) -> anyhow::Result<PathBuf> {
     }
     say(format_args!("first boot: making the state partition on {}", disk.display()));
     let entry = add_partition(disk, disk_size(disk)?)?;
-
     // The kernel re-reads the table (nothing on this disk is in use yet).
-    reread_table(disk)?;
-    let dev = partition_path(disk, entry.number);
-    let start = Instant::now();
-    while !dev.exists() {
-        if start.elapsed() > Duration::from_secs(10) {
-            bail!("{} did not appear after re-reading the partition table", dev.display());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let dev = wait_for_partition(disk, entry.number)?;
     format(&dev)?;
     say(format_args!("state partition {} made ({} MiB, ext4)", dev.display(), entry.size() >> 20));
     Ok(dev)
@@ -75,8 +66,23 @@ pub fn add_partition(disk: &Path, size: u64) -> anyhow::Result<PartitionEntry> {
         bail!("{} has {room_mib} MiB after the image's partitions; the state partition needs {MIN_STATE_MIB} MiB", disk.display());
     }
     let len = STATE_MIB.min(room_mib) * ((1 << 20) / SECTOR);
-    let number = parts.iter().map(|(n, _)| *n).max().unwrap_or(0) + 1;
+    append_partition(disk, size, STATE_LABEL, TYPE_VAR, "state", first, len)
+}
 
+/// Appends a partition to `disk`'s GPT (a device, or a disk image file of `size` bytes), from
+/// LBA `first` for `len` sectors, its GUID derived from the disk's and `purpose`; the backup
+/// header moves to the real end. Nothing is written into the partition.
+pub fn append_partition(
+    disk: &Path,
+    size: u64,
+    name: &str,
+    type_guid: pairos_image::layout::Uuid,
+    purpose: &str,
+    first: u64,
+    len: u64,
+) -> anyhow::Result<PartitionEntry> {
+    let parts = read_gpt(disk).with_context(|| format!("reading the GPT of {}", disk.display()))?;
+    let number = parts.iter().map(|(n, _)| *n).max().unwrap_or(0) + 1;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -97,9 +103,9 @@ pub fn add_partition(disk: &Path, size: u64) -> anyhow::Result<PartitionEntry> {
         .collect();
     let entry = PartitionEntry {
         number,
-        name: STATE_LABEL.into(),
-        type_guid: TYPE_VAR,
-        guid: derived_guid(disk_guid.as_bytes(), "state"),
+        name: name.into(),
+        type_guid,
+        guid: derived_guid(disk_guid.as_bytes(), purpose),
         first_lba: first,
         last_lba: first + len - 1,
     };
@@ -108,6 +114,20 @@ pub fn add_partition(disk: &Path, size: u64) -> anyhow::Result<PartitionEntry> {
     let file = pairos_image::partition_table::write_gpt(disk, file, &layout)?;
     file.sync_all()?;
     Ok(entry)
+}
+
+/// Re-reads `disk`'s table and waits for partition `number`'s device.
+pub fn wait_for_partition(disk: &Path, number: u32) -> anyhow::Result<PathBuf> {
+    reread_table(disk)?;
+    let dev = partition_path(disk, number);
+    let start = Instant::now();
+    while !dev.exists() {
+        if start.elapsed() > Duration::from_secs(10) {
+            bail!("{} did not appear after re-reading the partition table", dev.display());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(dev)
 }
 
 /// After an image was written to `disk` (a block device): makes its state partition and puts `files` (name,

@@ -19,26 +19,9 @@ pub const NODE_FILE: &str = "node.json";
 pub const KEY_FILE: &str = "pair.key";
 const PEERS_FILE: &str = "peers.json";
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so that a crash leaves the
-/// old file or the new one, never half of one. State files are the node's own: mode 0600.
+/// Writes `bytes` to `path` whole or not at all, mode 0600 ([`pairos_host::write_atomically`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("making {}", dir.display()))?;
-    let tmp = path.with_extension("tmp");
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::io::Write::write_all(&mut &f, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    f.sync_all().with_context(|| format!("flushing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    // The rename is durable only once the folder is flushed too.
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("flushing {}", dir.display()))
+    Ok(pairos_host::write_atomically(path, bytes)?)
 }
 
 /// What `pairos install --node-config FILE` preloads: the node's identity and, optionally, its

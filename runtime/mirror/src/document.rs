@@ -10,7 +10,6 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 use super::spec::{show_size, VolumeName};
-use crate::pair::identity::write_atomically;
 
 pub const FILE: &str = "pair-config.json";
 /// DRBD minors (and so ports, 7788 + minor) a pair uses at most.
@@ -60,7 +59,10 @@ impl PairConfig {
     }
 
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
-        write_atomically(&dir.join(FILE), &serde_json::to_vec_pretty(self).expect("serialises"))
+        Ok(pairos_host::write_atomically(
+            &dir.join(FILE),
+            &serde_json::to_vec_pretty(self).expect("serialises"),
+        )?)
     }
 
     pub fn volume(&self, name: &VolumeName) -> Option<&Volume> {

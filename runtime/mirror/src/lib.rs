@@ -1,11 +1,16 @@
 //! The pair's mirrored volumes: each a DRBD resource on a logical volume of the same size on
-//! both nodes, replicated over the private link.
+//! both nodes, replicated over the private link. This crate knows DRBD and LVM; the pair
+//! daemon decides when to use them.
 //!
 //! - [`spec`]: volume names and sizes, checked before anything is made.
 //! - [`document`]: the pair's configuration document (its volumes), versioned, the same on
 //!   both nodes.
 //! - [`drbd_conf`]: the DRBD configuration written from it.
+//! - [`events2`]: `drbdsetup events2` read into each resource's state.
+//! - [`lvm`]: the volume group on the data partition and the logical volumes in it.
 
 pub mod document;
 pub mod drbd_conf;
+pub mod events2;
+pub mod lvm;
 pub mod spec;

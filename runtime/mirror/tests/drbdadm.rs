@@ -6,8 +6,8 @@
 use std::net::Ipv4Addr;
 use std::process::Command;
 
-use pairos_runtime::volumes::document::PairConfig;
-use pairos_runtime::volumes::drbd_conf::{render, Sites};
+use pairos_mirror::document::PairConfig;
+use pairos_mirror::drbd_conf::{render, Sites};
 
 const DRBDADM: &str = "/lib/drbd/drbdadm-84";
 
