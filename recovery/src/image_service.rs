@@ -33,6 +33,11 @@ pub trait PeerHooks: Send + Sync + 'static {
         -> Result<NewcomerConfig, Denied>;
     /// A recovering node's report.
     fn report(&self, from: SocketAddr, token: Option<&str>, report: Report) -> Result<(), Denied>;
+    /// The pair's configuration document as this node holds it, and its tag under the pair
+    /// key (hex), for the peer to compare with its own.
+    fn pair_config(&self) -> Result<(Vec<u8>, String), Denied> {
+        Err(Denied::new(404, "this node serves no pair configuration"))
+    }
 }
 
 /// The largest enrolment request or report taken: a report's message is a line for a log.
@@ -59,6 +64,7 @@ pub fn router(image: Arc<dyn ImageSource>, size: u64, hooks: Arc<dyn PeerHooks>)
         .route("/enrol", post(enrol))
         .route("/node/config", get(node_config))
         .route("/node/report", post(report))
+        .route("/pair/config", get(pair_config))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(Shared { image, size, hooks, reads })
 }
@@ -200,6 +206,16 @@ async fn node_config(
 ) -> Response {
     match s.hooks.node_config(from, bearer(&headers), &q.mac) {
         Ok(config) => axum::Json(config).into_response(),
+        Err(d) => denied(d),
+    }
+}
+
+async fn pair_config(State(s): State<Shared>) -> Response {
+    match s.hooks.pair_config() {
+        Ok((body, tag)) => {
+            ([(header::CONTENT_TYPE, "application/json")], [(crate::peer::TAG_HEADER, tag)], body)
+                .into_response()
+        }
         Err(d) => denied(d),
     }
 }

@@ -9,7 +9,9 @@
 //!   the pair is missing a node, one at a time;
 //! - `GET  /node/config?mac=MAC` → [`NewcomerConfig`] and `POST /node/report` ← [`Report`]:
 //!   only with the enrolment's token (`Authorization: Bearer TOKEN`), from the enrolled MAC
-//!   and address.
+//!   and address;
+//! - `GET  /pair/config` → the pair's configuration document as this node holds it, with its
+//!   tag under the pair key in [`TAG_HEADER`]: the peer believes it only if the tag checks.
 
 use std::io::Read;
 use std::net::Ipv4Addr;
@@ -119,7 +121,10 @@ fn answer(
     Ok((resp.status().as_u16(), body))
 }
 
-/// The newcomer's side.
+/// The header that carries the pair configuration's tag under the pair key.
+pub const TAG_HEADER: &str = "x-pairos-tag";
+
+/// The newcomer's side (and a node's, for its peer's pair configuration).
 #[derive(Debug, Clone)]
 pub struct PeerClient {
     base: String,
@@ -165,6 +170,29 @@ impl PeerClient {
             return Err(err(format!("HTTP status {status}: {}", body.trim())));
         }
         serde_json::from_str(&body).map_err(|e| err(format!("expected a node configuration: {e}")))
+    }
+
+    /// The peer's pair configuration document and its tag (hex), as it serves them.
+    pub fn pair_config(&self) -> Result<(Vec<u8>, String), SourceError> {
+        let url = format!("{}/pair/config", self.base);
+        let err = |message: String| SourceError::Http { url: url.clone(), message };
+        let mut resp = self.agent.get(&url).call().map_err(|e| err(e.to_string()))?;
+        if resp.status() != 200 {
+            return Err(err(format!("HTTP status {}", resp.status())));
+        }
+        let tag = resp
+            .headers()
+            .get(TAG_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| err(format!("no {TAG_HEADER} header")))?;
+        let mut body = Vec::new();
+        resp.body_mut()
+            .as_reader()
+            .take(1 << 20)
+            .read_to_end(&mut body)
+            .map_err(|e| err(format!("reading the body: {e}")))?;
+        Ok((body, tag))
     }
 
     /// Tells the peer; a peer that cannot be told does not stop the recovery.

@@ -37,6 +37,9 @@ pub enum Command {
     /// The pair's membership: approve a newcomer, forget a peer, set how newcomers enrol.
     #[command(subcommand)]
     Pair(PairCommand),
+    /// The pair's mirrored volumes: made on the primary, replicated to the peer by DRBD.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// The witness a customer runs on any third Linux box: it grants one node of a pair at a
     /// time a lease, so that a node whose peer went silent may take over without a fence.
     #[command(subcommand)]
@@ -204,6 +207,45 @@ pub enum PairCommand {
     Switchover(PairControlArgs),
     /// `on`: no automatic moves (a dead primary is still replaced); `off`: moves again.
     Maintenance(MaintenanceArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Make a volume on the pair (on the primary): a logical volume of SIZE on each node and a
+    /// DRBD resource between them. The peer makes its side within seconds.
+    Create(VolumeCreateArgs),
+    /// The pair's volumes: device, role, disk states on both nodes, connection, sync.
+    List(VolumeListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeCreateArgs {
+    /// 1 to 32 of a-z, 0-9 and -, starting with a letter.
+    pub name: String,
+    /// Its size: 256M, 1G, 1.5GiB (binary units; rounded up to 4 MiB).
+    pub size: String,
+    /// The node's state folder.
+    #[arg(long, value_name = "DIR", default_value = "/state/pairos")]
+    pub state: PathBuf,
+    /// The pair daemon's run folder (its status says whether this node is primary).
+    #[arg(long, value_name = "DIR", default_value = "/run/pairos")]
+    pub run_dir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeListArgs {
+    /// The node's state folder.
+    #[arg(long, value_name = "DIR", default_value = "/state/pairos")]
+    pub state: PathBuf,
+    /// The pair daemon's run folder (the volume manager's view).
+    #[arg(long, value_name = "DIR", default_value = "/run/pairos")]
+    pub run_dir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

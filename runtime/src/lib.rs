@@ -3,7 +3,8 @@
 //! `main.rs` only sets up logging, parses the command line ([`cli`], the one clap module) and
 //! calls a handler in [`commands`]; handlers call the libraries and map the outcome to an
 //! [`Exit`] code. [`boot`] is the early-boot code the initramfs runs as `/init`; [`run`] is the
-//! node's first process after it. [`witness`] is the service a customer runs on a third
+//! node's first process after it. [`volumes`] keeps the node's side of the pair's mirrored
+//! volumes. [`witness`] is the service a customer runs on a third
 //! machine, and the daemon's side of it.
 
 pub mod boot;
@@ -14,6 +15,7 @@ mod output;
 pub mod pair;
 pub mod run;
 pub mod signing_key;
+pub mod volumes;
 pub mod witness;
 
 pub use exit::Exit;

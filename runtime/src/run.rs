@@ -99,7 +99,7 @@ fn start_pair(verdict: Option<&Verdict>, status: &Arc<Mutex<Status>>) -> anyhow:
     if let Err(e) = nix::unistd::sethostname(&me.node_name) {
         say(format_args!("cannot set the host name {}: {e}", me.node_name));
     }
-    prepare_volumes(&state_dir);
+    let volumes = prepare_volumes(&state_dir);
     let management = Management::load(&state_dir)?;
     // An uncertified board (or one whose ports were not identified) offers its peer nothing.
     let (profile_private, profile_public) = match verdict {
@@ -190,7 +190,7 @@ fn start_pair(verdict: Option<&Verdict>, status: &Arc<Mutex<Status>>) -> anyhow:
         },
         address,
     );
-    start_daemon(&me, &state_dir, (&ports.0, &ports.1), management.as_ref())
+    start_daemon(&me, &state_dir, (&ports.0, &ports.1), management.as_ref(), volumes)
 }
 
 /// The pair daemon, kept running as this process's child, when the pair's settings are in the
@@ -200,6 +200,7 @@ fn start_daemon(
     state_dir: &Path,
     ports: (&str, &str),
     management: Option<&Management>,
+    volumes: bool,
 ) -> anyhow::Result<()> {
     let Some(settings) = PairSettings::load(state_dir)? else {
         say(format_args!(
@@ -215,6 +216,7 @@ fn start_daemon(
         say("no hardware watchdog: a hung pair daemon is left to the peer's fence");
     }
     let mut cfg = settings.daemon_config(me, state_dir, ports, management, watchdog)?;
+    cfg.volumes = volumes;
     // The board's BMC, in-band (KCS): its sensors count in the node's health.
     // ipmi_si refuses to load when it finds no system interface: then there is nothing to wait
     // for. Otherwise the interface registers once the driver has found the BMC, which can take
@@ -245,26 +247,32 @@ fn start_daemon(
 
 /// The volume group on the data partition: found, or made on a blank one; a partition that
 /// holds anything else is left alone. Said either way; a node without it has no volumes.
-fn prepare_volumes(state_dir: &Path) {
+fn prepare_volumes(state_dir: &Path) -> bool {
     use pairos_mirror::lvm::{self, DataState};
+    // drbdadm's state directory (/var/lib/drbd in the image points here).
+    let _ = std::fs::create_dir_all("/run/drbd");
     let Some(partition) = lvm::data_partition(Path::new("/state")) else {
         say("no data partition: this node has no volumes");
-        return;
+        return false;
     };
     match lvm::ensure_vg(&partition, &state_dir.join("lvm")) {
-        Ok(DataState::Ready { free, made }) => say(format_args!(
-            "volume group {} on {} ({}; {} free)",
-            pairos_mirror::drbd_conf::VG,
-            partition.display(),
-            if made { "made now" } else { "found" },
-            pairos_mirror::spec::show_size(free)
-        )),
+        Ok(DataState::Ready { free, made }) => {
+            say(format_args!(
+                "volume group {} on {} ({}; {} free)",
+                pairos_mirror::drbd_conf::VG,
+                partition.display(),
+                if made { "made now" } else { "found" },
+                pairos_mirror::spec::show_size(free)
+            ));
+            return true;
+        }
         Ok(DataState::Foreign(what)) => say(format_args!(
             "the data partition {} holds {what}: left alone; this node has no volumes",
             partition.display()
         )),
         Err(e) => say(format_args!("cannot prepare the volume group on {}: {e:#}", partition.display())),
     }
+    false
 }
 
 /// Where `pairos run` writes the pair daemon's configuration.

@@ -133,6 +133,19 @@ pub fn tree(rootfs_tar: &Path, o: &Overlay<'_>, out: &Path) -> Result<PathBuf, S
         let d = tree.join(dir);
         std::fs::create_dir_all(&d).map_err(StageError::io(&d))?;
     }
+    // DRBD on a read-only root: the kernel's helper calls run `drbdadm` without `-c`, so its
+    // default configuration includes the one the runtime writes; its state (the last-known
+    // backing devices) lives in /run.
+    if tree.join("usr/sbin/drbdadm").exists() {
+        write(
+            "etc/drbd.conf",
+            "# pairos: the pair's volumes, written by the runtime.\ninclude \"/run/pairos/drbd.conf\";\n",
+        )?;
+        let lib = tree.join("var/lib/drbd");
+        let _ = std::fs::remove_dir_all(&lib);
+        let _ = std::fs::remove_file(&lib);
+        std::os::unix::fs::symlink("/run/drbd", &lib).map_err(StageError::io(&lib))?;
+    }
 
     // The binary that is building is the one the image runs; debug info stays behind.
     let bin = tree.join("usr/bin/pairos");

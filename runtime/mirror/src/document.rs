@@ -23,6 +23,8 @@ pub struct Volume {
     pub size: u64,
     /// Its DRBD minor (`/dev/drbdN`), the same on both nodes; its port is 7788 + minor.
     pub minor: u32,
+    /// The node that made it: the one whose side starts its first generation.
+    pub origin: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,14 +86,14 @@ impl PairConfig {
         *self.lineage.last_mut().expect("pushed") = d;
     }
 
-    pub fn add(&mut self, name: VolumeName, size: u64) -> anyhow::Result<&Volume> {
+    pub fn add(&mut self, name: VolumeName, size: u64, origin: &str) -> anyhow::Result<&Volume> {
         if self.volume(&name).is_some() {
             bail!("volume {name} exists already");
         }
         let minor = (0..MAX_VOLUMES)
             .find(|m| self.volumes.iter().all(|v| v.minor != *m))
             .with_context(|| format!("the pair has {MAX_VOLUMES} volumes, the most it can have"))?;
-        self.volumes.push(Volume { name, size, minor });
+        self.volumes.push(Volume { name, size, minor, origin: origin.to_owned() });
         self.next();
         Ok(self.volumes.last().expect("pushed"))
     }
@@ -165,13 +167,13 @@ mod tests {
     #[test]
     fn changes_make_versions_and_say_what_is_wrong() {
         let mut c = PairConfig::default();
-        assert_eq!(c.add(name("data"), 256 << 20).expect("added").minor, 0);
-        assert_eq!(c.add(name("raw"), 256 << 20).expect("added").minor, 1);
-        assert!(c.add(name("data"), 1 << 30).expect_err("twice").to_string().contains("exists"));
+        assert_eq!(c.add(name("data"), 256 << 20, "node-1").expect("added").minor, 0);
+        assert_eq!(c.add(name("raw"), 256 << 20, "node-1").expect("added").minor, 1);
+        assert!(c.add(name("data"), 1 << 30, "node-1").expect_err("twice").to_string().contains("exists"));
         assert!(c.grow(&name("data"), 128 << 20).expect_err("shrink").to_string().contains("only grow"));
         c.grow(&name("data"), 512 << 20).expect("grows");
         c.remove(&name("data")).expect("removed");
-        assert_eq!(c.add(name("db"), 64 << 20).expect("added").minor, 0, "the free minor again");
+        assert_eq!(c.add(name("db"), 64 << 20, "node-1").expect("added").minor, 0, "the free minor again");
         assert_eq!(c.version, 5);
         c.check().expect("consistent");
         let mut edited = c.clone();
@@ -182,18 +184,18 @@ mod tests {
     #[test]
     fn the_later_version_wins_and_a_fork_is_a_conflict() {
         let mut a = PairConfig::default();
-        a.add(name("data"), 256 << 20).expect("added");
+        a.add(name("data"), 256 << 20, "node-1").expect("added");
         let b = a.clone();
         assert_eq!(a.reconcile(&b), Reconciled::Same);
-        a.add(name("raw"), 64 << 20).expect("added");
+        a.add(name("raw"), 64 << 20, "node-1").expect("added");
         assert_eq!(b.reconcile(&a), Reconciled::Adopt);
         assert_eq!(a.reconcile(&b), Reconciled::Keep);
         // Both change version 1 apart: the same version number, different histories.
         let mut c = b.clone();
-        c.add(name("logs"), 64 << 20).expect("added");
+        c.add(name("logs"), 64 << 20, "node-1").expect("added");
         assert_eq!(a.version, c.version);
         assert_eq!(a.reconcile(&c), Reconciled::Conflict);
-        c.add(name("more"), 64 << 20).expect("added");
+        c.add(name("more"), 64 << 20, "node-1").expect("added");
         assert_eq!(a.reconcile(&c), Reconciled::Conflict, "a later version of another history");
     }
 
@@ -202,7 +204,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(PairConfig::load(dir.path()).expect("none yet"), PairConfig::default());
         let mut c = PairConfig::default();
-        c.add(name("data"), 256 << 20).expect("added");
+        c.add(name("data"), 256 << 20, "node-1").expect("added");
         c.save(dir.path()).expect("saved");
         assert_eq!(PairConfig::load(dir.path()).expect("loads"), c);
         std::fs::write(

@@ -93,8 +93,8 @@ mod tests {
     #[test]
     fn each_volume_is_a_resource_on_both_nodes_at_its_own_port() {
         let mut c = PairConfig::default();
-        c.add("data".parse().expect("name"), 256 << 20).expect("added");
-        c.add("raw".parse().expect("name"), 256 << 20).expect("added");
+        c.add("data".parse().expect("name"), 256 << 20, "node-1").expect("added");
+        c.add("raw".parse().expect("name"), 256 << 20, "node-1").expect("added");
         let sites = Sites { node1: Ipv4Addr::new(10, 77, 0, 1), node2: Ipv4Addr::new(10, 77, 0, 2) };
         let text = render(&c, sites, "s3cr3t");
         assert!(text.contains("resource raw {"), "{text}");

@@ -30,8 +30,8 @@ fn drbdadm(node: &str, address: &str, args: &[&str]) -> (bool, String) {
 fn drbdadm_reads_the_configuration_and_brings_a_volume_up_as_the_pair_needs() {
     assert!(std::path::Path::new(DRBDADM).exists(), "{DRBDADM} is missing: ci/setup installs drbd-utils");
     let mut c = PairConfig::default();
-    c.add("data".parse().expect("name"), 256 << 20).expect("added");
-    c.add("raw".parse().expect("name"), 256 << 20).expect("added");
+    c.add("data".parse().expect("name"), 256 << 20, "node-1").expect("added");
+    c.add("raw".parse().expect("name"), 256 << 20, "node-1").expect("added");
     let sites = Sites { node1: Ipv4Addr::new(10, 77, 0, 1), node2: Ipv4Addr::new(10, 77, 0, 2) };
     let dir = tempfile::tempdir().expect("tempdir");
     let conf = dir.path().join("drbd.conf");

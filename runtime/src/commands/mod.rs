@@ -6,6 +6,7 @@ pub mod install;
 pub mod pair;
 pub mod pxe;
 pub mod status;
+pub mod volume;
 pub mod witness;
 
 use crate::cli::{Cli, Command};
@@ -26,6 +27,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Run(args) => crate::run::run(&args),
         Command::Status(args) => status::run(&args),
         Command::Pair(cmd) => pair::run(cmd),
+        Command::Volume(cmd) => volume::run(cmd),
         Command::Witness(cmd) => witness::run(cmd),
         Command::Init => crate::boot::init(),
     }

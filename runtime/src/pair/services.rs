@@ -117,6 +117,14 @@ impl PeerHooks for Hooks {
         Ok(NewcomerConfig { node: identity::for_peer(&self.me), pair_key: self.key.to_hex() })
     }
 
+    fn pair_config(&self) -> Result<(Vec<u8>, String), Denied> {
+        let doc = pairos_mirror::document::PairConfig::load(&self.state_dir)
+            .map_err(|e| Denied::new(500, format!("{e:#}")))?;
+        let body = serde_json::to_vec_pretty(&doc).expect("serialises");
+        let tag = crate::volumes::manager::sign(&self.key, &body);
+        Ok((body, tag))
+    }
+
     fn report(&self, from: SocketAddr, token: Option<&str>, r: Report) -> Result<(), Denied> {
         let r = lock(&self.enrolments).report(Instant::now(), token, ipv4(from), r)?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);

@@ -44,6 +44,10 @@ pub struct DaemonConfig {
     /// The witness key (hex), mode 0600: the same on both nodes and on the witnesses.
     #[serde(default)]
     pub witness_key_file: Option<PathBuf>,
+    /// The node has its volume group: the daemon keeps the pair's volumes, primary while it
+    /// acts (a namespace on a host has none).
+    #[serde(default)]
+    pub volumes: bool,
     /// A command that prints this node's BMC sensors as `ipmitool sdr list` does; a sensor
     /// past its critical threshold lowers the node's health. None: the health ignores them.
     #[serde(default)]

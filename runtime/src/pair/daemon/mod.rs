@@ -60,6 +60,11 @@ fn say(msg: impl std::fmt::Display) {
     let _ = std::io::stdout().flush();
 }
 
+/// [`say`] for those that take a line (the volume manager).
+fn say_line(line: String) {
+    say(line);
+}
+
 /// The daemon's process id, in the run folder.
 pub const PID_FILE: &str = "pair.pid";
 
@@ -96,6 +101,8 @@ struct Daemon {
     witness: Option<WitnessClient>,
     /// Each witness's last answer, as the status says it.
     witness_answers: Vec<Option<String>>,
+    /// The volume manager, when the node has volumes.
+    volumes: Option<crate::volumes::manager::Handle>,
 }
 
 /// How many events the status shows.
@@ -152,6 +159,22 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     }
     control::spawn(&cfg.run_dir, wake.clone(), Wake::Control)?;
     let witness = witness_client(&cfg, roles.incarnation, &wake)?;
+    let volumes = match cfg.volumes {
+        true => Some(crate::volumes::manager::spawn(
+            crate::volumes::manager::Setup {
+                state_dir: cfg.state_dir.clone(),
+                run_dir: cfg.run_dir.clone(),
+                key: key.clone(),
+                peer: cfg.private.peer,
+                sites: pairos_mirror::drbd_conf::Sites {
+                    node1: crate::pair::private_link::address("node-1"),
+                    node2: crate::pair::private_link::address("node-2"),
+                },
+            },
+            say_line,
+        )?),
+        false => None,
+    };
     // For the operator and the lab: which process is the daemon.
     let pid_file = cfg.run_dir.join(PID_FILE);
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))
@@ -214,6 +237,7 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         own_mac: pairos_pxe::sockets::interface_mac(&cfg.public.interface),
         witness_answers: vec![None; cfg.witnesses.len()],
         witness,
+        volumes,
         cfg,
     };
     say(format_args!(
@@ -436,6 +460,9 @@ impl Daemon {
                     changed = true;
                     say(format_args!("primary in epoch {epoch}: {why}"));
                     self.event("primary", why.into());
+                    if let Some(v) = &self.volumes {
+                        v.set_primary(true);
+                    }
                     self.take_at = Some(Instant::now());
                     self.keep_address();
                 }
@@ -447,6 +474,9 @@ impl Daemon {
                         if let Err(e) = a.release() {
                             say(format_args!("cannot give up {}: {e}", a.address));
                         }
+                    }
+                    if let Some(v) = &self.volumes {
+                        v.set_primary(false);
                     }
                     self.event("secondary", why.into());
                     say(format_args!("secondary: {why}"));

@@ -145,6 +145,7 @@ impl PairSettings {
             watchdog,
             witnesses: self.witness_addresses()?,
             witness_key_file: (!self.witnesses.is_empty()).then(|| state_dir.join(WITNESS_KEY_FILE)),
+            volumes: false,
             sensors: None,
         })
     }

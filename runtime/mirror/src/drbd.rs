@@ -1,0 +1,94 @@
+//! DRBD's tools, as the node runs them: `drbdadm` with the pair's configuration file (it hands
+//! off to its 8.4 tools by itself, the kernel's DRBD being 8.4), and `drbdsetup events2` for
+//! the state. Each call says what it was doing when it fails.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use pairos_host::Cmd;
+
+use super::events2::{Line, Resources};
+
+/// The pair's DRBD configuration on a running node (rewritten from the pair's document).
+pub const CONF: &str = "/run/pairos/drbd.conf";
+
+#[derive(Debug, Clone)]
+pub struct Drbd {
+    conf: PathBuf,
+}
+
+impl Drbd {
+    pub fn new(conf: &Path) -> Drbd {
+        Drbd { conf: conf.to_owned() }
+    }
+
+    fn adm(&self) -> Cmd {
+        Cmd::new("drbdadm").arg("-c").arg(&self.conf)
+    }
+
+    /// Whether `resource`'s backing device carries DRBD metadata (its generation identifiers
+    /// can be read).
+    pub fn has_metadata(&self, resource: &str) -> bool {
+        self.adm().args(["get-gi", resource]).run().is_ok()
+    }
+
+    /// Writes fresh internal metadata on `resource`'s backing device (a new, blank volume only).
+    pub fn create_md(&self, resource: &str) -> anyhow::Result<()> {
+        self.adm()
+            .args(["--force", "create-md", resource])
+            .run()
+            .with_context(|| format!("writing DRBD metadata for {resource}"))?;
+        Ok(())
+    }
+
+    /// Brings `resource` to what the configuration says (attached, connecting): `adjust`
+    /// does `up` for one that is down and changes only what differs for one that is up.
+    pub fn adjust(&self, resource: &str) -> anyhow::Result<()> {
+        self.adm().args(["adjust", resource]).run().with_context(|| format!("bringing {resource} up"))?;
+        Ok(())
+    }
+
+    /// Makes this node's side primary; `force` only for a volume's first generation (a new
+    /// volume on the node that made it, whose peer has never had data).
+    pub fn primary(&self, resource: &str, force: bool) -> anyhow::Result<()> {
+        let mut cmd = self.adm().arg("primary");
+        if force {
+            cmd = cmd.arg("--force");
+        }
+        cmd.arg(resource).run().with_context(|| format!("making {resource} primary"))?;
+        Ok(())
+    }
+
+    pub fn secondary(&self, resource: &str) -> anyhow::Result<()> {
+        self.adm()
+            .args(["secondary", resource])
+            .run()
+            .with_context(|| format!("making {resource} secondary"))?;
+        Ok(())
+    }
+
+    /// Takes `resource` down (detached, disconnected).
+    pub fn down(&self, resource: &str) -> anyhow::Result<()> {
+        self.adm().args(["down", resource]).run().with_context(|| format!("taking {resource} down"))?;
+        Ok(())
+    }
+
+    /// Every resource's state now (`drbdsetup events2 --now`); a line it cannot read is an
+    /// error that names it.
+    pub fn state(&self) -> anyhow::Result<Resources> {
+        let text = Cmd::new("drbdsetup")
+            .args(["events2", "--now", "all"])
+            .run_text()
+            .context("reading DRBD's state")?;
+        read_state(&text)
+    }
+}
+
+/// Folds the text of `events2 --now` into each resource's state.
+pub fn read_state(text: &str) -> anyhow::Result<Resources> {
+    let mut r = Resources::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        r.apply(&Line::parse(line).map_err(anyhow::Error::msg)?);
+    }
+    Ok(r)
+}

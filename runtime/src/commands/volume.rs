@@ -1,0 +1,93 @@
+//! `pairos volume`: make and list the pair's volumes. The command changes the pair's
+//! configuration document; the volume managers of both nodes do the rest.
+
+use anyhow::{bail, Context};
+
+use crate::cli::{VolumeCommand, VolumeCreateArgs, VolumeListArgs};
+use crate::pair::daemon::status;
+use crate::volumes::manager::FIRST_GENERATION_DIR;
+use crate::volumes::view::{self, VolumesView};
+use crate::Exit;
+use pairos_mirror::document::PairConfig;
+use pairos_mirror::lvm;
+use pairos_mirror::spec::{parse_size, show_size, VolumeName};
+
+pub fn run(cmd: VolumeCommand) -> anyhow::Result<Exit> {
+    match cmd {
+        VolumeCommand::Create(a) => create(&a),
+        VolumeCommand::List(a) => list(&a),
+    }
+}
+
+fn create(a: &VolumeCreateArgs) -> anyhow::Result<Exit> {
+    // Everything is checked before anything is made.
+    let name: VolumeName = a.name.parse().map_err(anyhow::Error::msg)?;
+    let size = parse_size(&a.size).map_err(anyhow::Error::msg)?;
+    let s = status::read(&status::status_path(&a.run_dir))?;
+    if s.role != "primary" {
+        bail!(
+            "volumes are made on the primary, and this node ({}) is {}: run this on {}",
+            s.node,
+            s.role,
+            s.peer_name
+        );
+    }
+    let mut doc = PairConfig::load(&a.state)?;
+    doc.check().context("this node's pair configuration")?;
+    let volume = doc.add(name.clone(), size, &s.node)?.clone();
+    let backups = a.state.join("lvm");
+    let free = lvm::vg_free(&backups)?;
+    if size > free {
+        bail!(
+            "volume {name} needs {}, and the data partition has {} free: nothing was made",
+            show_size(size),
+            show_size(free)
+        );
+    }
+    lvm::ensure_lv(name.as_str(), size, &backups)?;
+    // This node starts the volume's first generation once its manager has brought it up.
+    pairos_host::write_atomically(&a.state.join(FIRST_GENERATION_DIR).join(name.as_str()), b"")?;
+    doc.save(&a.state)?;
+    let device = format!("/dev/drbd{}", volume.minor);
+    if a.json {
+        crate::output::json(&serde_json::json!({
+            "name": name, "size": size, "device": device, "version": doc.version,
+        }))?;
+    } else {
+        println!(
+            "volume {name}: {}, {device} on both nodes (pair configuration version {}); the peer makes its side within seconds",
+            show_size(size),
+            doc.version
+        );
+    }
+    Ok(Exit::Success)
+}
+
+fn list(a: &VolumeListArgs) -> anyhow::Result<Exit> {
+    let doc = PairConfig::load(&a.state)?;
+    // The manager's view when it runs; the document alone otherwise.
+    let v = match std::fs::read(view::path(&a.run_dir)) {
+        Ok(bytes) => serde_json::from_slice::<VolumesView>(&bytes).context("the volume manager's view")?,
+        Err(_) => VolumesView {
+            version: doc.version,
+            volumes: doc
+                .volumes
+                .iter()
+                .map(|x| view::VolumeView {
+                    name: x.name.to_string(),
+                    size: x.size,
+                    device: format!("/dev/drbd{}", x.minor),
+                    ..Default::default()
+                })
+                .collect(),
+            alarms: vec!["the volume manager is not running (no pair daemon, or no volume group)".into()],
+            updated: 0,
+        },
+    };
+    if a.json {
+        crate::output::json(&v)?;
+    } else {
+        print!("{}", view::render(&v));
+    }
+    Ok(Exit::Success)
+}

@@ -1,0 +1,263 @@
+//! The volume manager, a thread of the pair daemon. Every few seconds it:
+//! 1. takes the peer's pair configuration over the private link (believed only with the pair
+//!    key's tag) and adopts it when it is a later version of this node's; a conflict is an
+//!    alarm and changes nothing;
+//! 2. applies the configuration when it changed: DRBD's configuration file, each volume's
+//!    logical volume, fresh metadata on a logical volume it just made, and `drbdadm adjust`;
+//! 3. makes each volume primary while the daemon acts as primary, secondary otherwise. A
+//!    volume's first generation (`primary --force`) is started once, on the node that made the
+//!    volume with `pairos volume create`, and only while neither side has data;
+//! 4. writes what it sees for `pairos volume list`.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use pairos_mirror::document::{PairConfig, Reconciled};
+use pairos_mirror::drbd::{Drbd, CONF};
+use pairos_mirror::drbd_conf::{render, Sites};
+use pairos_mirror::lvm;
+use pairos_recovery::peer::{PeerClient, PORT};
+use pairos_recovery::trust::PairKey;
+
+use super::view::{self, VolumeView, VolumesView};
+
+/// The tag's purpose word for the pair configuration under the pair key.
+pub const TAG_PURPOSE: &str = "pairos pair config";
+/// Where a volume waits for its first generation (written by `pairos volume create`).
+pub const FIRST_GENERATION_DIR: &str = "first-generation";
+const ROUND: Duration = Duration::from_secs(2);
+
+#[derive(Debug)]
+pub struct Setup {
+    pub state_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub key: PairKey,
+    /// The peer's private-link address (its image service serves its configuration).
+    pub peer: Ipv4Addr,
+    pub sites: Sites,
+}
+
+/// Tells the manager the daemon's role.
+#[derive(Debug, Clone, Default)]
+pub struct Handle {
+    primary: Arc<AtomicBool>,
+}
+
+impl Handle {
+    pub fn set_primary(&self, on: bool) {
+        self.primary.store(on, Ordering::SeqCst);
+    }
+}
+
+/// The pair configuration's bytes and their tag under `key` (hex).
+pub fn sign(key: &PairKey, body: &[u8]) -> String {
+    pairos_image::digest::hex(&key.tag(TAG_PURPOSE, &[body]))
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    text.len().is_multiple_of(2)
+        .then(|| {
+            (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+        })
+        .flatten()
+}
+
+/// The peer's configuration from its bytes and tag, if the tag checks and it reads.
+pub fn believe(key: &PairKey, body: &[u8], tag: &str) -> anyhow::Result<PairConfig> {
+    let tag = unhex(tag).context("the tag is not hex")?;
+    anyhow::ensure!(key.check(TAG_PURPOSE, &[body], &tag), "its tag does not check with the pair key");
+    let doc: PairConfig = serde_json::from_slice(body).context("not a pair configuration")?;
+    doc.check()?;
+    Ok(doc)
+}
+
+pub fn spawn(setup: Setup, say: fn(String)) -> std::io::Result<Handle> {
+    let handle = Handle::default();
+    let primary = handle.primary.clone();
+    std::thread::Builder::new().name("pair-volumes".into()).spawn(move || {
+        let mut m = Manager { drbd: Drbd::new(Path::new(CONF)), setup, applied: None, said: Vec::new() };
+        loop {
+            let alarms = m.round(primary.load(Ordering::SeqCst));
+            for a in alarms.iter().filter(|a| !m.said.contains(a)) {
+                say(format!("volumes: {a}"));
+            }
+            m.said = alarms;
+            std::thread::sleep(ROUND);
+        }
+    })?;
+    Ok(handle)
+}
+
+struct Manager {
+    setup: Setup,
+    drbd: Drbd,
+    /// The lineage of the configuration last applied.
+    applied: Option<Vec<String>>,
+    /// The alarms last said (each is said once, when it appears).
+    said: Vec<String>,
+}
+
+impl Manager {
+    fn backups(&self) -> PathBuf {
+        self.setup.state_dir.join("lvm")
+    }
+
+    fn round(&mut self, want_primary: bool) -> Vec<String> {
+        let mut alarms = Vec::new();
+        let mut doc = match PairConfig::load(&self.setup.state_dir).and_then(|d| d.check().map(|()| d)) {
+            Ok(d) => d,
+            Err(e) => {
+                alarms.push(format!("this node's pair configuration cannot be read: {e:#}"));
+                self.write_view(0, Vec::new(), alarms.clone());
+                return alarms;
+            }
+        };
+        if let Some(a) = self.take_peers(&mut doc) {
+            alarms.push(a);
+        }
+        if self.applied.as_ref() != Some(&doc.lineage) {
+            match self.apply(&doc) {
+                Ok(()) => self.applied = Some(doc.lineage.clone()),
+                Err(e) => alarms.push(format!("cannot apply version {}: {e:#}", doc.version)),
+            }
+        }
+        let state = match self.drbd.state() {
+            Ok(s) => s,
+            Err(e) => {
+                alarms.push(format!("{e:#}"));
+                Default::default()
+            }
+        };
+        let mut views = Vec::new();
+        for v in &doc.volumes {
+            let r = state.resources.get(v.name.as_str()).cloned().unwrap_or_default();
+            if let Err(e) = self.keep_role(v.name.as_str(), &r, want_primary) {
+                alarms.push(format!("{e:#}"));
+            }
+            views.push(VolumeView {
+                name: v.name.to_string(),
+                size: v.size,
+                device: format!("/dev/drbd{}", v.minor),
+                role: r.role,
+                disk: r.disk,
+                peer_disk: r.peer_disk,
+                connection: r.connection,
+                replication: r.replication,
+            });
+        }
+        self.write_view(doc.version, views, alarms.clone());
+        alarms
+    }
+
+    /// Adopts the peer's configuration when it is a later version of ours; returns an alarm
+    /// for a conflict or a configuration that is not believed. A silent peer changes nothing.
+    fn take_peers(&self, doc: &mut PairConfig) -> Option<String> {
+        let (body, tag) = PeerClient::new(self.setup.peer, PORT).pair_config().ok()?;
+        let theirs = match believe(&self.setup.key, &body, &tag) {
+            Ok(t) => t,
+            Err(e) => return Some(format!("the peer's pair configuration is not believed: {e:#}")),
+        };
+        match doc.reconcile(&theirs) {
+            Reconciled::Same | Reconciled::Keep => None,
+            Reconciled::Adopt => match theirs.save(&self.setup.state_dir) {
+                Ok(()) => {
+                    *doc = theirs;
+                    None
+                }
+                Err(e) => Some(format!("cannot keep the peer's pair configuration: {e:#}")),
+            },
+            Reconciled::Conflict => Some(format!(
+                "the pair's configuration was changed on both nodes apart (here version {}, on the peer {}): nothing is changed until an operator chooses",
+                doc.version, theirs.version
+            )),
+        }
+    }
+
+    /// DRBD's configuration, each volume's logical volume, metadata on a fresh one, and up.
+    fn apply(&self, doc: &PairConfig) -> anyhow::Result<()> {
+        let secret = self.setup.key.derive("pairos drbd shared-secret");
+        pairos_host::write_atomically(Path::new(CONF), render(doc, self.setup.sites, &secret).as_bytes())?;
+        let state = self.drbd.state()?;
+        for v in &doc.volumes {
+            let name = v.name.as_str();
+            // One the kernel has attached has its logical volume and metadata.
+            let attached =
+                state.resources.get(name).is_some_and(|r| !r.disk.is_empty() && r.disk != "Diskless");
+            if !attached {
+                let fresh = lvm::lv_size(name, &self.backups())?.is_none();
+                lvm::ensure_lv(name, v.size, &self.backups())?;
+                if fresh || !self.drbd.has_metadata(name) {
+                    self.drbd.create_md(name)?;
+                }
+            }
+            self.drbd.adjust(name)?;
+        }
+        Ok(())
+    }
+
+    /// Primary while the daemon acts, secondary otherwise; the first generation once.
+    fn keep_role(
+        &self,
+        name: &str,
+        r: &pairos_mirror::events2::Resource,
+        want_primary: bool,
+    ) -> anyhow::Result<()> {
+        let first = self.setup.state_dir.join(FIRST_GENERATION_DIR).join(name);
+        if r.disk == "UpToDate" && first.exists() {
+            let _ = std::fs::remove_file(&first);
+        }
+        if r.role.is_empty() {
+            return Ok(());
+        }
+        if want_primary && r.role != "Primary" {
+            let force = first.exists() && r.disk == "Inconsistent" && r.peer_disk != "UpToDate";
+            self.drbd.primary(name, force)?;
+            if force {
+                let _ = std::fs::remove_file(&first);
+            }
+        } else if !want_primary && r.role == "Primary" {
+            self.drbd.secondary(name)?;
+        }
+        Ok(())
+    }
+
+    fn write_view(&self, version: u64, volumes: Vec<VolumeView>, alarms: Vec<String>) {
+        let v = VolumesView {
+            version,
+            volumes,
+            alarms,
+            updated: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        };
+        let _ = pairos_host::write_atomically(
+            &view::path(&self.setup.run_dir),
+            &serde_json::to_vec_pretty(&v).expect("serialises"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_is_believed_only_with_the_pair_keys_tag() {
+        let key = PairKey::generate().expect("random");
+        let mut doc = PairConfig::default();
+        doc.add("data".parse().expect("name"), 64 << 20, "node-1").expect("added");
+        let body = serde_json::to_vec(&doc).expect("serialises");
+        let tag = sign(&key, &body);
+        assert_eq!(believe(&key, &body, &tag).expect("believed"), doc);
+        let other = PairKey::generate().expect("random");
+        assert!(believe(&other, &body, &tag).is_err(), "another pair's key");
+        let mut changed = body.clone();
+        changed[5] ^= 1;
+        assert!(believe(&key, &changed, &tag).is_err(), "a changed body");
+        assert!(format!("{:#}", believe(&key, &body, "zz").expect_err("not hex")).contains("hex"));
+    }
+}
