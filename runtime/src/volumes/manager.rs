@@ -59,7 +59,8 @@ pub fn sign(key: &PairKey, body: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    text.len().is_multiple_of(2)
+    text.len()
+        .is_multiple_of(2)
         .then(|| {
             (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
         })

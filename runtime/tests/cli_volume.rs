@@ -1,0 +1,71 @@
+//! `pairos volume …` as an operator runs it, with bad input: the real binary, on state and run
+//! folders of its own. Every refusal names what is wrong, and the pair's configuration is not
+//! touched. (Volumes that are really made and synced are proven in the lab:
+//! `ci/tests/lab_volumes.rs`.)
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn pairos(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pairos")).args(args).output().expect("run pairos")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A daemon status file saying this node's role.
+fn role(run: &Path, role: &str) {
+    let status = serde_json::json!({
+        "node": "node-2", "peer_name": "node-1", "role": role, "epoch": null, "promised": 3,
+        "incarnation": 1, "health": 1000, "maintenance": false,
+        "links": {"private": {"interface": "eth0", "carrier": true, "peer_heard": true},
+                  "public": {"interface": "eth1", "carrier": true, "peer_heard": true}},
+        "peer": null, "address": null, "conditions": [], "fence": null,
+        "refused": {"malformed": 0, "forged": 0, "replayed": 0}, "events": [], "updated": 0
+    });
+    std::fs::write(run.join("pair.json"), status.to_string()).expect("status written");
+}
+
+#[test]
+fn bad_names_sizes_and_a_secondary_are_refused_and_change_nothing() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let (state, run) = (t.path().join("state"), t.path().join("run"));
+    std::fs::create_dir_all(&state).expect("mkdir");
+    std::fs::create_dir_all(&run).expect("mkdir");
+    let (s, r) = (state.to_str().expect("utf8"), run.to_str().expect("utf8"));
+    role(&run, "secondary");
+    for (name, size, says) in [
+        ("Data", "256M", "expected 1 to 32 of a-z"),
+        ("all", "256M", "every resource"),
+        ("data", "256 parsecs", "K, M, G or T"),
+        ("data", "1M", "at least 16 MiB"),
+        ("data", "256M", "made on the primary, and this node (node-2) is secondary: run this on node-1"),
+    ] {
+        let o = pairos(&["volume", "create", name, size, "--state", s, "--run-dir", r]);
+        assert_eq!(o.status.code(), Some(2), "{name} {size}: {}", text(&o));
+        assert!(text(&o).contains(says), "{name} {size}: {}", text(&o));
+    }
+    assert!(!state.join("pair-config.json").exists(), "nothing was written");
+    // Without a daemon at all, it says so.
+    let o = pairos(&["volume", "create", "data", "256M", "--state", s, "--run-dir", "/nonexistent"]);
+    assert!(text(&o).contains("is the pair daemon running?"), "{}", text(&o));
+
+    // A damaged configuration is named, and left as it is.
+    std::fs::write(state.join("pair-config.json"), "{\"version\": 1, \"volumes\": [").expect("written");
+    let o = pairos(&["volume", "list", "--state", s, "--run-dir", r]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("pair-config.json"), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(state.join("pair-config.json")).expect("kept"),
+        "{\"version\": 1, \"volumes\": ["
+    );
+
+    // No volumes yet, and no manager: the list says both.
+    std::fs::remove_file(state.join("pair-config.json")).expect("removed");
+    let o = pairos(&["volume", "list", "--state", s, "--run-dir", r, "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["volumes"], serde_json::json!([]));
+    assert!(v["alarms"][0].as_str().is_some_and(|a| a.contains("not running")), "{v}");
+}
