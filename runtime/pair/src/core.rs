@@ -20,7 +20,9 @@
 //! - Health: each node reports its own score (links, sensors, later volumes and workloads) and
 //!   whether it could take over (its volumes are up to date). A primary whose live peer is
 //!   healthier by a margin for a hold time hands over to it, at most once per cooldown, never
-//!   to a peer that is not ready, and never in maintenance. Losing the public network is a
+//!   to a peer that is not ready, and never in maintenance. A node that is not ready never
+//!   takes the role: it asks for no epoch, fences and claims nothing, and is handed nothing;
+//!   when only the other node is ready, that one asks, preferred or not. Losing the public network is a
 //!   large drop in health, so it is such a move.
 //! - One link silent while the other carries heartbeats is a condition (an alarm), never a
 //!   failover.
@@ -329,6 +331,11 @@ impl Node {
         self.promised
     }
 
+    /// Whether this node could take the role (its volumes are up to date), as last told.
+    pub fn ready(&self) -> bool {
+        self.ready
+    }
+
     /// The peer as its last heartbeat showed it.
     pub fn peer(&self) -> Option<Peer> {
         self.peer
@@ -392,6 +399,9 @@ impl Node {
         }
         if self.maintenance {
             out.push("maintenance: no automatic moves");
+        }
+        if !self.ready {
+            out.push("this node's volumes are not up to date: it does not take the role");
         }
         out
     }
@@ -457,9 +467,10 @@ impl Node {
 
     /// Hands the role to the live peer: stop acting, promise the next epoch, grant it to the
     /// peer's incarnation. Refused (with an alarm) unless this node acts and its peer is live,
-    /// not acting, and no fence is under way.
+    /// ready, not acting, and no fence is under way.
     fn hand_over(&mut self, now: u64, why: &'static str, out: &mut Vec<Action>) -> bool {
-        let peer = self.peer.filter(|p| self.peer_live(now) && !self.fencing && p.acting.is_none());
+        let peer =
+            self.peer.filter(|p| self.peer_live(now) && !self.fencing && p.acting.is_none() && p.ready);
         let (Some(_), Some(peer)) = (self.acting, peer) else {
             return false;
         };
@@ -579,7 +590,8 @@ impl Node {
                     // through a witness this node has no lease of: a fence alone is not
                     // enough then (the claim acts once the leases are held).
                     let leased = self.cfg.witnesses == 0 || self.covered(now);
-                    if self.acting.is_none() && (self.promised == self.fence_promised || claimed) && leased {
+                    let may = (self.promised == self.fence_promised || claimed) && leased && self.ready;
+                    if self.acting.is_none() && may {
                         let known = self.peer.map_or(0, |p| p.promised);
                         let epoch = self.promised.max(known) + 1;
                         self.act(epoch, "the peer was silent and its fence confirmed it off", out);
@@ -595,7 +607,7 @@ impl Node {
             Input::Switchover { now } => {
                 if !self.hand_over(now, "switchover asked by the operator", out) {
                     out.push(Action::Alarm(
-                        "switchover refused: this node is not primary, or its peer is not live",
+                        "switchover refused: this node is not primary, or its peer is not live and up to date",
                     ));
                 }
             }
@@ -655,7 +667,7 @@ impl Node {
                 return;
             }
             let waited = now.saturating_sub(since) >= self.cfg.claim_wait || self.cfg.unsafe_skip_claim_wait;
-            if waited && self.covered(now) {
+            if waited && self.covered(now) && self.ready {
                 self.act(epoch, "the peer was silent and a witness granted its lease", out);
                 return;
             }
@@ -663,7 +675,7 @@ impl Node {
             return;
         }
         let silent = now.saturating_sub(self.last_heard().unwrap_or(0));
-        if silent >= self.cfg.dead_time + self.cfg.fence_delay && now >= self.quiet_until {
+        if silent >= self.cfg.dead_time + self.cfg.fence_delay && now >= self.quiet_until && self.ready {
             let known = self.peer.map_or(0, |p| p.promised);
             let epoch = self.promised.max(known) + 1;
             self.promised = epoch;
@@ -701,7 +713,9 @@ impl Node {
             self.alarmed = false;
             self.consider_moving(now, out);
             let peer_acts = self.peer.is_some_and(|p| p.acting.is_some());
-            if self.acting.is_none() && !peer_acts && self.cfg.preferred {
+            // The preferred node asks; the other one only when it alone is ready.
+            let asks = self.ready && (self.cfg.preferred || self.peer.is_some_and(|p| !p.ready));
+            if self.acting.is_none() && !peer_acts && asks {
                 // A request the peer has promised more than can never be granted; one it has
                 // promised exactly as much may have been granted (the grant still on its way)
                 // or promised to itself: after twice the dead time without a grant (a round
@@ -731,6 +745,15 @@ impl Node {
         }
         // The peer is silent on both links.
         let silent_since = self.last_heard().unwrap_or(0);
+        if !self.ready && self.acting.is_none() {
+            if !self.alarmed {
+                self.alarmed = true;
+                out.push(Action::Alarm(
+                    "the peer is silent and this node's volumes are not up to date: not promoting",
+                ));
+            }
+            return;
+        }
         if self.cfg.unsafe_promote_on_silence && self.acting.is_none() {
             let epoch = self.promised + 1;
             self.act(epoch, "the broken rule: silence", out);
@@ -926,6 +949,14 @@ mod tests {
             elected: Elected::default(),
             proposal: None,
         }
+    }
+
+    /// `msg`, a heartbeat, from a node whose volumes are not up to date.
+    fn not_ready(mut msg: Msg) -> Msg {
+        if let Msg::Heartbeat { ready, .. } = &mut msg {
+            *ready = false;
+        }
+        msg
     }
 
     /// A primary in epoch 1 and healthy (1000), its peer secondary, incarnation 2.
@@ -1171,6 +1202,40 @@ mod tests {
         let out = a.step(Input::Received { now: 200, link: Link::Public, msg: claim });
         assert_eq!(a.acting(), None, "{out:?}");
         assert!(out.contains(&Action::StopActing { why: "the peer claims the role through a witness" }));
+    }
+
+    #[test]
+    fn a_node_whose_volumes_are_not_up_to_date_never_takes_the_role() {
+        // Its peer dies: it neither fences nor claims, and says why.
+        let mut b = Node::new(Config { witnesses: 1, ..Config::default() });
+        b.step(Input::Start { now: 0, promised: 2, incarnation: 5, elected: Elected::default() });
+        b.step(Input::Health { now: 0, score: 1_000, ready: false });
+        let out: Vec<Action> = (1..100).flat_map(|t| b.step(Input::Tick { now: t * 100 })).collect();
+        assert!(!out.contains(&Action::Fence) && b.claim().is_none(), "{out:?}");
+        assert!(out.contains(&Action::Alarm(
+            "the peer is silent and this node's volumes are not up to date: not promoting"
+        )));
+        assert!(b.conditions(10_000).iter().any(|c| c.contains("not up to date")));
+        // A switchover to it is refused.
+        let mut a = primary();
+        let unready = not_ready(hb(2, None, 1_000));
+        a.step(Input::Received { now: 10, link: Link::Private, msg: unready });
+        assert!(!grants(&a.step(Input::Switchover { now: 20 })));
+        assert_eq!(a.acting(), Some(1));
+    }
+
+    #[test]
+    fn when_only_the_other_node_is_ready_it_asks_for_the_first_epoch() {
+        let mut b = started(false, 2);
+        b.step(Input::Health { now: 0, score: 1_000, ready: true });
+        let unready = not_ready(hb(1, None, 1_000));
+        b.step(Input::Received { now: 0, link: Link::Private, msg: unready });
+        assert!(sent(&b.step(Input::Tick { now: 100 })).iter().any(|m| matches!(m, Msg::Request { .. })));
+        // The preferred node asks nothing while it is not ready.
+        let mut a = started(true, 1);
+        a.step(Input::Health { now: 0, score: 1_000, ready: false });
+        a.step(Input::Received { now: 0, link: Link::Private, msg: hb(2, None, 1_000) });
+        assert!(!sent(&a.step(Input::Tick { now: 100 })).iter().any(|m| matches!(m, Msg::Request { .. })));
     }
 
     #[test]

@@ -304,7 +304,10 @@ pub fn run_traced(
             }
         }
         let connected = cut.iter().flatten().all(|down| !down);
-        if connected && machines.iter().all(|m| m.power == Power::On) && acting.iter().all(Option::is_none) {
+        // A pair can only be expected to have a primary when one of its nodes is ready.
+        let one_ready = machines.iter().any(|m| m.node.ready());
+        let all_on = machines.iter().all(|m| m.power == Power::On);
+        if connected && all_on && one_ready && acting.iter().all(Option::is_none) {
             leaderless += 1;
             out.longest_leaderless = out.longest_leaderless.max(leaderless);
         } else {

@@ -41,15 +41,21 @@ pub struct Setup {
     pub sites: Sites,
 }
 
-/// Tells the manager the daemon's role.
+/// Between the daemon and the manager: the role the daemon wants, and whether every volume is
+/// up to date (false until the manager has looked).
 #[derive(Debug, Clone, Default)]
 pub struct Handle {
     primary: Arc<AtomicBool>,
+    ready: Arc<AtomicBool>,
 }
 
 impl Handle {
     pub fn set_primary(&self, on: bool) {
         self.primary.store(on, Ordering::SeqCst);
+    }
+
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
     }
 }
 
@@ -78,11 +84,12 @@ pub fn believe(key: &PairKey, body: &[u8], tag: &str) -> anyhow::Result<PairConf
 
 pub fn spawn(setup: Setup, say: fn(String)) -> std::io::Result<Handle> {
     let handle = Handle::default();
-    let primary = handle.primary.clone();
+    let (primary, ready) = (handle.primary.clone(), handle.ready.clone());
     std::thread::Builder::new().name("pair-volumes".into()).spawn(move || {
         let mut m = Manager { drbd: Drbd::new(Path::new(CONF)), setup, applied: None, said: Vec::new() };
         loop {
-            let alarms = m.round(primary.load(Ordering::SeqCst));
+            let (alarms, up_to_date) = m.round(primary.load(Ordering::SeqCst));
+            ready.store(up_to_date, Ordering::SeqCst);
             for a in alarms.iter().filter(|a| !m.said.contains(a)) {
                 say(format!("volumes: {a}"));
             }
@@ -107,14 +114,15 @@ impl Manager {
         self.setup.state_dir.join("lvm")
     }
 
-    fn round(&mut self, want_primary: bool) -> Vec<String> {
+    /// One round; returns the alarms, and whether every volume is up to date here.
+    fn round(&mut self, want_primary: bool) -> (Vec<String>, bool) {
         let mut alarms = Vec::new();
         let mut doc = match PairConfig::load(&self.setup.state_dir).and_then(|d| d.check().map(|()| d)) {
             Ok(d) => d,
             Err(e) => {
                 alarms.push(format!("this node's pair configuration cannot be read: {e:#}"));
                 self.write_view(0, Vec::new(), alarms.clone());
-                return alarms;
+                return (alarms, false);
             }
         };
         if let Some(a) = self.take_peers(&mut doc) {
@@ -150,8 +158,9 @@ impl Manager {
                 replication: r.replication,
             });
         }
+        let up_to_date = views.iter().all(|v| v.disk == "UpToDate");
         self.write_view(doc.version, views, alarms.clone());
-        alarms
+        (alarms, up_to_date)
     }
 
     /// Adopts the peer's configuration when it is a later version of ours; returns an alarm

@@ -253,7 +253,8 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     d.step(Input::Start { now, promised: d.roles.promised, incarnation: d.roles.incarnation, elected })?;
     d.step(Input::Maintenance { on: d.roles.maintenance })?;
     let health = d.health();
-    d.step(Input::Health { now, score: health, ready: true })?;
+    let ready = d.ready();
+    d.step(Input::Health { now, score: health, ready })?;
     let every = Duration::from_millis(d.cfg.timing.heartbeat_ms);
     d.wire.spawn_beats(every, wire::STALE)?;
     let mut next_tick = Instant::now();
@@ -278,6 +279,7 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
             }
             let now = d.now();
             d.step(Input::Tick { now })?;
+            d.tell_readiness()?;
             d.keep_address();
             d.pet_watchdog();
             d.write_status(false);
@@ -330,6 +332,26 @@ impl Daemon {
         self.start.elapsed().as_millis() as u64
     }
 
+    /// Whether this node could take the role: its volumes are all up to date (a node without
+    /// volumes always could).
+    fn ready(&self) -> bool {
+        self.volumes.as_ref().is_none_or(|v| v.ready())
+    }
+
+    /// Tells the core when the volumes' readiness changed.
+    fn tell_readiness(&mut self) -> anyhow::Result<()> {
+        let ready = self.ready();
+        if ready != self.core.ready() {
+            say(format_args!(
+                "volumes: {}",
+                if ready { "all up to date: this node could take the role" } else { "not all up to date" }
+            ));
+            let (now, score) = (self.now(), self.health());
+            self.step(Input::Health { now, score, ready })?;
+        }
+        Ok(())
+    }
+
     /// This node's health: its ports' score less what its sensors cost.
     fn health(&self) -> u32 {
         self.ports.health().saturating_sub(self.sensors.penalty())
@@ -373,7 +395,7 @@ impl Daemon {
                     ));
                 }
                 let score = self.health();
-                self.step(Input::Health { now, score, ready: true })?;
+                self.step(Input::Health { now, score, ready: self.ready() })?;
             }
             Wake::Sensors(s) => {
                 match &s {
@@ -387,7 +409,7 @@ impl Daemon {
                 }
                 self.sensors = s;
                 let score = self.health();
-                self.step(Input::Health { now, score, ready: true })?;
+                self.step(Input::Health { now, score, ready: self.ready() })?;
             }
             Wake::Witness(bytes, from) => {
                 let Some(m) = self.witness.as_mut().and_then(|c| c.take(&bytes, from)) else {
