@@ -216,6 +216,24 @@ pub enum VolumeCommand {
     Create(VolumeCreateArgs),
     /// The pair's volumes: device, role, disk states on both nodes, connection, sync.
     List(VolumeListArgs),
+    /// DRBD's fence-peer handler (DRBD runs it when a volume's peer is lost): asks the pair
+    /// daemon until the peer's side is outdated over the public network (exit 4; 3 if it is
+    /// inconsistent, 6 if it is primary) or the peer is confirmed off (exit 7); exit 1 if
+    /// neither is known in time, and DRBD keeps the writes frozen.
+    FencePeer(VolumeFencePeerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeFencePeerArgs {
+    /// The volume (DRBD sets DRBD_RESOURCE).
+    #[arg(long, env = "DRBD_RESOURCE", value_name = "NAME")]
+    pub resource: String,
+    /// How long to keep asking, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub within: u64,
+    /// The pair daemon's run folder.
+    #[arg(long, value_name = "DIR", default_value = "/run/pairos")]
+    pub run_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

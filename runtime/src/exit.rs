@@ -9,6 +9,14 @@ pub enum Exit {
     Negative = 1,
     /// The command could not do its job (bad input, unreadable file, ...).
     Error = 2,
+    /// DRBD's fence-peer contract (`pairos volume fence-peer`): the peer's side is inconsistent.
+    PeerInconsistent = 3,
+    /// ... the peer's side is outdated.
+    PeerOutdated = 4,
+    /// ... the peer's side is primary (this side is the one to outdate).
+    PeerPrimary = 6,
+    /// ... the peer is powered off (a fence confirmed it).
+    PeerFenced = 7,
 }
 
 impl From<Exit> for std::process::ExitCode {

@@ -67,6 +67,12 @@ impl Drbd {
         Ok(())
     }
 
+    /// Marks this node's side of `resource` outdated (its peer goes on without it).
+    pub fn outdate(&self, resource: &str) -> anyhow::Result<()> {
+        self.adm().args(["outdate", resource]).run().with_context(|| format!("outdating {resource}"))?;
+        Ok(())
+    }
+
     /// Takes `resource` down (detached, disconnected).
     pub fn down(&self, resource: &str) -> anyhow::Result<()> {
         self.adm().args(["down", resource]).run().with_context(|| format!("taking {resource} down"))?;

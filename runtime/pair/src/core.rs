@@ -331,6 +331,11 @@ impl Node {
         self.promised
     }
 
+    /// Whether a fence confirmed the peer powered off (and it has not been heard since).
+    pub fn peer_fenced(&self) -> bool {
+        self.fenced
+    }
+
     /// Whether this node could take the role (its volumes are up to date), as last told.
     pub fn ready(&self) -> bool {
         self.ready

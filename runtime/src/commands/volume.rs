@@ -3,7 +3,8 @@
 
 use anyhow::{bail, Context};
 
-use crate::cli::{VolumeCommand, VolumeCreateArgs, VolumeListArgs};
+use crate::cli::{VolumeCommand, VolumeCreateArgs, VolumeFencePeerArgs, VolumeListArgs};
+use crate::pair::daemon::control;
 use crate::pair::daemon::status;
 use crate::volumes::manager::FIRST_GENERATION_DIR;
 use crate::volumes::view::{self, VolumesView};
@@ -16,6 +17,40 @@ pub fn run(cmd: VolumeCommand) -> anyhow::Result<Exit> {
     match cmd {
         VolumeCommand::Create(a) => create(&a),
         VolumeCommand::List(a) => list(&a),
+        VolumeCommand::FencePeer(a) => fence_peer(&a),
+    }
+}
+
+/// Asks the daemon every 2 s until it knows; says each answer on stderr (DRBD logs it).
+fn fence_peer(a: &VolumeFencePeerArgs) -> anyhow::Result<Exit> {
+    let name: VolumeName = a.resource.parse().map_err(anyhow::Error::msg)?;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(a.within);
+    loop {
+        let answer = control::ask(&a.run_dir, control::Request::FencePeer(name.to_string()));
+        let exit = match &answer {
+            Ok(Ok(s)) if s == "outdated" => Some(Exit::PeerOutdated),
+            Ok(Ok(s)) if s == "inconsistent" => Some(Exit::PeerInconsistent),
+            Ok(Ok(s)) if s == "primary" => Some(Exit::PeerPrimary),
+            Ok(Ok(s)) if s == "off" => Some(Exit::PeerFenced),
+            _ => None,
+        };
+        match (&answer, exit) {
+            (Ok(Ok(s)), Some(exit)) => {
+                eprintln!("pairos volume fence-peer {name}: the peer's side is {s}");
+                return Ok(exit);
+            }
+            (Ok(Err(why)), _) => eprintln!("pairos volume fence-peer {name}: {why}"),
+            (Err(e), _) => eprintln!("pairos volume fence-peer {name}: {e:#}"),
+            (Ok(Ok(s)), None) => eprintln!("pairos volume fence-peer {name}: unexpected answer {s:?}"),
+        }
+        if std::time::Instant::now() >= until {
+            eprintln!(
+                "pairos volume fence-peer {name}: nothing known in {} s: the writes stay frozen",
+                a.within
+            );
+            return Ok(Exit::Negative);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
     }
 }
 

@@ -1,6 +1,7 @@
-//! The operator's requests to the running daemon (`pairos pair switchover`, `pairos pair
-//! maintenance on|off`): one datagram each on a Unix socket in the run folder, answered with
-//! one datagram. Only root can reach the socket (mode 0600).
+//! Requests to the running daemon (`pairos pair switchover`, `pairos pair maintenance on|off`,
+//! and DRBD's fence-peer call through `pairos volume fence-peer`): one datagram each on a Unix
+//! socket in the run folder, answered with one datagram. Only root can reach the socket (mode
+//! 0600).
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
@@ -13,10 +14,12 @@ use anyhow::Context;
 
 use super::status::CONTROL_SOCKET;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Switchover,
     Maintenance(bool),
+    /// Is the peer's side of this volume outdated, or the peer off? (DRBD's fence-peer.)
+    FencePeer(String),
 }
 
 impl Request {
@@ -25,15 +28,16 @@ impl Request {
             "switchover" => Some(Request::Switchover),
             "maintenance on" => Some(Request::Maintenance(true)),
             "maintenance off" => Some(Request::Maintenance(false)),
-            _ => None,
+            t => t.strip_prefix("fence-peer ").map(|r| Request::FencePeer(r.trim().to_owned())),
         }
     }
 
-    fn text(self) -> &'static str {
+    fn text(&self) -> String {
         match self {
-            Request::Switchover => "switchover",
-            Request::Maintenance(true) => "maintenance on",
-            Request::Maintenance(false) => "maintenance off",
+            Request::Switchover => "switchover".into(),
+            Request::Maintenance(true) => "maintenance on".into(),
+            Request::Maintenance(false) => "maintenance off".into(),
+            Request::FencePeer(r) => format!("fence-peer {r}"),
         }
     }
 }
@@ -83,7 +87,9 @@ pub fn spawn<W: Send + 'static>(
                         return;
                     }
                 }
-                None => reply.send(Err("unknown request: expected switchover or maintenance on|off".into())),
+                None => reply.send(Err(
+                    "unknown request: expected switchover, maintenance on|off or fence-peer RESOURCE".into(),
+                )),
             }
         }
     })?;

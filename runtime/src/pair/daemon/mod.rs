@@ -103,6 +103,8 @@ struct Daemon {
     witness_answers: Vec<Option<String>>,
     /// The volume manager, when the node has volumes.
     volumes: Option<crate::volumes::manager::Handle>,
+    /// Asks the peer to outdate its side of a volume, for DRBD's fence-peer call.
+    outdater: Option<crate::volumes::outdate::Asker>,
 }
 
 /// How many events the status shows.
@@ -159,6 +161,24 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     }
     control::spawn(&cfg.run_dir, wake.clone(), Wake::Control)?;
     let witness = witness_client(&cfg, roles.incarnation, &wake)?;
+    let outdater = match cfg.volumes {
+        true => {
+            use crate::volumes::outdate::{self, Asker, Parties};
+            let parties = Parties {
+                key: key.clone(),
+                pair_id: cfg.pair_id.clone(),
+                node: cfg.node.clone(),
+                peer: cfg.peer.clone(),
+                incarnation: roles.incarnation,
+            };
+            let socket = pairos_pxe::sockets::udp_socket(&cfg.public.interface, outdate::PORT)?;
+            let drbd = pairos_mirror::drbd::Drbd::new(std::path::Path::new(pairos_mirror::drbd::CONF));
+            outdate::serve(parties.clone(), socket, drbd, say_line)?;
+            let to = std::net::SocketAddr::from((cfg.public.peer, outdate::PORT));
+            Some(Asker::new(parties, cfg.public.address, to))
+        }
+        false => None,
+    };
     let volumes = match cfg.volumes {
         true => Some(crate::volumes::manager::spawn(
             crate::volumes::manager::Setup {
@@ -238,6 +258,7 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         witness_answers: vec![None; cfg.witnesses.len()],
         witness,
         volumes,
+        outdater,
         cfg,
     };
     say(format_args!(
@@ -336,6 +357,34 @@ impl Daemon {
     /// volumes always could).
     fn ready(&self) -> bool {
         self.volumes.as_ref().is_none_or(|v| v.ready())
+    }
+
+    /// DRBD's fence-peer call, through `pairos volume fence-peer`: the peer's side of
+    /// `resource` is outdated (asked over the public network while the peer is heard there),
+    /// or the peer is off (a fence confirmed it). Anything else is no answer, and DRBD keeps
+    /// the writes frozen. The question to the peer is asked off the loop.
+    fn fence_peer(&mut self, resource: String, now: u64, reply: control::Reply) {
+        use crate::volumes::outdate::Outcome;
+        match &self.outdater {
+            Some(asker) if self.core.heard_on(Link::Public, now) => {
+                let asker = asker.clone();
+                std::thread::spawn(move || {
+                    reply.send(match asker.ask(&resource) {
+                        Ok(Outcome::Outdated) => Ok("outdated".into()),
+                        Ok(Outcome::Inconsistent) => Ok("inconsistent".into()),
+                        Ok(Outcome::Primary) => Ok("primary".into()),
+                        Ok(Outcome::Failed(why)) => {
+                            Err(format!("the peer could not outdate {resource}: {why}"))
+                        }
+                        Err(why) => Err(why),
+                    })
+                });
+            }
+            _ if self.core.peer_fenced() => reply.send(Ok("off".into())),
+            _ => reply.send(Err(
+                "the peer is not heard on the public network and no fence has confirmed it off".into(),
+            )),
+        }
     }
 
     /// Tells the core when the volumes' readiness changed.
@@ -454,6 +503,10 @@ impl Daemon {
                         self.step(Input::Maintenance { on })?;
                         self.event("maintenance", if on { "on" } else { "off" }.into());
                         Ok(format!("maintenance {}", if on { "on: no automatic moves" } else { "off" }))
+                    }
+                    Request::FencePeer(resource) => {
+                        self.fence_peer(resource, now, reply);
+                        return Ok(());
                     }
                 };
                 reply.send(answer);
