@@ -83,7 +83,7 @@ impl Drbd {
     /// error that names it.
     pub fn state(&self) -> anyhow::Result<Resources> {
         let text = Cmd::new("drbdsetup")
-            .args(["events2", "--now", "all"])
+            .args(["events2", "--now", "--statistics", "all"])
             .run_text()
             .context("reading DRBD's state")?;
         read_state(&text)

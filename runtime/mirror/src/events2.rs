@@ -89,7 +89,7 @@ impl Line {
 }
 
 /// One resource's state, as events2 last told it (a single volume per resource, as ours are).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Resource {
     /// Primary or Secondary.
     pub role: String,
@@ -105,10 +105,13 @@ pub struct Resource {
     pub replication: String,
     /// A helper the kernel called and has not had an answer from (fence-peer, ...).
     pub helper: Option<String>,
+    /// With `--statistics`: KiB that differ from the peer's side, and how far a resync is.
+    pub out_of_sync_kib: u64,
+    pub done_percent: Option<f64>,
 }
 
 /// Every resource, by name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Resources {
     pub resources: BTreeMap<String, Resource>,
     /// The initial state has been read (`exists -`).
@@ -165,6 +168,11 @@ impl Resources {
             (_, Object::PeerDevice) => {
                 set(&mut r.peer_disk, "peer-disk");
                 set(&mut r.replication, "replication");
+                // Statistics come whole on each line that has them: none means in sync.
+                if verb == Verb::Exists || f.contains_key("out-of-sync") {
+                    r.out_of_sync_kib = f.get("out-of-sync").and_then(|v| v.parse().ok()).unwrap_or(0);
+                }
+                r.done_percent = f.get("done").and_then(|v| v.parse().ok());
             }
             (Verb::Call, Object::Helper) => r.helper = f.get("helper").cloned(),
             (_, Object::Helper) => r.helper = None,
@@ -219,6 +227,14 @@ exists -
         assert_eq!(r.resources["data"].connection, "");
         r.apply(&Line::parse("destroy resource name:raw").expect("good"));
         assert!(!r.resources.contains_key("raw"));
+        // Statistics: what is out of sync, and how far the resync is.
+        let stats = "exists peer-device name:data peer-node-id:0 conn-name:peer volume:0 \
+                     replication:SyncSource peer-disk:Inconsistent out-of-sync:20480 done:12.50";
+        r.apply(&Line::parse(stats).expect("good"));
+        assert_eq!(
+            (r.resources["data"].out_of_sync_kib, r.resources["data"].done_percent),
+            (20480, Some(12.5))
+        );
     }
 
     #[test]

@@ -156,6 +156,8 @@ impl Manager {
                 peer_disk: r.peer_disk,
                 connection: r.connection,
                 replication: r.replication,
+                out_of_sync: r.out_of_sync_kib * 1024,
+                done_percent: r.done_percent,
             });
         }
         let up_to_date = views.iter().all(|v| v.disk == "UpToDate");

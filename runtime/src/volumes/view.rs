@@ -11,7 +11,7 @@ pub fn path(run_dir: &Path) -> PathBuf {
     run_dir.join(FILE)
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VolumesView {
     /// The pair configuration's version this node applied.
     pub version: u64,
@@ -22,7 +22,7 @@ pub struct VolumesView {
     pub updated: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VolumeView {
     pub name: String,
     pub size: u64,
@@ -33,6 +33,10 @@ pub struct VolumeView {
     pub peer_disk: String,
     pub connection: String,
     pub replication: String,
+    /// Bytes that differ from the peer's side (to be resynced).
+    pub out_of_sync: u64,
+    /// How far a running resync is, in percent.
+    pub done_percent: Option<f64>,
 }
 
 /// The view as a person reads it.
@@ -57,6 +61,13 @@ pub fn render(v: &VolumesView) -> String {
                 format!(", {}", x.replication)
             },
         );
+        if x.out_of_sync > 0 {
+            out += &format!(
+                "  out of sync: {}{}\n",
+                pairos_mirror::spec::show_size(x.out_of_sync),
+                x.done_percent.map(|d| format!(", {d:.1}% done")).unwrap_or_default()
+            );
+        }
     }
     for a in &v.alarms {
         out += &format!("ALARM: {a}\n");
