@@ -3,12 +3,18 @@
 //! `pairos volume create`; the secondary adopts the pair's configuration over the private
 //! link, makes its side, and the full sync runs by itself. The data (ext4 with a file, and raw
 //! bytes) is then the same on both nodes, by sha256 of each side's backing device read on its
-//! own node. Bad input changes nothing.
+//! own node. Bad input changes nothing. Then, on the same pair:
+//! - b is powered off through its BMC while a writes 20 MiB: a's writes go on once the fence
+//!   confirmed b off, and when b comes back only what changed is out of sync and resynced;
+//! - the private link is cut while a writes: a's writes pause until b's side is outdated over
+//!   the public network, then go on; healed, a bitmap resync follows.
+//!
+//! After each, the contents are the same on both nodes.
 
 use std::time::{Duration, Instant};
 
 use pairos_lab::image;
-use pairos_lab::pair_lab::{PairLab, PairLabOptions};
+use pairos_lab::pair_lab::{LinkName, PairLab, PairLabOptions};
 use pairos_lab::LabError;
 use serde_json::Value;
 
@@ -40,10 +46,44 @@ fn all_in_sync(v: &Value, role: &str) -> bool {
     })
 }
 
+/// Waits until both volumes are in sync, a primary and b secondary.
+fn wait_in_sync(pair: &mut PairLab, after: &str) -> Result<(), LabError> {
+    let start = Instant::now();
+    loop {
+        let (a, b) = (volumes(pair, 'a')?, volumes(pair, 'b')?);
+        if all_in_sync(&a, "Primary") && all_in_sync(&b, "Secondary") {
+            eprintln!("lab_volumes: both volumes in sync {:?} after {after}", start.elapsed());
+            return Ok(());
+        }
+        assert!(start.elapsed() < 8 * MINUTE, "not in sync after {after}:\na: {a}\nb: {b}");
+        std::thread::sleep(Duration::from_secs(5));
+    }
+}
+
+/// The same bytes on both nodes: each side's backing device, as much of it as DRBD offers,
+/// read directly on its own node.
+fn same_on_both(pair: &mut PairLab) -> Result<(), LabError> {
+    for (volume, device) in [("data", "/dev/drbd0"), ("raw", "/dev/drbd1")] {
+        let size = run_ok(pair, 'a', &format!("blockdev --getsize64 {device}"))?;
+        let size: u64 = size.lines().filter_map(|l| l.trim().parse().ok()).next_back().expect("a size");
+        let read = format!(
+            "dd if=/dev/pairos/{volume} bs=4096 count={} iflag=direct status=none | sha256sum",
+            size / 4096
+        );
+        let mut sums = Vec::new();
+        for n in ['a', 'b'] {
+            let out = run_ok(pair, n, &read)?;
+            sums.push(out.split_whitespace().find(|w| w.len() == 64).unwrap_or_default().to_owned());
+        }
+        assert!(!sums[0].is_empty() && sums[0] == sums[1], "{volume}: {sums:?}");
+    }
+    Ok(())
+}
+
 #[test]
 fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), LabError> {
     let out = image::default_image()?;
-    let opts = PairLabOptions { name: "volumes".into(), image: out, bmcs: false, witness: false };
+    let opts = PairLabOptions { name: "volumes".into(), image: out, bmcs: true, witness: false };
     let mut pair = PairLab::up(&opts, &mut |msg| eprintln!("lab: {msg}"))?;
     for n in ['a', 'b'] {
         pair.node(n)?.vm.wait_for("volume group pairos on", MINUTE)?;
@@ -68,16 +108,7 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
     run_ok(&mut pair, 'a', "pairos volume create raw 256M")?;
 
     // The secondary adopts them, and the full sync runs by itself.
-    let start = Instant::now();
-    loop {
-        let (a, b) = (volumes(&mut pair, 'a')?, volumes(&mut pair, 'b')?);
-        if all_in_sync(&a, "Primary") && all_in_sync(&b, "Secondary") {
-            eprintln!("lab_volumes: both volumes in sync {:?} after they were made", start.elapsed());
-            break;
-        }
-        assert!(start.elapsed() < 8 * MINUTE, "not in sync:\na: {a}\nb: {b}");
-        std::thread::sleep(Duration::from_secs(5));
-    }
+    wait_in_sync(&mut pair, "made")?;
     let text = run_ok(&mut pair, 'b', "pairos volume list")?;
     assert!(
         text.contains("data 256 MiB /dev/drbd0: Secondary, disk UpToDate (peer UpToDate), Connected"),
@@ -97,22 +128,57 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
         "dd if=/dev/urandom of=/dev/drbd1 bs=1M count=16 oflag=direct status=none && sync",
     )?;
 
-    // The same bytes on both nodes: each side's backing device, as much of it as DRBD offers.
-    for (volume, device) in [("data", "/dev/drbd0"), ("raw", "/dev/drbd1")] {
-        let size = run_ok(&mut pair, 'a', &format!("blockdev --getsize64 {device}"))?;
-        let size: u64 = size.lines().filter_map(|l| l.trim().parse().ok()).next_back().expect("a size");
-        let read = format!(
-            "dd if=/dev/pairos/{volume} bs=4096 count={} iflag=direct status=none | sha256sum",
-            size / 4096
-        );
-        let sums: Vec<String> = ['a', 'b']
-            .into_iter()
-            .map(|n| {
-                let out = run_ok(&mut pair, n, &read)?;
-                Ok(out.split_whitespace().find(|w| w.len() == 64).unwrap_or_default().to_owned())
-            })
-            .collect::<Result<_, LabError>>()?;
-        assert!(!sums[0].is_empty() && sums[0] == sums[1], "{volume}: {sums:?}");
+    same_on_both(&mut pair)?;
+
+    // b is powered off while a writes 20 MiB: the writes go on once a's fence confirmed b off.
+    pair.power('b', false)?;
+    let start = Instant::now();
+    run_ok(
+        &mut pair,
+        'a',
+        "dd if=/dev/urandom of=/dev/drbd1 bs=1M count=20 seek=64 oflag=direct status=none && sync",
+    )?;
+    eprintln!("lab_volumes: 20 MiB written {:?} after b went off", start.elapsed());
+    let a = volumes(&mut pair, 'a')?;
+    let raw = a["volumes"].as_array().and_then(|v| v.iter().find(|x| x["name"] == "raw")).cloned();
+    let out_of_sync = raw.as_ref().and_then(|r| r["out_of_sync"].as_u64()).unwrap_or(0);
+    assert!((20 << 20..=24 << 20).contains(&out_of_sync), "about 20 MiB out of sync, not the volume: {a}");
+    // b comes back with its disk: only what changed is resynced.
+    let from = pair.node('b')?.vm.console().text().len();
+    pair.power('b', true)?;
+    let start = Instant::now();
+    while !pair.node('b')?.vm.console().text().get(from..).unwrap_or_default().contains("pair: watchdog") {
+        assert!(start.elapsed() < 5 * MINUTE, "b did not boot again");
+        std::thread::sleep(Duration::from_secs(2));
     }
+    wait_in_sync(&mut pair, "b back")?;
+    same_on_both(&mut pair)?;
+
+    // The private link is cut while a writes: b's side is outdated over the public network and
+    // a's writes go on; a stays primary.
+    pair.set_link(LinkName::Private, 'a', false)?;
+    let start = Instant::now();
+    run_ok(
+        &mut pair,
+        'a',
+        "dd if=/dev/urandom of=/dev/drbd1 bs=1M count=8 seek=128 oflag=direct status=none && sync",
+    )?;
+    eprintln!("lab_volumes: 8 MiB written {:?} after the private link was cut", start.elapsed());
+    let start = Instant::now();
+    loop {
+        let b = volumes(&mut pair, 'b')?;
+        let outdated = b["volumes"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|x| x["name"] == "raw" && x["disk"] == "Outdated"));
+        if outdated {
+            break;
+        }
+        assert!(start.elapsed() < 2 * MINUTE, "b's side of raw not outdated: {b}");
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    assert_eq!(volumes(&mut pair, 'a')?["volumes"][1]["role"], "Primary");
+    pair.set_link(LinkName::Private, 'a', true)?;
+    wait_in_sync(&mut pair, "the private link healed")?;
+    same_on_both(&mut pair)?;
     Ok(())
 }
