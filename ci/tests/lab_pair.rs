@@ -170,7 +170,9 @@ fn one_primary_with_bmcs_and_watchdogs() -> Result<(), LabError> {
     //    promote; b's watchdog (10 s) resets it, and the pair forms again with a primary.
     pair.lab().netns().ip(&["addr", "del", "192.168.50.22/24", "dev", "br-public"])?;
     pair.hang('b')?;
-    pair.node('b')?.vm.wait_for("pairos-init: pairos", Duration::from_secs(120))?;
+    // The watchdog's reset, then firmware and kernel under TCG: on a loaded machine this takes
+    // minutes, not seconds.
+    pair.node('b')?.vm.wait_for("pairos-init: pairos", BOOT)?;
     pair.node('a')?.vm.wait_for("pair: primary in epoch", BOOT)?;
     probe.wait_for(&mac_a, Duration::from_secs(120))?;
 
