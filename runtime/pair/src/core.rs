@@ -279,6 +279,8 @@ pub struct Node {
     claim: Option<(u64, u64)>,
     /// A witness refused this node's claim: the peer holds its lease.
     claim_refused: bool,
+    /// Since when the peer has said its volumes are not up to date.
+    peer_unready_since: Option<u64>,
     /// The witness this node would use (persisted), and the one it proposes (as primary).
     elected: Elected,
     proposal: Option<Elected>,
@@ -312,6 +314,7 @@ impl Node {
             last_ask: None,
             claim: None,
             claim_refused: false,
+            peer_unready_since: None,
             elected: Elected::default(),
             proposal: None,
         }
@@ -718,8 +721,11 @@ impl Node {
             self.alarmed = false;
             self.consider_moving(now, out);
             let peer_acts = self.peer.is_some_and(|p| p.acting.is_some());
-            // The preferred node asks; the other one only when it alone is ready.
-            let asks = self.ready && (self.cfg.preferred || self.peer.is_some_and(|p| !p.ready));
+            // The preferred node asks; the other one only when it alone has been ready for the
+            // hold time (a peer that just started has not yet looked at its volumes).
+            let peer_unready =
+                self.peer_unready_since.is_some_and(|t| now.saturating_sub(t) >= self.cfg.hold);
+            let asks = self.ready && (self.cfg.preferred || peer_unready);
             if self.acting.is_none() && !peer_acts && asks {
                 // A request the peer has promised more than can never be granted; one it has
                 // promised exactly as much may have been granted (the grant still on its way)
@@ -792,6 +798,11 @@ impl Node {
                 self.heard[link as usize] = Some(now);
                 self.peer =
                     Some(Peer { incarnation, promised, acting, health, ready, claim, elected, proposal });
+                match (ready, self.peer_unready_since) {
+                    (true, _) => self.peer_unready_since = None,
+                    (false, None) => self.peer_unready_since = Some(now),
+                    (false, Some(_)) => {}
+                }
                 // A secondary takes up the primary's choice of witness, persisted before it
                 // says so.
                 if self.acting.is_none() && acting.is_some() {
@@ -1234,8 +1245,11 @@ mod tests {
         let mut b = started(false, 2);
         b.step(Input::Health { now: 0, score: 1_000, ready: true });
         let unready = not_ready(hb(1, None, 1_000));
-        b.step(Input::Received { now: 0, link: Link::Private, msg: unready });
-        assert!(sent(&b.step(Input::Tick { now: 100 })).iter().any(|m| matches!(m, Msg::Request { .. })));
+        b.step(Input::Received { now: 0, link: Link::Private, msg: unready.clone() });
+        let asks = |out: Vec<Action>| sent(&out).iter().any(|m| matches!(m, Msg::Request { .. }));
+        assert!(!asks(b.step(Input::Tick { now: 100 })), "not before the hold time");
+        b.step(Input::Received { now: 3_000, link: Link::Private, msg: unready });
+        assert!(asks(b.step(Input::Tick { now: 3_000 })));
         // The preferred node asks nothing while it is not ready.
         let mut a = started(true, 1);
         a.step(Input::Health { now: 0, score: 1_000, ready: false });
