@@ -37,11 +37,19 @@ pub fn backing_device(name: &str) -> String {
     format!("/dev/{VG}/{name}")
 }
 
-/// The whole configuration: the common options and one resource per volume.
+/// DRBD takes a shared secret of at most 63 characters (its limit is 64 bytes with the NUL).
+pub const MAX_SECRET: usize = 63;
+
+/// The whole configuration: no usage reports (nor their prompt), the common options and one
+/// resource per volume. `shared_secret` is cut to [`MAX_SECRET`] characters.
 pub fn render(config: &PairConfig, sites: Sites, shared_secret: &str) -> String {
+    let shared_secret: String = shared_secret.chars().take(MAX_SECRET).collect();
     let mut out = format!(
         "# Written by pairos from the pair's configuration, version {}. Not to be edited: it is\n\
          # written again whenever the volumes change.\n\
+         global {{\n\
+         \x20 usage-count no;\n\
+         }}\n\
          common {{\n\
          \x20 net {{\n\
          \x20   protocol C;\n\
@@ -102,6 +110,9 @@ mod tests {
         assert!(text.contains("device /dev/drbd1 minor 1;"), "{text}");
         assert!(text.contains("disk /dev/pairos/data;"), "{text}");
         assert!(text.contains("shared-secret \"s3cr3t\";"), "{text}");
+        assert!(text.contains("usage-count no;"), "{text}");
+        let long = render(&c, sites, &"ab".repeat(32));
+        assert!(long.contains(&format!("shared-secret \"{}\";", &"ab".repeat(32)[..MAX_SECRET])), "{long}");
         assert!(!text.contains("discard"), "no policy discards a node's writes: {text}");
     }
 }

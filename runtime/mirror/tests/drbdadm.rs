@@ -50,6 +50,10 @@ fn drbdadm_reads_the_configuration_and_brings_a_volume_up_as_the_pair_needs() {
     assert!(up.contains("connect raw ipv4:10.77.0.1:7789 ipv4:10.77.0.2:7789"), "{up}");
     assert!(up.contains("--protocol=C"), "{up}");
     assert!(up.contains("--after-sb-0pri=disconnect"), "{up}");
+    // The kernel refuses a secret of 64 characters (seen in the lab): it is cut to 63.
+    let secret =
+        up.split("--shared-secret=").nth(1).and_then(|s| s.split_whitespace().next()).expect("a secret");
+    assert_eq!(secret.len(), 63, "{up}");
 
     // On node-2 the same resource, the other way round.
     let (ok, up) = drbdadm("node-2", "10.77.0.2", &["-c", conf, "-d", "up", "raw"]);
