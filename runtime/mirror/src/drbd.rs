@@ -80,14 +80,46 @@ impl Drbd {
     }
 
     /// Every resource's state now (`drbdsetup events2 --now`); a line it cannot read is an
-    /// error that names it.
+    /// error that names it. What is out of sync comes from `/proc/drbd` too: events2 reports
+    /// it only while connected, and a disconnected side counts it all the same.
     pub fn state(&self) -> anyhow::Result<Resources> {
         let text = Cmd::new("drbdsetup")
             .args(["events2", "--now", "--statistics", "all"])
             .run_text()
             .context("reading DRBD's state")?;
-        read_state(&text)
+        let mut state = read_state(&text)?;
+        if let Ok(proc) = std::fs::read_to_string("/proc/drbd") {
+            let oos = out_of_sync(&proc);
+            for r in state.resources.values_mut() {
+                if let Some(kib) = r.minor.and_then(|m| oos.get(&m)) {
+                    r.out_of_sync_kib = r.out_of_sync_kib.max(*kib);
+                }
+            }
+        }
+        Ok(state)
     }
+}
+
+/// KiB out of sync by minor, from `/proc/drbd`: a ` N: cs:...` line, then its counters with
+/// `oos:KiB`.
+pub fn out_of_sync(proc: &str) -> std::collections::BTreeMap<u32, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut minor = None;
+    for line in proc.lines() {
+        let t = line.trim_start();
+        if let Some((n, rest)) = t.split_once(':') {
+            if rest.trim_start().starts_with("cs:") {
+                minor = n.parse().ok();
+                continue;
+            }
+        }
+        if let (Some(m), Some(oos)) = (minor, t.split_whitespace().find_map(|w| w.strip_prefix("oos:"))) {
+            if let Ok(kib) = oos.parse() {
+                out.insert(m, kib);
+            }
+        }
+    }
+    out
 }
 
 /// Folds the text of `events2 --now` into each resource's state.
@@ -97,4 +129,22 @@ pub fn read_state(text: &str) -> anyhow::Result<Resources> {
         r.apply(&Line::parse(line).map_err(anyhow::Error::msg)?);
     }
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_out_of_sync_is_read_per_minor_from_proc_drbd() {
+        let proc = "version: 8.4.11 (api:1/proto:86-101)\nsrcversion: F73C670A7EC572DB9CF3E5B \n\
+ 0: cs:WFConnection ro:Primary/Unknown ds:UpToDate/Outdated C r-----\n\
+    ns:0 nr:0 dw:0 dr:0 al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:0\n\
+ 1: cs:WFConnection ro:Primary/Unknown ds:UpToDate/DUnknown C r-----\n\
+    ns:0 nr:0 dw:20480 dr:0 al:8 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:20480\n";
+        let oos = out_of_sync(proc);
+        assert_eq!(oos.get(&0), Some(&0));
+        assert_eq!(oos.get(&1), Some(&20480));
+        assert_eq!(oos.len(), 2);
+    }
 }
