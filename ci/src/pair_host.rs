@@ -67,8 +67,9 @@ pub struct HostPair {
     pub client: Netns,
     pub daemon: Daemon,
     pub fencing: Fencing,
-    /// A witness on the public network, when the pair has one.
-    pub witness: Option<LabWitness>,
+    /// A witness on the public network, when the pair has one, and its namespace (removed
+    /// after the witness stops).
+    pub witness: Option<(LabWitness, Netns)>,
     /// Last: its drop deletes the lab namespace after everything in it stopped.
     pub lab: Lab,
 }
@@ -149,9 +150,7 @@ impl HostPair {
                 let ns = Netns::create(&format!("plab-{}-witness", lab.name()))?;
                 lab.attach(&ns, "public", "eth0", Some(&format!("{}/24", witness::ADDRESS)))?;
                 let w = LabWitness::start(&ns, &lab.dir().join("witness"))?;
-                // The namespace lives as long as the pair.
-                std::mem::forget(ns);
-                Some(w)
+                Some((w, ns))
             }
             false => None,
         };

@@ -254,7 +254,7 @@ fn a_witness_replaces_a_silent_primary_and_keeps_one_through_partitions() -> Res
         answered - killed
     );
     assert!(events(&p, 1)?.contains("a witness granted its lease"), "{}", events(&p, 1)?);
-    let kept = p.witness.as_ref().expect("a witness").kept()?;
+    let kept = p.witness.as_ref().expect("a witness").0.kept()?;
     assert_eq!(kept["pairs"]["hostpair"]["holder"], "node-2", "{kept}");
     p.power_on(0)?;
     p.wait_until("a back as the secondary", SOON, |a, b| role(a) == "secondary" && role(b) == "primary")?;
@@ -277,7 +277,7 @@ fn a_witness_replaces_a_silent_primary_and_keeps_one_through_partitions() -> Res
     })?;
 
     // 3. The witness restarts: it kept a's grant, and a holds the lease again.
-    let w = p.witness.as_mut().expect("a witness");
+    let w = &mut p.witness.as_mut().expect("a witness").0;
     w.stop();
     let kept = w.kept()?;
     assert_eq!(kept["pairs"]["hostpair"]["holder"], "node-1", "{kept}");
