@@ -2,7 +2,9 @@
 //! ([`pairos_pair::core`]) with heartbeats from both links, its clock, fence answers, its own
 //! health and the operator's requests, and carries out what the core says, in order: send,
 //! persist (fsynced before anything after it), act (take the pair's address), stop acting (give
-//! it up first), fence, ask a witness for its lease or give it back, alarm. Every role change and alarm is an event with its reason.
+//! it up first), fence, ask a witness for its lease or give it back, alarm. Every role change
+//! and alarm is an event with its reason. With volumes, it runs the volume manager and answers
+//! DRBD's fence-peer calls.
 //!
 //! On a node, `pairos run` (PID 1) starts it and starts it again if it ends; the watchdog resets
 //! the node if it hangs. It also runs in a network namespace on a host, which is how it is
