@@ -17,7 +17,8 @@ fn random32() -> std::io::Result<[u8; 32]> {
     Ok(bytes)
 }
 
-fn from_hex32(text: &str) -> Option<[u8; 32]> {
+/// 32 bytes from 64 hex digits (a key, a tag).
+pub fn from_hex32(text: &str) -> Option<[u8; 32]> {
     let text = text.trim();
     if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;

@@ -242,23 +242,23 @@ pub struct VolumeCreateArgs {
     pub name: String,
     /// Its size: 256M, 1G, 1.5GiB (binary units; rounded up to 4 MiB).
     pub size: String,
-    /// The node's state folder.
-    #[arg(long, value_name = "DIR", default_value = "/state/pairos")]
-    pub state: PathBuf,
-    /// The pair daemon's run folder (its status says whether this node is primary).
-    #[arg(long, value_name = "DIR", default_value = "/run/pairos")]
-    pub run_dir: PathBuf,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub at: VolumeFolders,
 }
 
 #[derive(Debug, Args)]
 pub struct VolumeListArgs {
-    /// The node's state folder.
+    #[command(flatten)]
+    pub at: VolumeFolders,
+}
+
+/// Where `pairos volume` reads and writes on a node, and how it prints.
+#[derive(Debug, Args)]
+pub struct VolumeFolders {
+    /// The node's state folder (the pair's configuration).
     #[arg(long, value_name = "DIR", default_value = "/state/pairos")]
     pub state: PathBuf,
-    /// The pair daemon's run folder (the volume manager's view).
+    /// The pair daemon's run folder (its status and the volume manager's view).
     #[arg(long, value_name = "DIR", default_value = "/run/pairos")]
     pub run_dir: PathBuf,
     /// Print JSON.

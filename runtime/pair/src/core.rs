@@ -509,32 +509,27 @@ impl Node {
         }
     }
 
-    /// Asks every witness for its lease for `epoch`, at most once per renewal period.
-    fn ask_witnesses(&mut self, epoch: u64, now: u64, out: &mut Vec<Action>) {
+    /// Asks the witnesses in `wanted` for their leases for `epoch`, at most once per renewal
+    /// period.
+    fn ask_witnesses(&mut self, epoch: u64, now: u64, wanted: [bool; MAX_WITNESSES], out: &mut Vec<Action>) {
         if self.last_ask.is_some_and(|t| now.saturating_sub(t) < self.cfg.renew) {
             return;
         }
         self.last_ask = Some(now);
-        for witness in 0..self.cfg.witnesses {
+        for witness in (0..self.cfg.witnesses).filter(|w| wanted[*w]) {
             out.push(Action::AskWitness { witness, epoch });
         }
     }
 
-    /// Asks the witnesses a claim needs (the covered set) for their leases for `epoch`, at
-    /// most once per renewal period.
-    fn ask_elected(&mut self, epoch: u64, now: u64, out: &mut Vec<Action>) {
-        if self.last_ask.is_some_and(|t| now.saturating_sub(t) < self.cfg.renew) {
-            return;
-        }
-        self.last_ask = Some(now);
+    /// The witnesses a claim needs: its own elected one and the one its peer last said (every
+    /// witness when the peer is not known).
+    fn claim_needs(&self) -> [bool; MAX_WITNESSES] {
         let mut wanted = [false; MAX_WITNESSES];
         match self.peer {
             Some(p) => [self.elected, p.elected].iter().for_each(|e| wanted[e.witness] = true),
-            None => wanted.iter_mut().for_each(|w| *w = true),
+            None => wanted = [true; MAX_WITNESSES],
         }
-        for witness in (0..self.cfg.witnesses).filter(|w| wanted[*w]) {
-            out.push(Action::AskWitness { witness, epoch });
-        }
+        wanted
     }
 
     /// The primary's part of electing the witness, while it hears its peer: once the peer
@@ -660,7 +655,7 @@ impl Node {
                 out.push(Action::Alarm("the peer is silent and a witness's lease ran out: stood down"));
                 return;
             }
-            self.ask_witnesses(epoch, now, out);
+            self.ask_witnesses(epoch, now, [true; MAX_WITNESSES], out);
             if self.peer_live(now) {
                 self.elect(now, out);
             }
@@ -679,7 +674,7 @@ impl Node {
                 self.act(epoch, "the peer was silent and a witness granted its lease", out);
                 return;
             }
-            self.ask_elected(epoch, now, out);
+            self.ask_witnesses(epoch, now, self.claim_needs(), out);
             return;
         }
         let silent = now.saturating_sub(self.last_heard().unwrap_or(0));
@@ -693,7 +688,7 @@ impl Node {
             self.claim_refused = false;
             self.last_ask = None;
             out.push(self.heartbeat());
-            self.ask_elected(epoch, now, out);
+            self.ask_witnesses(epoch, now, self.claim_needs(), out);
         }
     }
 

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context};
 
-use crate::cli::{VolumeCommand, VolumeCreateArgs, VolumeFencePeerArgs, VolumeListArgs};
+use crate::cli::{VolumeCommand, VolumeFencePeerArgs, VolumeFolders};
 use crate::pair::daemon::control;
 use crate::pair::daemon::status;
 use crate::volumes::manager::FIRST_GENERATION_DIR;
@@ -15,8 +15,8 @@ use pairos_mirror::spec::{parse_size, show_size, VolumeName};
 
 pub fn run(cmd: VolumeCommand) -> anyhow::Result<Exit> {
     match cmd {
-        VolumeCommand::Create(a) => create(&a),
-        VolumeCommand::List(a) => list(&a),
+        VolumeCommand::Create(a) => create(&a.name, &a.size, &a.at),
+        VolumeCommand::List(a) => list(&a.at),
         VolumeCommand::FencePeer(a) => fence_peer(&a),
     }
 }
@@ -54,10 +54,10 @@ fn fence_peer(a: &VolumeFencePeerArgs) -> anyhow::Result<Exit> {
     }
 }
 
-fn create(a: &VolumeCreateArgs) -> anyhow::Result<Exit> {
+fn create(name: &str, size: &str, a: &VolumeFolders) -> anyhow::Result<Exit> {
     // Everything is checked before anything is made.
-    let name: VolumeName = a.name.parse().map_err(anyhow::Error::msg)?;
-    let size = parse_size(&a.size).map_err(anyhow::Error::msg)?;
+    let name: VolumeName = name.parse().map_err(anyhow::Error::msg)?;
+    let size = parse_size(size).map_err(anyhow::Error::msg)?;
     let s = status::read(&status::status_path(&a.run_dir))?;
     if s.role != "primary" {
         bail!(
@@ -98,7 +98,7 @@ fn create(a: &VolumeCreateArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-fn list(a: &VolumeListArgs) -> anyhow::Result<Exit> {
+fn list(a: &VolumeFolders) -> anyhow::Result<Exit> {
     let doc = PairConfig::load(&a.state)?;
     // The manager's view when it runs; the document alone otherwise.
     let v = match std::fs::read(view::path(&a.run_dir)) {

@@ -17,6 +17,7 @@ pub mod management;
 pub mod membership;
 pub mod ports;
 pub mod private_link;
+pub mod sealed;
 pub mod services;
 pub mod status;
 pub mod supervise;

@@ -64,18 +64,9 @@ pub fn sign(key: &PairKey, body: &[u8]) -> String {
     pairos_image::digest::hex(&key.tag(TAG_PURPOSE, &[body]))
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    text.len()
-        .is_multiple_of(2)
-        .then(|| {
-            (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
-        })
-        .flatten()
-}
-
 /// The peer's configuration from its bytes and tag, if the tag checks and it reads.
 pub fn believe(key: &PairKey, body: &[u8], tag: &str) -> anyhow::Result<PairConfig> {
-    let tag = unhex(tag).context("the tag is not hex")?;
+    let tag = pairos_recovery::trust::from_hex32(tag).context("the tag is not 64 hex digits")?;
     anyhow::ensure!(key.check(TAG_PURPOSE, &[body], &tag), "its tag does not check with the pair key");
     let doc: PairConfig = serde_json::from_slice(body).context("not a pair configuration")?;
     doc.check()?;

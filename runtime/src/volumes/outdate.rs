@@ -20,12 +20,12 @@ use pairos_mirror::spec::VolumeName;
 use pairos_recovery::trust::PairKey;
 
 use crate::pair::heartbeat::push_field;
+use crate::pair::sealed::{open, seal, Refusal};
 
 pub const PORT: u16 = 7471;
 const REQUEST: &[u8; 4] = b"POQ1";
 const ANSWER: &[u8; 4] = b"POA1";
 const PURPOSE: &str = "pairos outdate";
-const TAG: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -56,37 +56,6 @@ pub struct Answer {
     pub outcome: Outcome,
 }
 
-fn seal(mut body: Vec<u8>, key: &PairKey) -> Vec<u8> {
-    let tag = key.tag(PURPOSE, &[&body]);
-    body.extend_from_slice(&tag);
-    body
-}
-
-/// The body past `magic`, if the packet has it and its tag checks.
-fn open<'a>(packet: &'a [u8], magic: &[u8; 4], key: &PairKey) -> Option<&'a [u8]> {
-    let (body, tag) = packet.split_at(packet.len().checked_sub(TAG)?);
-    (body.starts_with(magic) && key.check(PURPOSE, &[body], tag)).then(|| &body[4..])
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        (self.0.len() >= n).then(|| {
-            let (a, b) = self.0.split_at(n);
-            self.0 = b;
-            a
-        })
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-    fn text(&mut self) -> Option<String> {
-        let n = u16::from_le_bytes(self.take(2)?.try_into().ok()?) as usize;
-        String::from_utf8(self.take(n)?.to_vec()).ok()
-    }
-}
-
 impl Request {
     pub fn encode(&self, key: &PairKey) -> Vec<u8> {
         let mut out = REQUEST.to_vec();
@@ -95,20 +64,23 @@ impl Request {
         out.extend_from_slice(&self.incarnation.to_le_bytes());
         out.extend_from_slice(&self.counter.to_le_bytes());
         push_field(&mut out, &self.resource);
-        seal(out, key)
+        seal(out, key, PURPOSE)
     }
 
     /// The request, if it is one with a good tag; anything else is `None`.
     pub fn decode(packet: &[u8], key: &PairKey) -> Option<Request> {
-        let mut r = Reader(open(packet, REQUEST, key)?);
-        let req = Request {
-            pair_id: r.text()?,
-            sender: r.text()?,
-            incarnation: r.u64()?,
-            counter: r.u64()?,
-            resource: r.text()?,
+        let read = || -> Result<Request, Refusal> {
+            let mut r = open(packet, REQUEST, key, PURPOSE)?;
+            let req = Request {
+                pair_id: r.text()?,
+                sender: r.text()?,
+                incarnation: r.u64()?,
+                counter: r.u64()?,
+                resource: r.text()?,
+            };
+            r.end().map(|()| req)
         };
-        r.0.is_empty().then_some(req)
+        read().ok()
     }
 }
 
@@ -127,22 +99,25 @@ impl Answer {
         };
         out.push(kind);
         push_field(&mut out, message);
-        seal(out, key)
+        seal(out, key, PURPOSE)
     }
 
     pub fn decode(packet: &[u8], key: &PairKey) -> Option<Answer> {
-        let mut r = Reader(open(packet, ANSWER, key)?);
-        let (pair_id, sender, incarnation, counter) = (r.text()?, r.text()?, r.u64()?, r.u64()?);
-        let kind = r.take(1)?[0];
-        let message = r.text()?;
-        let outcome = match kind {
-            1 => Outcome::Outdated,
-            2 => Outcome::Primary,
-            3 => Outcome::Failed(message),
-            4 => Outcome::Inconsistent,
-            _ => return None,
+        let read = || -> Result<Answer, Refusal> {
+            let mut r = open(packet, ANSWER, key, PURPOSE)?;
+            let (pair_id, sender, incarnation, counter) = (r.text()?, r.text()?, r.u64()?, r.u64()?);
+            let kind = r.byte()?;
+            let message = r.text()?;
+            let outcome = match kind {
+                1 => Outcome::Outdated,
+                2 => Outcome::Primary,
+                3 => Outcome::Failed(message),
+                4 => Outcome::Inconsistent,
+                _ => return Err(Refusal::Malformed),
+            };
+            r.end().map(|()| Answer { pair_id, sender, incarnation, counter, outcome })
         };
-        r.0.is_empty().then_some(Answer { pair_id, sender, incarnation, counter, outcome })
+        read().ok()
     }
 }
 

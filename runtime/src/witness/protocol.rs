@@ -13,13 +13,14 @@
 use pairos_recovery::trust::PairKey;
 
 use crate::pair::heartbeat::push_field;
+pub use crate::pair::sealed::Refusal;
+use crate::pair::sealed::{open, seal};
 
 /// The witness's UDP port.
 pub const PORT: u16 = 7470;
 const REQUEST: &[u8; 4] = b"PWQ1";
 const ANSWER: &[u8; 4] = b"PWA1";
 const PURPOSE: &str = "pairos witness";
-const TAG: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -50,72 +51,6 @@ pub struct Answer {
     pub holder: String,
 }
 
-/// Why a packet was not believed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    Malformed,
-    Forged,
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Refusal::Malformed => "malformed (not a pairos witness packet, or cut short)",
-            Refusal::Forged => "its tag does not check with the witness key",
-        })
-    }
-}
-
-fn seal(mut body: Vec<u8>, key: &PairKey) -> Vec<u8> {
-    let tag = key.tag(PURPOSE, &[&body]);
-    body.extend_from_slice(&tag);
-    body
-}
-
-/// Checks the tag and the magic; returns the body past the magic.
-fn open<'a>(packet: &'a [u8], magic: &[u8; 4], key: &PairKey) -> Result<&'a [u8], Refusal> {
-    let body_len = packet.len().checked_sub(TAG).ok_or(Refusal::Malformed)?;
-    let (body, tag) = packet.split_at(body_len);
-    if !body.starts_with(magic) {
-        return Err(Refusal::Malformed);
-    }
-    if !key.check(PURPOSE, &[body], tag) {
-        return Err(Refusal::Forged);
-    }
-    Ok(&body[magic.len()..])
-}
-
-/// Reads fields off a body, front to back.
-struct Fields<'a>(&'a [u8]);
-
-impl Fields<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], Refusal> {
-        if self.0.len() < n {
-            return Err(Refusal::Malformed);
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn u64(&mut self) -> Result<u64, Refusal> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| Refusal::Malformed)?))
-    }
-
-    fn text(&mut self) -> Result<String, Refusal> {
-        let len = u16::from_le_bytes(self.take(2)?.try_into().map_err(|_| Refusal::Malformed)?) as usize;
-        String::from_utf8(self.take(len)?.to_vec()).map_err(|_| Refusal::Malformed)
-    }
-
-    fn end(&self) -> Result<(), Refusal> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(Refusal::Malformed)
-        }
-    }
-}
-
 impl Request {
     pub fn encode(&self, key: &PairKey) -> Vec<u8> {
         let mut out = REQUEST.to_vec();
@@ -129,14 +64,14 @@ impl Request {
         });
         out.extend_from_slice(&self.epoch.to_le_bytes());
         out.extend_from_slice(&self.lease_ms.to_le_bytes());
-        seal(out, key)
+        seal(out, key, PURPOSE)
     }
 
     pub fn decode(packet: &[u8], key: &PairKey) -> Result<Request, Refusal> {
-        let mut f = Fields(open(packet, REQUEST, key)?);
+        let mut f = open(packet, REQUEST, key, PURPOSE)?;
         let (pair_id, node) = (f.text()?, f.text()?);
         let (incarnation, counter) = (f.u64()?, f.u64()?);
-        let kind = match f.take(1)?[0] {
+        let kind = match f.byte()? {
             1 => Kind::Ask,
             2 => Kind::Release,
             _ => return Err(Refusal::Malformed),
@@ -158,14 +93,14 @@ impl Answer {
         out.extend_from_slice(&self.epoch.to_le_bytes());
         out.extend_from_slice(&self.ms.to_le_bytes());
         push_field(&mut out, &self.holder);
-        seal(out, key)
+        seal(out, key, PURPOSE)
     }
 
     pub fn decode(packet: &[u8], key: &PairKey) -> Result<Answer, Refusal> {
-        let mut f = Fields(open(packet, ANSWER, key)?);
+        let mut f = open(packet, ANSWER, key, PURPOSE)?;
         let (pair_id, node) = (f.text()?, f.text()?);
         let (incarnation, counter) = (f.u64()?, f.u64()?);
-        let granted = match f.take(1)?[0] {
+        let granted = match f.byte()? {
             0 => false,
             1 => true,
             _ => return Err(Refusal::Malformed),
