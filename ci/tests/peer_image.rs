@@ -59,7 +59,14 @@ impl PeerHooks for Recorder {
             node_name: "node-2".into(),
             peer_name: "node-1".into(),
         };
-        Ok(NewcomerConfig { node, pair_key: "ab".repeat(32) })
+        Ok(NewcomerConfig {
+            node,
+            pair_key: "ab".repeat(32),
+            pair: None,
+            management: None,
+            bmc_password: Some("bmc-secret".into()),
+            witness_key: None,
+        })
     }
     fn report(&self, from: SocketAddr, token: Option<&str>, report: Report) -> Result<(), Denied> {
         Self::check(token, &report.mac)?;

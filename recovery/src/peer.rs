@@ -33,13 +33,27 @@ pub struct NodeConfig {
     pub peer_name: String,
 }
 
-/// What the newcomer needs to become a node of the pair: its identity and the pair key.
+/// What the newcomer needs to become a node of the pair: its identity and the pair key, and
+/// what else the peer holds of the pair's settings, so that the newcomer runs the pair daemon
+/// with nobody at its console.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewcomerConfig {
     pub node: NodeConfig,
     /// 64 hex digits ([`crate::trust::PairKey`]).
     pub pair_key: String,
+    /// The pair's settings (`pair.json`) and the newcomer's own management address, as
+    /// documents: the runtime that gives and takes them checks them; this crate only carries
+    /// them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management: Option<serde_json::Value>,
+    /// The BMC password and the witness key, as the peer keeps them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bmc_password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,8 +7,8 @@
 //!    console and to the peer, and stops;
 //! 3. classify the system disk the board's profile names, and image it from the peer with the
 //!    one writer (a disk with foreign data is refused, said, and left as it is);
-//! 4. write the node's identity and the pair key (from the peer, with the enrolment's token)
-//!    into its new state partition;
+//! 4. write the node's identity, the pair key and the pair's settings (from the peer, with the
+//!    enrolment's token) into its new state partition;
 //! 5. reboot into the installed OS.
 //!
 //! Every step is reported to the peer, which shows it in its log and `pairos status`.
@@ -22,13 +22,12 @@ use pairos_boards::{probe, profiles, verdict};
 use pairos_recovery::peer::{self, EnrolAnswer, PeerClient, Report, Step};
 use pairos_recovery::source::{verified_manifest, HttpSource};
 use pairos_recovery::target::Target;
-use pairos_recovery::trust::PairKey;
 use pairos_recovery::writer::{write_image, Event, WriteError, WriteOptions};
 
 use super::cmdline::BootArgs;
 use super::console_progress::ConsoleProgress;
 use super::state;
-use crate::pair::{identity, private_link};
+use crate::pair::{handover, private_link};
 
 const BUSYBOX: &str = "/usr/bin/busybox";
 
@@ -235,12 +234,13 @@ fn image_this_node(
     // The pair's identity and key come last, once the disk holds the image.
     let given =
         enrolled.client.node_config(enrolled.mac, enrolled.token).context("the node configuration")?;
-    let key = PairKey::from_hex(&given.pair_key).context("the peer's pair key is not 64 hex digits")?;
-    let config = &given.node;
-    let node = serde_json::to_vec_pretty(config).expect("a node config serialises");
-    state::seed(&disk, &[(identity::NODE_FILE, node), (identity::KEY_FILE, identity::key_file_bytes(&key))])?;
-    say(format_args!("identity written: {} of pair {}", config.node_name, config.pair_id));
-    let msg = format!("installed pairos {} as {}; rebooting into it", m.version, config.node_name);
+    let given = handover::take(given)?;
+    state::seed(&disk, &given.files())?;
+    say(format_args!("identity written: {} of pair {}", given.node_name, given.pair_id));
+    if given.pair.is_some() {
+        say("the pair's settings written: the pair daemon starts at the first boot");
+    }
+    let msg = format!("installed pairos {} as {}; rebooting into it", m.version, given.node_name);
     say(&msg);
     let total = m.disk.chunks.iter().filter(|c| !c.partition_table).map(|c| c.length).sum();
     tell(Step::Finished, msg, total, total);

@@ -62,31 +62,36 @@ impl Preload {
                 path.display()
             )
         })?;
-        let names = [p.node_name.as_str(), p.peer_name.as_str()];
+        p.check().with_context(|| path.display().to_string())?;
+        Ok(p)
+    }
+
+    /// Checks what a preload or the peer gave, before anything is written.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let names = [self.node_name.as_str(), self.peer_name.as_str()];
         if names != ["node-1", "node-2"] && names != ["node-2", "node-1"] {
             anyhow::bail!(
-                "{}: node_name and peer_name must be node-1 and node-2, one each (found {:?} and {:?})",
-                path.display(),
-                p.node_name,
-                p.peer_name
+                "node_name and peer_name must be node-1 and node-2, one each (found {:?} and {:?})",
+                self.node_name,
+                self.peer_name
             );
         }
-        if p.pair_id.trim().is_empty() {
-            anyhow::bail!("{}: pair_id is empty", path.display());
+        if self.pair_id.trim().is_empty() {
+            anyhow::bail!("pair_id is empty");
         }
-        if p.pair_key.as_deref().is_some_and(|k| PairKey::from_hex(k).is_none()) {
-            anyhow::bail!("{}: pair_key: expected 64 hex digits (256 bits)", path.display());
+        if self.pair_key.as_deref().is_some_and(|k| PairKey::from_hex(k).is_none()) {
+            anyhow::bail!("pair_key: expected 64 hex digits (256 bits)");
         }
-        if p.witness_key.as_deref().is_some_and(|k| PairKey::from_hex(k.trim()).is_none()) {
-            anyhow::bail!("{}: witness_key: expected 64 hex digits (256 bits)", path.display());
+        if self.witness_key.as_deref().is_some_and(|k| PairKey::from_hex(k.trim()).is_none()) {
+            anyhow::bail!("witness_key: expected 64 hex digits (256 bits)");
         }
-        if let Some(settings) = &p.pair {
-            settings.check().with_context(|| format!("{}: pair", path.display()))?;
-            if !settings.witnesses.is_empty() && p.witness_key.is_none() {
-                anyhow::bail!("{}: pair names witnesses but there is no witness_key", path.display());
+        if let Some(settings) = &self.pair {
+            settings.check().context("pair")?;
+            if !settings.witnesses.is_empty() && self.witness_key.is_none() {
+                anyhow::bail!("pair names witnesses but there is no witness_key");
             }
         }
-        Ok(p)
+        Ok(())
     }
 
     /// The files for the state partition.

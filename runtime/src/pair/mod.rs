@@ -11,6 +11,7 @@ pub mod boot_policy;
 pub mod daemon;
 pub mod enrolment;
 pub mod fence;
+pub mod handover;
 pub mod heartbeat;
 pub mod identity;
 pub mod management;

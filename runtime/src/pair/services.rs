@@ -114,7 +114,8 @@ impl PeerHooks for Hooks {
         mac: &str,
     ) -> Result<NewcomerConfig, Denied> {
         lock(&self.enrolments).authorise(Instant::now(), token, mac, ipv4(from))?;
-        Ok(NewcomerConfig { node: identity::for_peer(&self.me), pair_key: self.key.to_hex() })
+        super::handover::for_newcomer(&self.me, &self.key, &self.state_dir)
+            .map_err(|e| Denied::new(500, format!("{e:#}")))
     }
 
     fn pair_config(&self) -> Result<(Vec<u8>, String), Denied> {
