@@ -27,6 +27,11 @@ use super::status::{self, Status};
 /// A known peer that network-boots again within this long of its last try, without having
 /// joined, is offered recovery.
 pub const RETRY_WINDOW: Duration = Duration::from_secs(5 * 60);
+/// A known peer told to boot its disk that has not joined this long after its last ask is reset
+/// through its BMC, once: its disk evidently does not boot (a swapped, blank disk drops the
+/// firmware into its shell), and its next network boot, within [`RETRY_WINDOW`], is offered
+/// recovery. A disk that boots joins well within it, under emulation too.
+pub const REJOIN_WAIT: Duration = Duration::from_secs(3 * 60);
 /// DHCP asks less than this apart belong to one network boot.
 pub const SAME_BOOT: Duration = Duration::from_secs(60);
 /// Decisions kept in the status.
@@ -42,6 +47,8 @@ struct Boots {
     /// Its last DHCP ask.
     last: Instant,
     decision: Decision,
+    /// The peer was reset after this boot (it did not join).
+    reset: bool,
 }
 
 /// The pure decision, for tests and the simulator: `known` says whether the MAC is a peer of
@@ -85,8 +92,20 @@ fn decide(
     }
 }
 
+/// Whether the peer of boot `b` is due for a reset at `now` ([`REJOIN_WAIT`]): told to boot its
+/// disk, not reset yet, silent since, and still in time for its next boot to be offered
+/// recovery. `heard` is when its heartbeats were last heard.
+fn due_for_reset(now: Instant, b: &Boots, heard: Option<Instant>) -> bool {
+    b.decision == Decision::LocalBoot
+        && !b.reset
+        && now - b.last >= REJOIN_WAIT
+        && now - b.last < RETRY_WINDOW
+        && heard.is_none_or(|h| h < b.began)
+}
+
 /// What the policy remembers of known peers' network boots, shared with whoever learns that a
-/// boot ended otherwise (a recovery that finished).
+/// boot ended otherwise (a recovery that finished) and with the watch that resets a peer whose
+/// disk does not boot.
 #[derive(Debug, Clone, Default)]
 pub struct BootMemory(Arc<Mutex<HashMap<String, Boots>>>);
 
@@ -95,6 +114,19 @@ impl BootMemory {
     /// disk comes first, however soon it asks.
     pub fn recovered(&self, mac: &str) {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&mac.to_ascii_lowercase());
+    }
+
+    /// The known peers due for a reset now, each said once: they are marked reset.
+    pub fn due_for_reset(&self, now: Instant, heard: Option<Instant>) -> Vec<String> {
+        let mut boots = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut due = Vec::new();
+        for (mac, b) in boots.iter_mut() {
+            if due_for_reset(now, b, heard) {
+                b.reset = true;
+                due.push(mac.clone());
+            }
+        }
+        due
     }
 }
 
@@ -133,8 +165,9 @@ impl Policy for PairPolicy {
         let joined = if is_peer { heard } else { None };
         let (decision, why) = decide(now, live, is_peer && live, known, joined, previous);
         if known && !live {
-            let began = previous.filter(|_| why == SAME).map_or(now, |b| b.began);
-            boots.insert(mac.clone(), Boots { began, last: now, decision });
+            let same = previous.filter(|_| why == SAME);
+            let (began, reset) = same.map_or((now, false), |b| (b.began, b.reset));
+            boots.insert(mac.clone(), Boots { began, last: now, decision, reset });
         }
         drop(boots);
         let line = format!("{mac}: {decision:?}: {why}");
@@ -178,14 +211,14 @@ mod tests {
         // A known peer after a power cut: its disk first.
         let first = decide(t0, false, false, true, None, None);
         assert_eq!(first.0, Decision::LocalBoot);
-        let b = Some(Boots { began: t0, last: t0, decision: first.0 });
+        let b = Some(Boots { began: t0, last: t0, decision: first.0, reset: false });
         assert_eq!(
             decide(at(30), false, false, true, None, b).0,
             Decision::LocalBoot,
             "iPXE asking in the same boot"
         );
         // The firmware's other network options keep asking for minutes: still the same boot.
-        let long = Some(Boots { began: t0, last: at(150), decision: first.0 });
+        let long = Some(Boots { began: t0, last: at(150), decision: first.0, reset: false });
         assert_eq!(
             decide(at(180), false, false, true, None, long),
             (Decision::LocalBoot, "the same network boot")
@@ -198,9 +231,32 @@ mod tests {
         let joined = decide(at(170), false, false, true, Some(at(160)), long);
         assert_eq!(joined, (Decision::LocalBoot, "a known peer, not live: told to boot its disk"));
         // After that recovery, the next network boot is told to boot the new disk.
-        let recovered = Some(Boots { began: at(200), last: at(210), decision: Decision::Recover });
+        let recovered =
+            Some(Boots { began: at(200), last: at(210), decision: Decision::Recover, reset: false });
         assert_eq!(decide(at(330), false, false, true, None, recovered).0, Decision::LocalBoot);
         // Long after: a new power cut, the disk first again.
         assert_eq!(decide(at(400), false, false, true, None, b).0, Decision::LocalBoot);
+    }
+
+    #[test]
+    fn a_peer_whose_disk_does_not_boot_is_reset_once_in_time_for_recovery() {
+        let t0 = Instant::now();
+        let told = Boots { began: t0, last: t0, decision: Decision::LocalBoot, reset: false };
+        let early = t0 + REJOIN_WAIT - Duration::from_secs(60);
+        assert!(!due_for_reset(early, &told, None), "it may still be booting its disk");
+        assert!(due_for_reset(t0 + REJOIN_WAIT, &told, None));
+        assert!(!due_for_reset(t0 + REJOIN_WAIT, &told, Some(t0 + Duration::from_secs(50))), "it joined");
+        assert!(!due_for_reset(t0 + RETRY_WINDOW, &told, None), "too late: its next boot is a new one");
+        let offered = Boots { decision: Decision::Recover, ..told };
+        assert!(!due_for_reset(t0 + REJOIN_WAIT, &offered, None), "only a peer told to boot its disk");
+
+        // Once: the memory marks it; and the reset boot, asking soon after, is offered recovery.
+        let memory = BootMemory::default();
+        memory.0.lock().expect("not poisoned").insert("52:54:00:12:04:00".into(), told);
+        assert_eq!(memory.due_for_reset(t0 + REJOIN_WAIT, None), ["52:54:00:12:04:00"]);
+        assert!(memory.due_for_reset(t0 + REJOIN_WAIT + Duration::from_secs(5), None).is_empty());
+        let after = t0 + REJOIN_WAIT + Duration::from_secs(40);
+        let previous = memory.0.lock().expect("not poisoned").get("52:54:00:12:04:00").copied();
+        assert_eq!(decide(after, false, false, true, None, previous).0, Decision::Recover);
     }
 }

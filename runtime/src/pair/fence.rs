@@ -47,27 +47,32 @@ impl FenceConfig {
         }
     }
 
+    /// `ipmitool` against the BMC, with the password from its file in the environment.
+    fn ipmi(&self, args: &[&str]) -> Result<String, String> {
+        let FenceConfig::Ipmi { host, port, user, password_file } = self else {
+            return Err(format!("{}: not a BMC", self.describe()));
+        };
+        let password = std::fs::read_to_string(password_file)
+            .map_err(|e| format!("reading the BMC password file {}: {e}", password_file.display()))?;
+        // -N 1 -R 2: an unreachable BMC fails in seconds, not the default 20 s.
+        Cmd::new("ipmitool")
+            .args(["-I", "lanplus", "-C", "3", "-N", "1", "-R", "2", "-H", host, "-p"])
+            .arg(port.to_string())
+            .args(["-U", user, "-E"])
+            .args(args)
+            .env("IPMI_PASSWORD", password.trim_end_matches('\n'))
+            .run_text()
+            .map_err(|e| format!("{} ({}): {e}", self.describe(), args.join(" ")))
+    }
+
     /// Powers the peer off; `Ok` only once it is confirmed off.
     pub fn fence(&self) -> Result<(), String> {
         match self {
-            FenceConfig::Ipmi { host, port, user, password_file } => {
-                let password = std::fs::read_to_string(password_file)
-                    .map_err(|e| format!("reading the BMC password file {}: {e}", password_file.display()))?;
-                let ipmi = |args: &[&str]| {
-                    // -N 1 -R 2: an unreachable BMC fails in seconds, not the default 20 s.
-                    Cmd::new("ipmitool")
-                        .args(["-I", "lanplus", "-C", "3", "-N", "1", "-R", "2", "-H", host, "-p"])
-                        .arg(port.to_string())
-                        .args(["-U", user, "-E"])
-                        .args(args)
-                        .env("IPMI_PASSWORD", password.trim_end_matches('\n'))
-                        .run_text()
-                        .map_err(|e| format!("{} ({}): {e}", self.describe(), args.join(" ")))
-                };
-                ipmi(&["chassis", "power", "off"])?;
+            FenceConfig::Ipmi { .. } => {
+                self.ipmi(&["chassis", "power", "off"])?;
                 let start = Instant::now();
                 loop {
-                    let status = ipmi(&["chassis", "power", "status"])?;
+                    let status = self.ipmi(&["chassis", "power", "status"])?;
                     if status.trim().ends_with("off") {
                         return Ok(());
                     }
@@ -90,6 +95,15 @@ impl FenceConfig {
                     .map(|_| ())
                     .map_err(|e| format!("{}: {e}", self.describe()))
             }
+        }
+    }
+
+    /// Resets the peer (a hard reset through its BMC: it boots again). Only a BMC can; a fence
+    /// command only powers off.
+    pub fn reset(&self) -> Result<(), String> {
+        match self {
+            FenceConfig::Ipmi { .. } => self.ipmi(&["chassis", "power", "reset"]).map(|_| ()),
+            FenceConfig::Command { .. } => Err(format!("{} cannot reset the peer", self.describe())),
         }
     }
 }
@@ -117,6 +131,10 @@ mod tests {
         };
         let e = f.fence().expect_err("no password file");
         assert!(e.contains("/nonexistent/bmc-password"), "{e}");
+        let e = f.reset().expect_err("no password file");
+        assert!(e.contains("/nonexistent/bmc-password"), "{e}");
+        let e = FenceConfig::Command { argv: vec!["true".into()] }.reset().expect_err("a command");
+        assert!(e.contains("cannot reset"), "{e}");
         assert_eq!(f.describe(), "IPMI admin@127.0.0.1:9");
     }
 }

@@ -122,7 +122,8 @@ mod tests {
 
         let given = for_newcomer(&me(), &key, dir.path()).expect("handed over");
         // It travels as JSON.
-        let given: NewcomerConfig = serde_json::from_slice(&serde_json::to_vec(&given).expect("serialises")).expect("parses");
+        let given: NewcomerConfig =
+            serde_json::from_slice(&serde_json::to_vec(&given).expect("serialises")).expect("parses");
         let files = take(given).expect("taken").files();
         let get = |name: &str| {
             let (_, bytes) = files.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("{name}"));
@@ -147,7 +148,8 @@ mod tests {
         let key = PairKey::generate().expect("randomness");
         let given = for_newcomer(&me(), &key, dir.path()).expect("handed over");
         assert_eq!((&given.pair, &given.management, &given.bmc_password), (&None, &None, &None));
-        let names: Vec<&str> = take(given).expect("taken").files().iter().map(|(n, _)| *n).collect::<Vec<_>>();
+        let names: Vec<&str> =
+            take(given).expect("taken").files().iter().map(|(n, _)| *n).collect::<Vec<_>>();
         assert_eq!(names, ["node.json", "pair.key"]);
     }
 

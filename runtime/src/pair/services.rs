@@ -18,7 +18,8 @@ use pairos_recovery::own_image::OwnImage;
 use pairos_recovery::peer::{self, Denied, EnrolAnswer, NewcomerConfig, NodeConfig, Report, Step};
 use pairos_recovery::trust::PairKey;
 
-use super::boot_policy::{BootMemory, PairPolicy};
+use super::boot_policy::{self, BootMemory, PairPolicy};
+use super::daemon::settings::PairSettings;
 use super::enrolment::{self, Context, Enrolments, Mode};
 use super::heartbeat::{self, Heartbeat, Liveness};
 use super::identity;
@@ -200,6 +201,7 @@ pub fn start(svc: PairServices, address: Ipv4Addr) {
     };
     let boots = BootMemory::default();
     let policy = PairPolicy::new(svc.state_dir.clone(), liveness.clone(), svc.status.clone(), boots.clone());
+    reset_peers_that_do_not_boot(svc.me.clone(), svc.state_dir.clone(), liveness.clone(), boots.clone());
     let status = svc.status.clone();
     running(&svc.status, "DHCP, TFTP and HTTP network boot".into());
     let stop_boot = Arc::new(AtomicBool::new(false));
@@ -240,6 +242,50 @@ pub fn start(svc: PairServices, address: Ipv4Addr) {
                 rt.block_on(image_service::serve(listener, router, Arc::new(AtomicBool::new(false))))
             })
             .map_err(|e| e.to_string())
+    });
+}
+
+/// Resets, through its BMC, a known peer that was told to boot its disk and did not join
+/// ([`boot_policy::REJOIN_WAIT`]): its next network boot is then offered recovery, and a
+/// swapped blank disk heals with nobody at the console. Without a BMC in the pair's settings,
+/// it is said, and the peer waits for someone to power it on again.
+fn reset_peers_that_do_not_boot(
+    me: NodeConfig,
+    state_dir: PathBuf,
+    liveness: Arc<Mutex<Liveness>>,
+    boots: BootMemory,
+) {
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_secs(5));
+        let now = Instant::now();
+        let heard = {
+            let l = lock(&liveness);
+            if l.live(now) {
+                continue;
+            }
+            l.last_heard()
+        };
+        for mac in boots.due_for_reset(now, heard) {
+            let bmc = PairSettings::load(&state_dir).ok().flatten().and_then(|s| s.peer_bmc(&me, &state_dir));
+            let Some(bmc) = bmc else {
+                say(format_args!(
+                    "peer {mac} was told to boot its disk {}s ago and has not joined; the pair has \
+                     no BMC for {} to reset it: power it on again to offer it recovery",
+                    boot_policy::REJOIN_WAIT.as_secs(),
+                    me.peer_name
+                ));
+                continue;
+            };
+            say(format_args!(
+                "peer {mac} was told to boot its disk {}s ago and has not joined: its disk does not \
+                 boot; resetting it through {} so that its next network boot is offered recovery",
+                boot_policy::REJOIN_WAIT.as_secs(),
+                bmc.describe()
+            ));
+            if let Err(e) = bmc.reset() {
+                say(format_args!("resetting peer {mac}: {e}"));
+            }
+        }
     });
 }
 

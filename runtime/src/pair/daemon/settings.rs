@@ -101,6 +101,16 @@ impl PairSettings {
             .collect()
     }
 
+    /// The BMC of `me`'s peer, if it has one: its fence.
+    pub fn peer_bmc(&self, me: &NodeConfig, state_dir: &Path) -> Option<FenceConfig> {
+        self.bmc.get(&me.peer_name).map(|b| FenceConfig::Ipmi {
+            host: b.host.clone(),
+            port: b.port,
+            user: b.user.clone(),
+            password_file: state_dir.join(BMC_PASSWORD_FILE),
+        })
+    }
+
     /// The daemon's configuration for `me`, whose ports turned out to be `private` and
     /// `public`.
     pub fn daemon_config(
@@ -114,12 +124,7 @@ impl PairSettings {
         let (address, prefix) = parse_cidr(&self.address).map_err(anyhow::Error::msg)?;
         let own = *self.management.get(&me.node_name).context("no management address for this node")?;
         let peer = *self.management.get(&me.peer_name).context("no management address for the peer")?;
-        let fence = self.bmc.get(&me.peer_name).map(|b| FenceConfig::Ipmi {
-            host: b.host.clone(),
-            port: b.port,
-            user: b.user.clone(),
-            password_file: state_dir.join(BMC_PASSWORD_FILE),
-        });
+        let fence = self.peer_bmc(me, state_dir);
         Ok(DaemonConfig {
             node: me.node_name.clone(),
             peer: me.peer_name.clone(),
