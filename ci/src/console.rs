@@ -151,4 +151,23 @@ impl Console {
         lines.pop();
         Ok((code, lines.join("\n")))
     }
+
+    /// As [`Console::run`], but only the command's own lines come back: each is tagged as it
+    /// is printed, and the lines the daemon or the kernel wrote to the console meanwhile are
+    /// left out. (A line of theirs that lands inside one of the command's still garbles it: a
+    /// caller that parses the output asks again.)
+    pub fn run_tagged(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+        alive: impl FnMut() -> Result<(), pairos_host::CommandError>,
+    ) -> Result<(i32, String), LabError> {
+        const TAG: &str = "@@lab-out| ";
+        let wrapped = format!(
+            "lab_out=$( {command} 2>&1 ); lab_rc=$?; printf '%s\\n' \"$lab_out\" | sed 's/^/{TAG}/'; (exit $lab_rc)"
+        );
+        let (code, out) = self.run(&wrapped, timeout, alive)?;
+        let own: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix(TAG)).collect();
+        Ok((code, own.join("\n")))
+    }
 }
