@@ -130,6 +130,7 @@ fn vm_spec(name: &str, disk: &Path, bmc_port: Option<u16>) -> VmSpec {
         .nic("private", NicModel::VirtioNet)
         .nic("public", NicModel::VirtioNet)
         .boot_disk(disk, DiskBus::Virtio)
+        .then_boot_nic("private")
         .watchdog();
     match bmc_port {
         Some(port) => spec.bmc(port),
@@ -137,19 +138,27 @@ fn vm_spec(name: &str, disk: &Path, bmc_port: Option<u16>) -> VmSpec {
     }
 }
 
-/// The node's `pairos pair status --json`, if it answers. The daemon's own lines share the
-/// console and can land inside the output, so they are left out, and a garbled answer is
-/// asked for again.
+/// The node's `pairos pair status --json`, if it answers.
 fn daemon_status(vm: &mut Vm) -> Option<Value> {
+    json_of(vm, "pairos pair status --json", Duration::from_secs(20)).ok()
+}
+
+/// What `command` prints on the node, as JSON. The daemon's and the kernel's lines share the
+/// console and can garble an answer: a garbled answer is asked for again, twice.
+fn json_of(vm: &mut Vm, command: &str, timeout: Duration) -> Result<Value, LabError> {
+    let mut last = String::new();
     for _ in 0..3 {
-        if let Ok((0, out)) = vm.run("pairos pair status --json", Duration::from_secs(20)) {
-            let json: String = out.lines().filter(|l| !l.contains("pair: ")).collect::<Vec<_>>().join("\n");
-            if let Ok(v) = serde_json::from_str::<Value>(json.trim()) {
-                return Some(v);
+        let (code, out) = vm.run_tagged(command, timeout)?;
+        if code == 0 {
+            match serde_json::from_str::<Value>(out.trim()) {
+                Ok(v) => return Ok(v),
+                Err(e) => last = format!("{e}: {out}"),
             }
+        } else {
+            last = format!("exit code {code}: {out}");
         }
     }
-    None
+    Err(LabError::Setup(format!("{command}: no JSON answer in three tries (last: {last})")))
 }
 
 /// Quotes `arg` for a POSIX shell.
@@ -269,6 +278,23 @@ impl PairLab {
         self.node(letter)?.vm.run(command, timeout)
     }
 
+    /// As [`PairLab::exec`], with only the command's own lines (the daemon's and the kernel's
+    /// on the console left out).
+    pub fn exec_tagged(
+        &mut self,
+        letter: char,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<(i32, String), LabError> {
+        self.node(letter)?.vm.run_tagged(command, timeout)
+    }
+
+    /// What a shell command prints on the node, as JSON (asked again if the console's other
+    /// lines garbled it).
+    pub fn json(&mut self, letter: char, command: &str, timeout: Duration) -> Result<Value, LabError> {
+        json_of(&mut self.node(letter)?.vm, command, timeout)
+    }
+
     /// The node's VM dies at once.
     pub fn kill(&mut self, letter: char) -> Result<(), LabError> {
         self.node(letter)?.vm.kill();
@@ -340,6 +366,16 @@ impl PairLab {
             }
             Ok(())
         }
+    }
+
+    /// Swaps the powered-off node's system disk for a blank one of the same size.
+    pub fn swap_disk(&mut self, letter: char) -> Result<(), LabError> {
+        let node = self.node(letter)?;
+        if node.vm.running() {
+            return Err(LabError::Setup(format!("node {letter}: its disk is swapped only while it is off")));
+        }
+        let size = std::fs::metadata(&node.disk).map_err(crate::error::io(&node.disk))?.len();
+        crate::blank_disk(&node.disk, size)
     }
 
     /// Sets the node BMC's emulated sensor `name` to `value`.

@@ -192,6 +192,16 @@ impl VmSpec {
         self
     }
 
+    /// Lets the firmware network-boot from the NIC already added on `link`, after the boot
+    /// devices added so far: a server whose disk does not boot falls back to the network.
+    pub fn then_boot_nic(mut self, link: &str) -> Self {
+        let next = self.next_bootindex();
+        if let Some(nic) = self.nics.iter_mut().find(|n| n.link == link) {
+            nic.bootindex = Some(next);
+        }
+        self
+    }
+
     fn next_bootindex(&self) -> u32 {
         let nics = self.nics.iter().filter(|n| n.bootindex.is_some()).count();
         let disks = self.disks.iter().filter(|d| d.bootindex.is_some()).count();
@@ -464,6 +474,12 @@ impl Vm {
     pub fn run(&mut self, command: &str, timeout: Duration) -> Result<(i32, String), LabError> {
         let power = &mut self.power;
         self.console.run(command, timeout, || power.check())
+    }
+
+    /// As [`Vm::run`], with only the command's own lines (see [`Console::run_tagged`]).
+    pub fn run_tagged(&mut self, command: &str, timeout: Duration) -> Result<(i32, String), LabError> {
+        let power = &mut self.power;
+        self.console.run_tagged(command, timeout, || power.check())
     }
 
     /// Stops the VM now, as a pulled power cord (also done on drop).

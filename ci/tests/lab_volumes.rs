@@ -7,7 +7,10 @@
 //! - b is powered off through its BMC while a writes 20 MiB: a's writes go on once the fence
 //!   confirmed b off, and when b comes back only what changed is out of sync and resynced;
 //! - the private link is cut while a writes: a's writes pause until b's side is outdated over
-//!   the public network, then go on; healed, a bitmap resync follows.
+//!   the public network, then go on; healed, a bitmap resync follows;
+//! - b's disk is swapped for a blank one: b's firmware falls back to network boot, a resets it
+//!   through its BMC when it does not join, and b images itself from a, is given the pair's
+//!   settings, and its volumes sync in full, with no input.
 //!
 //! After each, the contents are the same on both nodes.
 
@@ -21,23 +24,14 @@ use serde_json::Value;
 const MINUTE: Duration = Duration::from_secs(60);
 
 fn run_ok(pair: &mut PairLab, letter: char, command: &str) -> Result<String, LabError> {
-    let (code, out) = pair.exec(letter, command, 5 * MINUTE)?;
+    let (code, out) = pair.exec_tagged(letter, command, 5 * MINUTE)?;
     assert_eq!(code, 0, "node {letter}: {command}: {out}");
     Ok(out)
 }
 
-/// Whether a console line is the pair daemon's or the kernel's, not the command's.
-fn interleaved(line: &str) -> bool {
-    line.contains("pair: ") || (line.trim_start().starts_with('[') && line.contains("] "))
-}
-
-/// `pairos volume list --json` on a node (the daemon's and the kernel's lines on the console
-/// filtered out).
+/// `pairos volume list --json` on a node.
 fn volumes(pair: &mut PairLab, letter: char) -> Result<Value, LabError> {
-    let out = run_ok(pair, letter, "pairos volume list --json")?;
-    let json: String = out.lines().filter(|l| !interleaved(l)).collect::<Vec<_>>().join("\n");
-    let start = json.find('{').unwrap_or(0);
-    serde_json::from_str(&json[start..]).map_err(|e| LabError::Setup(format!("volume list: {e}: {out}")))
+    pair.json(letter, "pairos volume list --json", Duration::from_secs(60))
 }
 
 fn all_in_sync(v: &Value, role: &str) -> bool {
@@ -202,5 +196,69 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
     pair.set_link(LinkName::Private, 'a', true)?;
     wait_in_sync(&mut pair, "the private link healed")?;
     same_on_both(&mut pair)?;
+
+    // b's disk is swapped for a blank one (the same machine, the same NICs) and b is powered
+    // on, as a technician would. Its disk does not boot; the firmware network-boots from a,
+    // which tells it to boot its disk (a cannot tell a dead disk from a power cut). b does not
+    // join: a resets it through its BMC, and its next network boot is offered recovery. b
+    // images itself, is given the pair's settings, boots, makes its volumes, and they sync in
+    // full from a. Nobody types a command on b.
+    let from_a = console_len(&mut pair, 'a')?;
+    pair.power('b', false)?;
+    wait_console(&mut pair, 'a', from_a, "fence: node-2 is confirmed powered off", 2 * MINUTE)?;
+    pair.swap_disk('b')?;
+    let from_a = console_len(&mut pair, 'a')?;
+    let from_b = console_len(&mut pair, 'b')?;
+    let start = Instant::now();
+    pair.power('b', true)?;
+    wait_console(
+        &mut pair,
+        'a',
+        from_a,
+        "LocalBoot (a known peer, not live: told to boot its disk)",
+        5 * MINUTE,
+    )?;
+    wait_console(&mut pair, 'a', from_a, "has not joined: its disk does not boot; resetting it", 6 * MINUTE)?;
+    wait_console(&mut pair, 'a', from_a, "Recover (a known peer that network-booted again", 5 * MINUTE)?;
+    let offered = start.elapsed();
+    wait_console(&mut pair, 'b', from_b, "pairos-recover: identity written: node-2", 20 * MINUTE)?;
+    wait_console(&mut pair, 'b', from_b, "the pair's settings written", MINUTE)?;
+    let imaged = start.elapsed();
+    wait_console(&mut pair, 'b', from_b, "pair: watchdog", 8 * MINUTE)?;
+    let booted = start.elapsed();
+    wait_in_sync(&mut pair, "b's blank disk imaged")?;
+    eprintln!(
+        "lab_volumes: b's blank disk, after b was powered on: offered recovery {offered:?}, imaged \
+         {imaged:?}, its daemon running {booted:?}, both volumes in sync {:?}",
+        start.elapsed()
+    );
+    same_on_both(&mut pair)?;
     Ok(())
+}
+
+/// How much node `letter` has printed on its console so far.
+fn console_len(pair: &mut PairLab, letter: char) -> Result<usize, LabError> {
+    Ok(pair.node(letter)?.vm.console().text().len())
+}
+
+/// Waits until node `letter`'s console, past `from`, shows `needle`.
+fn wait_console(
+    pair: &mut PairLab,
+    letter: char,
+    from: usize,
+    needle: &str,
+    within: Duration,
+) -> Result<(), LabError> {
+    let start = Instant::now();
+    loop {
+        let text = pair.node(letter)?.vm.console().text();
+        if text.get(from..).unwrap_or_default().contains(needle) {
+            return Ok(());
+        }
+        if start.elapsed() > within {
+            let tail = pair.node(letter)?.vm.console().tail(40);
+            return Err(LabError::Setup(format!("node {letter}: no {needle:?} within {within:?}:\n{tail}")));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
 }
