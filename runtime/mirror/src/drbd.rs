@@ -80,8 +80,9 @@ impl Drbd {
     }
 
     /// Every resource's state now (`drbdsetup events2 --now`); a line it cannot read is an
-    /// error that names it. What is out of sync comes from `/proc/drbd` too: events2 reports
-    /// it only while connected, and a disconnected side counts it all the same.
+    /// error that names it. What is out of sync comes from `/proc/drbd` too (events2 reports
+    /// it only while connected, and a disconnected side counts it all the same), and so do a
+    /// running resync's rate and time left.
     pub fn state(&self) -> anyhow::Result<Resources> {
         let text = Cmd::new("drbdsetup")
             .args(["events2", "--now", "--statistics", "all"])
@@ -89,10 +90,12 @@ impl Drbd {
             .context("reading DRBD's state")?;
         let mut state = read_state(&text)?;
         if let Ok(proc) = std::fs::read_to_string("/proc/drbd") {
-            let oos = out_of_sync(&proc);
+            let counters = proc_counters(&proc);
             for r in state.resources.values_mut() {
-                if let Some(kib) = r.minor.and_then(|m| oos.get(&m)) {
-                    r.out_of_sync_kib = r.out_of_sync_kib.max(*kib);
+                if let Some(c) = r.minor.and_then(|m| counters.get(&m)) {
+                    r.out_of_sync_kib = r.out_of_sync_kib.max(c.out_of_sync_kib);
+                    r.rate_kib_s = c.rate_kib_s;
+                    r.seconds_left = c.seconds_left;
                 }
             }
         }
@@ -100,23 +103,43 @@ impl Drbd {
     }
 }
 
-/// KiB out of sync by minor, from `/proc/drbd`: a ` N: cs:...` line, then its counters with
-/// `oos:KiB`.
-pub fn out_of_sync(proc: &str) -> std::collections::BTreeMap<u32, u64> {
-    let mut out = std::collections::BTreeMap::new();
+/// One minor's counters in `/proc/drbd`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcCounters {
+    pub out_of_sync_kib: u64,
+    /// While a resync runs: its rate now (`speed: N (avg) K/sec`) and time left (`finish:`).
+    pub rate_kib_s: Option<u64>,
+    pub seconds_left: Option<u64>,
+}
+
+/// Each minor's counters, from `/proc/drbd`: a ` N: cs:...` line, then its counters with
+/// `oos:KiB`, and during a resync `finish: H:MM:SS speed: N,NNN (N,NNN) K/sec`.
+pub fn proc_counters(proc: &str) -> std::collections::BTreeMap<u32, ProcCounters> {
+    let mut out = std::collections::BTreeMap::<u32, ProcCounters>::new();
     let mut minor = None;
     for line in proc.lines() {
         let t = line.trim_start();
         if let Some((n, rest)) = t.split_once(':') {
             if rest.trim_start().starts_with("cs:") {
                 minor = n.parse().ok();
+                if let Some(m) = minor {
+                    out.entry(m).or_default();
+                }
                 continue;
             }
         }
-        if let (Some(m), Some(oos)) = (minor, t.split_whitespace().find_map(|w| w.strip_prefix("oos:"))) {
-            if let Ok(kib) = oos.parse() {
-                out.insert(m, kib);
-            }
+        let Some(c) = minor.and_then(|m| out.get_mut(&m)) else { continue };
+        let words: Vec<&str> = t.split_whitespace().collect();
+        if let Some(kib) = words.iter().find_map(|w| w.strip_prefix("oos:")).and_then(|v| v.parse().ok()) {
+            c.out_of_sync_kib = kib;
+        }
+        let after = |key: &str| words.iter().position(|w| *w == key).and_then(|i| words.get(i + 1));
+        if let Some(finish) = after("finish:") {
+            let parts: Option<Vec<u64>> = finish.split(':').map(|p| p.parse().ok()).collect();
+            c.seconds_left = parts.map(|p| p.iter().fold(0, |acc, v| acc * 60 + v));
+        }
+        if let Some(speed) = after("speed:") {
+            c.rate_kib_s = speed.replace(',', "").parse().ok();
         }
     }
     out
@@ -142,9 +165,22 @@ mod tests {
     ns:0 nr:0 dw:0 dr:0 al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:0\n\
  1: cs:WFConnection ro:Primary/Unknown ds:UpToDate/DUnknown C r-----\n\
     ns:0 nr:0 dw:20480 dr:0 al:8 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:20480\n";
-        let oos = out_of_sync(proc);
-        assert_eq!(oos.get(&0), Some(&0));
-        assert_eq!(oos.get(&1), Some(&20480));
-        assert_eq!(oos.len(), 2);
+        let c = proc_counters(proc);
+        assert_eq!(c.get(&0), Some(&ProcCounters::default()));
+        assert_eq!(c[&1].out_of_sync_kib, 20480);
+        assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn a_running_resync_has_a_rate_and_a_time_left() {
+        let proc = " 1: cs:SyncSource ro:Primary/Secondary ds:UpToDate/Inconsistent C r-----\n\
+    ns:30720 nr:0 dw:0 dr:31744 al:0 bm:0 lo:0 pe:2 ua:0 ap:0 ep:1 wo:f oos:231424\n\
+\t[=>..................] sync'ed: 11.8% (226/256)M\n\
+\tfinish: 0:01:12 speed: 3,072 (2,980) K/sec\n";
+        let c = proc_counters(proc)[&1];
+        assert_eq!(
+            c,
+            ProcCounters { out_of_sync_kib: 231424, rate_kib_s: Some(3072), seconds_left: Some(72) }
+        );
     }
 }

@@ -108,6 +108,9 @@ pub struct Resource {
     /// With `--statistics`: KiB that differ from the peer's side, and how far a resync is.
     pub out_of_sync_kib: u64,
     pub done_percent: Option<f64>,
+    /// From `/proc/drbd` ([`crate::drbd::proc_counters`]) while a resync runs.
+    pub rate_kib_s: Option<u64>,
+    pub seconds_left: Option<u64>,
 }
 
 /// Every resource, by name.

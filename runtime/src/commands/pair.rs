@@ -53,10 +53,23 @@ pub fn run(cmd: PairCommand) -> anyhow::Result<Exit> {
         }
         PairCommand::Status(a) => {
             let s = status::read(&status::status_path(&a.run_dir))?;
+            // The volume manager's view beside it, when the node has volumes.
+            let volumes = std::fs::read(crate::volumes::view::path(&a.run_dir))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<crate::volumes::view::VolumesView>(&b).ok());
             if a.json {
-                crate::output::json(&s)?;
+                #[derive(serde::Serialize)]
+                struct Shown<'a> {
+                    #[serde(flatten)]
+                    pair: &'a status::PairStatus,
+                    volumes: Option<crate::volumes::view::VolumesView>,
+                }
+                crate::output::json(&Shown { pair: &s, volumes })?;
             } else {
                 print!("{}", status::render(&s));
+                if let Some(v) = volumes.filter(|v| !v.volumes.is_empty()) {
+                    print!("volumes, {}", crate::volumes::view::render(&v));
+                }
             }
         }
         PairCommand::Switchover(a) => return answer(control::ask(&a.run_dir, control::Request::Switchover)?),

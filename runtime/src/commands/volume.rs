@@ -117,6 +117,7 @@ fn list(a: &VolumeFolders) -> anyhow::Result<Exit> {
                 .collect(),
             alarms: vec!["the volume manager is not running (no pair daemon, or no volume group)".into()],
             updated: 0,
+            last_heal: None,
         },
     };
     if a.json {

@@ -77,7 +77,13 @@ pub fn spawn(setup: Setup, say: fn(String)) -> std::io::Result<Handle> {
     let handle = Handle::default();
     let (primary, ready) = (handle.primary.clone(), handle.ready.clone());
     std::thread::Builder::new().name("pair-volumes".into()).spawn(move || {
-        let mut m = Manager { drbd: Drbd::new(Path::new(CONF)), setup, applied: None, said: Vec::new() };
+        let mut m = Manager {
+            drbd: Drbd::new(Path::new(CONF)),
+            setup,
+            applied: None,
+            said: Vec::new(),
+            heal: HealClock::default(),
+        };
         loop {
             let (alarms, up_to_date) = m.round(primary.load(Ordering::SeqCst));
             ready.store(up_to_date, Ordering::SeqCst);
@@ -98,6 +104,32 @@ struct Manager {
     applied: Option<Vec<String>>,
     /// The alarms last said (each is said once, when it appears).
     said: Vec<String>,
+    heal: HealClock,
+}
+
+/// Times the pair's heals: from the first round that finds a volume not up to date on both
+/// nodes to the first that finds all of them up to date on both again.
+#[derive(Debug, Default)]
+struct HealClock {
+    degraded_since: Option<u64>,
+    last: Option<view::Heal>,
+}
+
+impl HealClock {
+    fn see(&mut self, now: u64, redundant: bool) {
+        match (redundant, self.degraded_since) {
+            (false, None) => self.degraded_since = Some(now),
+            (true, Some(since)) => {
+                self.last = Some(view::Heal { ended: now, seconds: now.saturating_sub(since) });
+                self.degraded_since = None;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl Manager {
@@ -149,9 +181,13 @@ impl Manager {
                 replication: r.replication,
                 out_of_sync: r.out_of_sync_kib * 1024,
                 done_percent: r.done_percent,
+                rate: r.rate_kib_s.map(|k| k * 1024),
+                seconds_left: r.seconds_left,
             });
         }
         let up_to_date = views.iter().all(|v| v.disk == "UpToDate");
+        let now = unix_now();
+        self.heal.see(now, views.iter().all(|v| v.disk == "UpToDate" && v.peer_disk == "UpToDate"));
         self.write_view(doc.version, views, alarms.clone());
         (alarms, up_to_date)
     }
@@ -229,14 +265,7 @@ impl Manager {
     }
 
     fn write_view(&self, version: u64, volumes: Vec<VolumeView>, alarms: Vec<String>) {
-        let v = VolumesView {
-            version,
-            volumes,
-            alarms,
-            updated: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        };
+        let v = VolumesView { version, volumes, alarms, updated: unix_now(), last_heal: self.heal.last };
         let _ = pairos_host::write_atomically(
             &view::path(&self.setup.run_dir),
             &serde_json::to_vec_pretty(&v).expect("serialises"),
@@ -262,5 +291,18 @@ mod tests {
         changed[5] ^= 1;
         assert!(believe(&key, &changed, &tag).is_err(), "a changed body");
         assert!(format!("{:#}", believe(&key, &body, "zz").expect_err("not hex")).contains("hex"));
+    }
+
+    #[test]
+    fn a_heal_is_timed_from_the_first_degraded_round_to_redundancy() {
+        let mut clock = HealClock::default();
+        clock.see(100, true);
+        assert_eq!(clock.last, None, "redundant from the start: nothing healed");
+        clock.see(110, false);
+        clock.see(120, false);
+        clock.see(150, true);
+        assert_eq!(clock.last, Some(view::Heal { ended: 150, seconds: 40 }));
+        clock.see(160, true);
+        assert_eq!(clock.last, Some(view::Heal { ended: 150, seconds: 40 }), "kept until the next heal");
     }
 }

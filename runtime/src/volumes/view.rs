@@ -20,6 +20,18 @@ pub struct VolumesView {
     pub alarms: Vec<String>,
     /// Seconds since the Unix epoch.
     pub updated: u64,
+    /// The last heal: how long the pair took from the first volume that was not up to date on
+    /// both nodes to every volume up to date on both again (its time to redundancy), as this
+    /// node's manager saw it.
+    #[serde(default)]
+    pub last_heal: Option<Heal>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Heal {
+    /// When it ended, in seconds since the Unix epoch.
+    pub ended: u64,
+    pub seconds: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -35,8 +47,12 @@ pub struct VolumeView {
     pub replication: String,
     /// Bytes that differ from the peer's side (to be resynced).
     pub out_of_sync: u64,
-    /// How far a running resync is, in percent.
+    /// How far a running resync is, in percent; its rate now (bytes a second) and time left.
     pub done_percent: Option<f64>,
+    #[serde(default)]
+    pub rate: Option<u64>,
+    #[serde(default)]
+    pub seconds_left: Option<u64>,
 }
 
 /// The view as a person reads it.
@@ -63,11 +79,16 @@ pub fn render(v: &VolumesView) -> String {
         );
         if x.out_of_sync > 0 {
             out += &format!(
-                "  out of sync: {}{}\n",
+                "  out of sync: {}{}{}{}\n",
                 pairos_mirror::spec::show_size(x.out_of_sync),
-                x.done_percent.map(|d| format!(", {d:.1}% done")).unwrap_or_default()
+                x.done_percent.map(|d| format!(", {d:.1}% done")).unwrap_or_default(),
+                x.rate.map(|r| format!(", {}/s", pairos_mirror::spec::show_size(r))).unwrap_or_default(),
+                x.seconds_left.map(|s| format!(", {s} s left")).unwrap_or_default(),
             );
         }
+    }
+    if let Some(h) = v.last_heal {
+        out += &format!("last heal: redundant again after {} s\n", h.seconds);
     }
     for a in &v.alarms {
         out += &format!("ALARM: {a}\n");
