@@ -10,7 +10,9 @@
 //!   the public network, then go on; healed, a bitmap resync follows;
 //! - b's disk is swapped for a blank one: b's firmware falls back to network boot, a resets it
 //!   through its BMC when it does not join, and b images itself from a, is given the pair's
-//!   settings, and its volumes sync in full, with no input.
+//!   settings, and its volumes start a full sync, with no input;
+//! - a crashes during that sync: b stays secondary (Inconsistent) and says why; a comes back,
+//!   the sync completes, and the contents are a's from before the swap.
 //!
 //! After each, the contents are the same on both nodes.
 
@@ -61,8 +63,9 @@ fn wait_in_sync(pair: &mut PairLab, after: &str) -> Result<(), LabError> {
 }
 
 /// The same bytes on both nodes: each side's backing device, as much of it as DRBD offers,
-/// read directly on its own node.
-fn same_on_both(pair: &mut PairLab) -> Result<(), LabError> {
+/// read directly on its own node. The volumes' sha256, data then raw.
+fn same_on_both(pair: &mut PairLab) -> Result<Vec<String>, LabError> {
+    let mut both = Vec::new();
     for (volume, device) in [("data", "/dev/drbd0"), ("raw", "/dev/drbd1")] {
         let size = run_ok(pair, 'a', &format!("blockdev --getsize64 {device}"))?;
         let size: u64 = size.lines().filter_map(|l| l.trim().parse().ok()).next_back().expect("a size");
@@ -76,8 +79,9 @@ fn same_on_both(pair: &mut PairLab) -> Result<(), LabError> {
             sums.push(out.split_whitespace().find(|w| w.len() == 64).unwrap_or_default().to_owned());
         }
         assert!(!sums[0].is_empty() && sums[0] == sums[1], "{volume}: {sums:?}");
+        both.push(sums.swap_remove(0));
     }
-    Ok(())
+    Ok(both)
 }
 
 #[test]
@@ -195,7 +199,7 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
     assert_eq!(volumes(&mut pair, 'a')?["volumes"][1]["role"], "Primary");
     pair.set_link(LinkName::Private, 'a', true)?;
     wait_in_sync(&mut pair, "the private link healed")?;
-    same_on_both(&mut pair)?;
+    let before = same_on_both(&mut pair)?;
 
     // b's disk is swapped for a blank one (the same machine, the same NICs) and b is powered
     // on, as a technician would. Its disk does not boot; the firmware network-boots from a,
@@ -224,15 +228,63 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
     wait_console(&mut pair, 'b', from_b, "pairos-recover: identity written: node-2", 20 * MINUTE)?;
     wait_console(&mut pair, 'b', from_b, "the pair's settings written", MINUTE)?;
     let imaged = start.elapsed();
+    // The private link is slowed inside a (netem) so that b's full sync lasts long enough to
+    // crash a in the middle of it.
+    run_ok(
+        &mut pair,
+        'a',
+        "tc qdisc add dev $(ip -o -4 addr show | awk '/ 10.77.0.1\\//{print $2}') root netem rate 24mbit",
+    )?;
     wait_console(&mut pair, 'b', from_b, "pair: watchdog", 8 * MINUTE)?;
     let booted = start.elapsed();
-    wait_in_sync(&mut pair, "b's blank disk imaged")?;
     eprintln!(
         "lab_volumes: b's blank disk, after b was powered on: offered recovery {offered:?}, imaged \
-         {imaged:?}, its daemon running {booted:?}, both volumes in sync {:?}",
-        start.elapsed()
+         {imaged:?}, its daemon running {booted:?}"
     );
-    same_on_both(&mut pair)?;
+
+    // a crashes during b's full sync: b stays secondary, Inconsistent, and says why; a comes
+    // back, the sync completes, and nothing a held is lost.
+    let start = Instant::now();
+    loop {
+        let b = volumes(&mut pair, 'b')?;
+        let syncing = b["volumes"].as_array().is_some_and(|vs| {
+            vs.len() == 2
+                && vs
+                    .iter()
+                    .all(|v| v["replication"] == "SyncTarget" && v["done_percent"].as_f64() > Some(0.0))
+        });
+        if syncing {
+            break;
+        }
+        assert!(start.elapsed() < 5 * MINUTE, "b's full sync did not start: {b}");
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    let from_b = console_len(&mut pair, 'b')?;
+    pair.kill('a')?;
+    wait_console(&mut pair, 'b', from_b, "fence: node-1 is confirmed powered off", 3 * MINUTE)?;
+    let b = volumes(&mut pair, 'b')?;
+    for v in b["volumes"].as_array().into_iter().flatten() {
+        assert_eq!((&v["role"], &v["disk"]), (&"Secondary".into(), &"Inconsistent".into()), "{b}");
+    }
+    let status = pair.json('b', "pairos pair status --json", MINUTE)?;
+    assert_eq!(status["role"], "secondary", "{status}");
+    assert_eq!(
+        status["volumes"]["volumes"].as_array().map(Vec::len),
+        Some(2),
+        "the volumes in the status: {status}"
+    );
+    assert!(
+        status.to_string().contains("this node's volumes are not up to date: it does not take the role"),
+        "b says why it stays secondary: {status}"
+    );
+    let start = Instant::now();
+    pair.power('a', true)?;
+    wait_in_sync(&mut pair, "a came back during b's full sync")?;
+    eprintln!("lab_volumes: b's full sync done {:?} after a came back", start.elapsed());
+    let heal = volumes(&mut pair, 'b')?["last_heal"].clone();
+    assert!(heal["seconds"].as_u64().is_some(), "b's last heal is timed: {heal}");
+    eprintln!("lab_volumes: b's last heal as b saw it: {heal}");
+    assert_eq!(same_on_both(&mut pair)?, before, "a's data, before the swap and the crash");
     Ok(())
 }
 
