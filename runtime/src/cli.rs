@@ -221,6 +221,21 @@ pub enum VolumeCommand {
     /// inconsistent, 6 if it is primary) or the peer is confirmed off (exit 7); exit 1 if
     /// neither is known in time, and DRBD keeps the writes frozen.
     FencePeer(VolumeFencePeerArgs),
+    /// DRBD's split-brain handler (DRBD runs it when both sides of a volume wrote apart): tells
+    /// the volume manager, which keeps the primary's data and this node's divergent data in a
+    /// snapshot.
+    #[command(hide = true)]
+    SplitBrain(VolumeSplitBrainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeSplitBrainArgs {
+    /// The volume (DRBD sets DRBD_RESOURCE).
+    #[arg(long, env = "DRBD_RESOURCE", value_name = "NAME")]
+    pub resource: String,
+    /// The pair daemon's run folder.
+    #[arg(long, value_name = "DIR", default_value = "/run/pairos")]
+    pub run_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

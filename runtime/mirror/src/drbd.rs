@@ -73,6 +73,27 @@ impl Drbd {
         Ok(())
     }
 
+    /// Connects `resource` to its peer again (from StandAlone). `discard_my_data` makes this
+    /// side the sync target of a split brain: what it wrote alone is overwritten by the
+    /// peer's, so the caller keeps it first.
+    pub fn connect(&self, resource: &str, discard_my_data: bool) -> anyhow::Result<()> {
+        let mut cmd = self.adm().arg("connect");
+        if discard_my_data {
+            cmd = cmd.arg("--discard-my-data");
+        }
+        cmd.arg(resource).run().with_context(|| format!("connecting {resource}"))?;
+        Ok(())
+    }
+
+    /// Drops `resource`'s connection (StandAlone).
+    pub fn disconnect(&self, resource: &str) -> anyhow::Result<()> {
+        self.adm()
+            .args(["disconnect", resource])
+            .run()
+            .with_context(|| format!("disconnecting {resource}"))?;
+        Ok(())
+    }
+
     /// Takes `resource` down (detached, disconnected).
     pub fn down(&self, resource: &str) -> anyhow::Result<()> {
         self.adm().args(["down", resource]).run().with_context(|| format!("taking {resource} down"))?;

@@ -4,7 +4,7 @@
 //!
 //! Choices, each for a reason:
 //! - `after-sb-*pri disconnect`: no automatic split-brain policy ever discards a node's writes;
-//!   the daemon decides, keeping a snapshot first.
+//!   the `split-brain` handler tells the daemon, which decides, keeping a snapshot first.
 //! - `fencing resource-and-stonith` with `pairos volume fence-peer` as the handler: a primary
 //!   that loses its peer freezes I/O until the pair daemon says the peer is outdated or off.
 //! - The resync controller's fill target and buffers are sized for a private link (a full
@@ -24,6 +24,9 @@ pub const VG: &str = "pairos";
 pub const BASE_PORT: u16 = 7788;
 /// The handler the kernel's fence-peer call runs (through drbdadm).
 pub const FENCE_PEER: &str = "/usr/bin/pairos volume fence-peer";
+/// The handler the kernel calls on a split brain it does not resolve (all of them, here): it
+/// tells the volume manager, which resolves it.
+pub const SPLIT_BRAIN: &str = "/usr/bin/pairos volume split-brain";
 
 /// Where the pair's nodes are on the private link.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +76,7 @@ pub fn render(config: &PairConfig, sites: Sites, shared_secret: &str) -> String 
          \x20 }}\n\
          \x20 handlers {{\n\
          \x20   fence-peer \"{FENCE_PEER}\";\n\
+         \x20   split-brain \"{SPLIT_BRAIN}\";\n\
          \x20 }}\n\
          }}\n",
         config.version
@@ -114,5 +118,6 @@ mod tests {
         let long = render(&c, sites, &"ab".repeat(32));
         assert!(long.contains(&format!("shared-secret \"{}\";", &"ab".repeat(32)[..MAX_SECRET])), "{long}");
         assert!(!text.contains("discard"), "no policy discards a node's writes: {text}");
+        assert!(text.contains("split-brain \"/usr/bin/pairos volume split-brain\";"), "{text}");
     }
 }

@@ -118,6 +118,51 @@ pub fn lv_size(name: &str, backups: &Path) -> anyhow::Result<Option<u64>> {
     }))
 }
 
+/// The word in the name of a snapshot that keeps a volume's divergent data.
+pub const DIVERGENT: &str = "divergent";
+
+/// A snapshot of volume `origin` as it is now, named `ORIGIN-divergent-STAMP`, as large as the
+/// volume (so it holds whatever is overwritten after). Refused, before anything is made, when
+/// the volume group has not that much free.
+pub fn snapshot(origin: &str, stamp: u64, backups: &Path) -> anyhow::Result<String> {
+    let size = lv_size(origin, backups)?.with_context(|| format!("there is no logical volume {origin}"))?;
+    let free = vg_free(backups)?;
+    if size > free {
+        bail!(
+            "a snapshot of {origin} needs {} free in the volume group, and it has {}",
+            show_size(size),
+            show_size(free)
+        );
+    }
+    let name = format!("{origin}-{DIVERGENT}-{stamp}");
+    lvm("lvcreate", backups)
+        .args(["-y", "-s", "-n", &name, "-L"])
+        .arg(format!("{size}b"))
+        .arg(format!("{VG}/{origin}"))
+        .run()
+        .with_context(|| format!("making snapshot {name}"))?;
+    Ok(name)
+}
+
+/// The snapshots that keep divergent data: (snapshot, its volume).
+pub fn divergent_snapshots(backups: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let text = lvm("lvs", backups)
+        .args(["--noheadings", "-o", "lv_name,origin", VG])
+        .run_text()
+        .context("listing the logical volumes")?;
+    Ok(parse_snapshots(&text))
+}
+
+fn parse_snapshots(lvs: &str) -> Vec<(String, String)> {
+    lvs.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (name, origin) = (w.next()?, w.next()?);
+            name.contains(&format!("-{DIVERGENT}-")).then(|| (name.to_owned(), origin.to_owned()))
+        })
+        .collect()
+}
+
 /// The data partition on the disk whose partition is mounted at `state_mount` (`/state`),
 /// found through sysfs (the node has no udev): the partition named [`DATA_LABEL`].
 pub fn data_partition(state_mount: &Path) -> Option<PathBuf> {
@@ -137,4 +182,15 @@ pub fn data_partition(state_mount: &Path) -> Option<PathBuf> {
         let dev = uevent.lines().find_map(|l| l.strip_prefix("DEVNAME="))?;
         named.then(|| PathBuf::from("/dev").join(dev))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn divergent_snapshots_are_told_from_volumes_and_other_snapshots() {
+        let lvs = "  data\n  raw\n  raw-divergent-1796243666 raw\n  other-snap raw\n";
+        assert_eq!(parse_snapshots(lvs), [("raw-divergent-1796243666".to_owned(), "raw".to_owned())]);
+    }
 }

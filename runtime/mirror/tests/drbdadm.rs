@@ -60,6 +60,13 @@ fn drbdadm_reads_the_configuration_and_brings_a_volume_up_as_the_pair_needs() {
     assert!(ok, "{up}");
     assert!(up.contains("connect raw ipv4:10.77.0.2:7789 ipv4:10.77.0.1:7789"), "{up}");
 
+    // A split brain's victim reconnects as the sync target (8.4's syntax, as the manager runs it).
+    let (ok, connect) =
+        drbdadm("node-2", "10.77.0.2", &["-c", conf, "-d", "connect", "--discard-my-data", "raw"]);
+    assert!(ok, "{connect}");
+    assert!(connect.contains("connect raw ipv4:10.77.0.2:7789 ipv4:10.77.0.1:7789"), "{connect}");
+    assert!(connect.contains("--discard-my-data"), "{connect}");
+
     // A host the configuration does not name is refused.
     let (ok, err) = drbdadm("stranger", "10.77.0.9", &["-c", conf, "-d", "up", "raw"]);
     assert!(!ok, "{err}");

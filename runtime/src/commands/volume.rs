@@ -18,6 +18,16 @@ pub fn run(cmd: VolumeCommand) -> anyhow::Result<Exit> {
         VolumeCommand::Create(a) => create(&a.name, &a.size, &a.at),
         VolumeCommand::List(a) => list(&a.at),
         VolumeCommand::FencePeer(a) => fence_peer(&a),
+        VolumeCommand::SplitBrain(a) => {
+            let name: VolumeName = a.resource.parse().map_err(anyhow::Error::msg)?;
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            crate::volumes::split_brain::mark(&a.run_dir, name.as_str(), now)?;
+            eprintln!(
+                "pairos volume split-brain {name}: both sides wrote apart; the volume manager resolves it"
+            );
+            Ok(Exit::Success)
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use pairos_mirror::lvm;
 use pairos_recovery::peer::{PeerClient, PORT};
 use pairos_recovery::trust::PairKey;
 
+use super::split_brain;
 use super::view::{self, VolumeView, VolumesView};
 
 /// The tag's purpose word for the pair configuration under the pair key.
@@ -46,12 +47,18 @@ pub struct Setup {
 #[derive(Debug, Clone, Default)]
 pub struct Handle {
     primary: Arc<AtomicBool>,
+    peer_primary: Arc<AtomicBool>,
     ready: Arc<AtomicBool>,
 }
 
 impl Handle {
     pub fn set_primary(&self, on: bool) {
         self.primary.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether the peer is heard acting as primary (whose data wins a split brain).
+    pub fn set_peer_primary(&self, on: bool) {
+        self.peer_primary.store(on, Ordering::SeqCst);
     }
 
     pub fn ready(&self) -> bool {
@@ -75,7 +82,8 @@ pub fn believe(key: &PairKey, body: &[u8], tag: &str) -> anyhow::Result<PairConf
 
 pub fn spawn(setup: Setup, say: fn(String)) -> std::io::Result<Handle> {
     let handle = Handle::default();
-    let (primary, ready) = (handle.primary.clone(), handle.ready.clone());
+    let (primary, peer_primary, ready) =
+        (handle.primary.clone(), handle.peer_primary.clone(), handle.ready.clone());
     std::thread::Builder::new().name("pair-volumes".into()).spawn(move || {
         let mut m = Manager {
             drbd: Drbd::new(Path::new(CONF)),
@@ -85,7 +93,8 @@ pub fn spawn(setup: Setup, say: fn(String)) -> std::io::Result<Handle> {
             heal: HealClock::default(),
         };
         loop {
-            let (alarms, up_to_date) = m.round(primary.load(Ordering::SeqCst));
+            let (alarms, up_to_date) =
+                m.round(primary.load(Ordering::SeqCst), peer_primary.load(Ordering::SeqCst));
             ready.store(up_to_date, Ordering::SeqCst);
             for a in alarms.iter().filter(|a| !m.said.contains(a)) {
                 say(format!("volumes: {a}"));
@@ -138,7 +147,7 @@ impl Manager {
     }
 
     /// One round; returns the alarms, and whether every volume is up to date here.
-    fn round(&mut self, want_primary: bool) -> (Vec<String>, bool) {
+    fn round(&mut self, want_primary: bool, peer_primary: bool) -> (Vec<String>, bool) {
         let mut alarms = Vec::new();
         let mut doc = match PairConfig::load(&self.setup.state_dir).and_then(|d| d.check().map(|()| d)) {
             Ok(d) => d,
@@ -170,6 +179,9 @@ impl Manager {
             if let Err(e) = self.keep_role(v.name.as_str(), &r, want_primary) {
                 alarms.push(format!("{e:#}"));
             }
+            if let Some(a) = self.resolve_split_brain(v.name.as_str(), &r, want_primary, peer_primary) {
+                alarms.push(a);
+            }
             views.push(VolumeView {
                 name: v.name.to_string(),
                 size: v.size,
@@ -184,6 +196,12 @@ impl Manager {
                 rate: r.rate_kib_s.map(|k| k * 1024),
                 seconds_left: r.seconds_left,
             });
+        }
+        match lvm::divergent_snapshots(&self.backups()) {
+            Ok(kept) => {
+                alarms.extend(kept.iter().map(|(snap, volume)| split_brain::kept_alarm(snap, volume)))
+            }
+            Err(e) => alarms.push(format!("{e:#}")),
         }
         let up_to_date = views.iter().all(|v| v.disk == "UpToDate");
         let now = unix_now();
@@ -262,6 +280,48 @@ impl Manager {
             self.drbd.secondary(name)?;
         }
         Ok(())
+    }
+
+    /// A split brain DRBD left to us ([`split_brain`]): the acting node's data wins; the
+    /// other side's is kept in a snapshot first. Returns an alarm while it is not resolved.
+    fn resolve_split_brain(
+        &self,
+        name: &str,
+        r: &pairos_mirror::events2::Resource,
+        acting: bool,
+        peer_acting: bool,
+    ) -> Option<String> {
+        let run_dir = &self.setup.run_dir;
+        let found = split_brain::marked(run_dir, name)?;
+        if r.connection != "StandAlone" {
+            // Connecting again, or connected: resolved (or being resolved) by DRBD's resync.
+            if r.connection == "Connected" {
+                split_brain::clear(run_dir, name);
+            }
+            return None;
+        }
+        let result = match split_brain::side(acting, peer_acting) {
+            split_brain::Side::Undecided => {
+                return Some(format!(
+                    "volume {name}: a split brain (both sides wrote apart); neither node acts as primary, so \
+                     nothing is decided yet"
+                ))
+            }
+            split_brain::Side::Keep => self.drbd.connect(name, false),
+            split_brain::Side::GiveWay => self.give_way(name, found),
+        };
+        result.err().map(|e| format!("volume {name}: a split brain, not resolved: {e:#}"))
+    }
+
+    /// This node's side of a split brain loses: its data is kept in a snapshot, then it
+    /// connects as the sync target.
+    fn give_way(&self, name: &str, found: u64) -> anyhow::Result<()> {
+        let kept = lvm::divergent_snapshots(&self.backups())?;
+        let snapshot = format!("{name}-{}-{found}", lvm::DIVERGENT);
+        if !kept.iter().any(|(s, _)| *s == snapshot) {
+            lvm::snapshot(name, found, &self.backups()).context("keeping this node's divergent data")?;
+        }
+        self.drbd.connect(name, true)
     }
 
     fn write_view(&self, version: u64, volumes: Vec<VolumeView>, alarms: Vec<String>) {

@@ -389,8 +389,14 @@ impl Daemon {
         }
     }
 
-    /// Tells the core when the volumes' readiness changed.
+    /// Tells the core when the volumes' readiness changed, and the volumes whether the peer
+    /// is heard acting.
     fn tell_readiness(&mut self) -> anyhow::Result<()> {
+        if let Some(v) = &self.volumes {
+            let now = self.now();
+            let heard = self.core.heard_on(Link::Private, now) || self.core.heard_on(Link::Public, now);
+            v.set_peer_primary(heard && self.core.peer().is_some_and(|p| p.acting.is_some()));
+        }
         let ready = self.ready();
         if ready != self.core.ready() {
             say(format_args!(
