@@ -8,6 +8,9 @@
 //!   confirmed b off, and when b comes back only what changed is out of sync and resynced;
 //! - the private link is cut while a writes: a's writes pause until b's side is outdated over
 //!   the public network, then go on; healed, a bitmap resync follows;
+//! - a split brain is forced (b's fencing switched off, b promoted by force and written while
+//!   a writes too): a, which acts, keeps its data; b's divergent data is kept in a snapshot,
+//!   with an alarm, before b takes a's;
 //! - b's disk is swapped for a blank one: b's firmware falls back to network boot, a resets it
 //!   through its BMC when it does not join, and b images itself from a, is given the pair's
 //!   settings, and its volumes start a full sync, with no input;
@@ -199,6 +202,60 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
     assert_eq!(volumes(&mut pair, 'a')?["volumes"][1]["role"], "Primary");
     pair.set_link(LinkName::Private, 'a', true)?;
     wait_in_sync(&mut pair, "the private link healed")?;
+    same_on_both(&mut pair)?;
+
+    // A split brain, forced by a fault on b: raw's fencing is switched off there, b's side is
+    // disconnected (a's fence-peer outdates it over the public network), promoted by force and
+    // written; a writes too. When the two meet again DRBD finds that both wrote apart. a acts,
+    // so a's data wins; b's divergent data is first kept in a snapshot, with an alarm.
+    run_ok(
+        &mut pair,
+        'b',
+        "drbdsetup disk-options 1 --fencing=dont-care && drbdadm -c /run/pairos/drbd.conf disconnect raw",
+    )?;
+    let start = Instant::now();
+    while volumes(&mut pair, 'b')?["volumes"][1]["disk"] != "Outdated" {
+        assert!(start.elapsed() < 2 * MINUTE, "a's fence-peer did not outdate b's raw");
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    // b's manager keeps demoting it (b does not act): promote and write until the write got in.
+    run_ok(
+        &mut pair,
+        'b',
+        "for i in 1 2 3 4 5; do drbdadm -c /run/pairos/drbd.conf primary --force raw && yes pairos-lab-divergent \
+         | head -c 1048576 | dd of=/dev/drbd1 bs=1M seek=200 count=1 iflag=fullblock oflag=direct status=none \
+         && break; sleep 1; done && drbdadm -c /run/pairos/drbd.conf secondary raw",
+    )?;
+    run_ok(
+        &mut pair,
+        'a',
+        "dd if=/dev/urandom of=/dev/drbd1 bs=1M count=2 seek=210 oflag=direct status=none && sync",
+    )?;
+    let from_b = console_len(&mut pair, 'b')?;
+    // Back to the pair's configuration (fencing on, connecting): the two meet.
+    run_ok(&mut pair, 'b', "drbdadm -c /run/pairos/drbd.conf adjust raw")?;
+    wait_in_sync(&mut pair, "the split brain resolved")?;
+    wait_console(&mut pair, 'b', from_b, "volumes: volume raw: what this node wrote apart", MINUTE)?;
+    let b = volumes(&mut pair, 'b')?;
+    let alarm = b["alarms"]
+        .as_array()
+        .and_then(|a| a.iter().find_map(|x| x.as_str().filter(|x| x.contains("split brain"))));
+    let snapshot = alarm
+        .and_then(|a| a.split_whitespace().find(|w| w.starts_with("/dev/pairos/raw-divergent-")))
+        .map(|w| w.trim_end_matches([';', ',']).to_owned())
+        .unwrap_or_else(|| panic!("b's alarm names the snapshot: {b}"));
+    let count = |pair: &mut PairLab, device: &str| -> Result<String, LabError> {
+        let out = run_ok(
+            pair,
+            'b',
+            &format!(
+                "dd if={device} bs=1M skip=200 count=1 status=none | grep -c pairos-lab-divergent || true"
+            ),
+        )?;
+        Ok(out.trim().to_owned())
+    };
+    assert_ne!(count(&mut pair, &snapshot)?, "0", "b's divergent write is kept in {snapshot}");
+    assert_eq!(count(&mut pair, "/dev/pairos/raw")?, "0", "a's data won on b's side of raw");
     let before = same_on_both(&mut pair)?;
 
     // b's disk is swapped for a blank one (the same machine, the same NICs) and b is powered
