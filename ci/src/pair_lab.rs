@@ -28,6 +28,9 @@ const GIB: u64 = 1 << 30;
 /// The lab's pairs wait 20 s, not a minute, between preventive moves, so that a campaign of
 /// moves does not spend its time waiting.
 pub const LAB_COOLDOWN_MS: u64 = 20_000;
+/// A stuck volume is cycled after 30 s, not a minute, so that a stalled resync is seen in
+/// the lab soon.
+pub const LAB_RESYNC_STALL_MS: u64 = 30_000;
 const KEY: &str = "5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e";
 
 /// How a lab pair is made.
@@ -118,7 +121,7 @@ fn node_config(node: &str, peer: &str, own: &str, bmcs: bool, witness: bool) -> 
             "management": {{"address": "{own}", "prefix": 24, "gateway": "{GATEWAY}", "dns": null}},
             "pair": {{"address": "{PAIR_ADDRESS}/24",
                       "management": {{"node-1": "192.168.50.11", "node-2": "192.168.50.12"}},
-                      "timing": {{"cooldown_ms": {LAB_COOLDOWN_MS}}}{bmc}{witnesses}}},
+                      "timing": {{"cooldown_ms": {LAB_COOLDOWN_MS}, "resync_stall_ms": {LAB_RESYNC_STALL_MS}}}{bmc}{witnesses}}},
             "bmc_password": "{password}"{witness_key}}}"#,
         password = bmc::PASSWORD,
     )

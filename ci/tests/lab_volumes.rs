@@ -11,6 +11,9 @@
 //! - a split brain is forced (b's fencing switched off, b promoted by force and written while
 //!   a writes too): a, which acts, keeps its data; b's divergent data is kept in a snapshot,
 //!   with an alarm, before b takes a's;
+//! - a resync stalled on purpose (a's private port drops everything for longer than the stall
+//!   time while the pair hears b on the public link) is cycled with an alarm, and completes
+//!   once the block is lifted;
 //! - b's disk is swapped for a blank one: b's firmware falls back to network boot, a resets it
 //!   through its BMC when it does not join, and b images itself from a, is given the pair's
 //!   settings, and its volumes start a full sync, with no input;
@@ -256,6 +259,45 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
     };
     assert_ne!(count(&mut pair, &snapshot)?, "0", "b's divergent write is kept in {snapshot}");
     assert_eq!(count(&mut pair, "/dev/pairos/raw")?, "0", "a's data won on b's side of raw");
+    same_on_both(&mut pair)?;
+
+    // A resync stalled on purpose: b's side of raw is invalidated (a full resync from a, slowed
+    // by netem on a's private port), then a's private port drops everything for 75 s. The pair
+    // still hears b on the public link, and DRBD cannot reach it: raw is cycled (reconnected)
+    // with an alarm, and once the block is lifted the resync completes.
+    let private = "$(ip -o -4 addr show | awk '/ 10.77.0.1\\//{print $2}')";
+    run_ok(&mut pair, 'a', &format!("tc qdisc add dev {private} root netem rate 24mbit"))?;
+    run_ok(&mut pair, 'b', "drbdadm -c /run/pairos/drbd.conf invalidate raw")?;
+    let start = Instant::now();
+    loop {
+        let raw = volumes(&mut pair, 'b')?["volumes"][1].clone();
+        if raw["replication"] == "SyncTarget" && raw["done_percent"].as_f64() > Some(0.0) {
+            break;
+        }
+        assert!(start.elapsed() < 2 * MINUTE, "b's raw did not start its full resync: {raw}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let (from_a, from_b) = (console_len(&mut pair, 'a')?, console_len(&mut pair, 'b')?);
+    run_ok(&mut pair, 'a', &format!("tc qdisc change dev {private} root netem loss 100%"))?;
+    let blocked = Instant::now();
+    let cycled = |pair: &mut PairLab| -> Result<bool, LabError> {
+        let text = |pair: &mut PairLab, n: char, from: usize| -> Result<String, LabError> {
+            Ok(pair.node(n)?.vm.console().text().get(from..).unwrap_or_default().to_owned())
+        };
+        let both = text(pair, 'a', from_a)? + &text(pair, 'b', from_b)?;
+        Ok(both
+            .lines()
+            .any(|l| l.contains("volumes: volume raw: ") && l.contains("reconnecting it (attempt 1;")))
+    };
+    while !cycled(&mut pair)? {
+        assert!(blocked.elapsed() < 3 * MINUTE, "the stalled resync of raw was not cycled");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    eprintln!("lab_volumes: the stalled resync was cycled {:?} after the block", blocked.elapsed());
+    // The block lasts its 75 s whatever the managers did: this waits for time, not for a state.
+    std::thread::sleep(Duration::from_secs(75).saturating_sub(blocked.elapsed()));
+    run_ok(&mut pair, 'a', &format!("tc qdisc del dev {private} root"))?;
+    wait_in_sync(&mut pair, "the block on the stalled resync lifted")?;
     let before = same_on_both(&mut pair)?;
 
     // b's disk is swapped for a blank one (the same machine, the same NICs) and b is powered
@@ -287,11 +329,7 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
     let imaged = start.elapsed();
     // The private link is slowed inside a (netem) so that b's full sync lasts long enough to
     // crash a in the middle of it.
-    run_ok(
-        &mut pair,
-        'a',
-        "tc qdisc add dev $(ip -o -4 addr show | awk '/ 10.77.0.1\\//{print $2}') root netem rate 24mbit",
-    )?;
+    run_ok(&mut pair, 'a', &format!("tc qdisc add dev {private} root netem rate 24mbit"))?;
     wait_console(&mut pair, 'b', from_b, "pair: watchdog", 8 * MINUTE)?;
     let booted = start.elapsed();
     eprintln!(

@@ -9,6 +9,7 @@
 //!    volume with `pairos volume create`, and only while neither side has data;
 //! 4. writes what it sees for `pairos volume list`.
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +21,7 @@ use pairos_mirror::document::{PairConfig, Reconciled};
 use pairos_mirror::drbd::{Drbd, CONF};
 use pairos_mirror::drbd_conf::{render, Sites};
 use pairos_mirror::lvm;
+use pairos_mirror::resync_watch::{Seen, VolumeWatch};
 use pairos_recovery::peer::{PeerClient, PORT};
 use pairos_recovery::trust::PairKey;
 
@@ -40,6 +42,8 @@ pub struct Setup {
     /// The peer's private-link address (its image service serves its configuration).
     pub peer: Ipv4Addr,
     pub sites: Sites,
+    /// How long a volume may be stuck before it is cycled.
+    pub resync_stall_ms: u64,
 }
 
 /// Between the daemon and the manager: the role the daemon wants, and whether every volume is
@@ -47,6 +51,7 @@ pub struct Setup {
 #[derive(Debug, Clone, Default)]
 pub struct Handle {
     primary: Arc<AtomicBool>,
+    peer_live: Arc<AtomicBool>,
     peer_primary: Arc<AtomicBool>,
     ready: Arc<AtomicBool>,
 }
@@ -56,9 +61,10 @@ impl Handle {
         self.primary.store(on, Ordering::SeqCst);
     }
 
-    /// Whether the peer is heard acting as primary (whose data wins a split brain).
-    pub fn set_peer_primary(&self, on: bool) {
-        self.peer_primary.store(on, Ordering::SeqCst);
+    /// Whether the peer is heard, and heard acting as primary (whose data wins a split brain).
+    pub fn set_peer(&self, live: bool, primary: bool) {
+        self.peer_live.store(live, Ordering::SeqCst);
+        self.peer_primary.store(primary, Ordering::SeqCst);
     }
 
     pub fn ready(&self) -> bool {
@@ -82,8 +88,7 @@ pub fn believe(key: &PairKey, body: &[u8], tag: &str) -> anyhow::Result<PairConf
 
 pub fn spawn(setup: Setup, say: fn(String)) -> std::io::Result<Handle> {
     let handle = Handle::default();
-    let (primary, peer_primary, ready) =
-        (handle.primary.clone(), handle.peer_primary.clone(), handle.ready.clone());
+    let handed = handle.clone();
     std::thread::Builder::new().name("pair-volumes".into()).spawn(move || {
         let mut m = Manager {
             drbd: Drbd::new(Path::new(CONF)),
@@ -91,11 +96,16 @@ pub fn spawn(setup: Setup, say: fn(String)) -> std::io::Result<Handle> {
             applied: None,
             said: Vec::new(),
             heal: HealClock::default(),
+            watches: HashMap::new(),
+            started: std::time::Instant::now(),
         };
         loop {
-            let (alarms, up_to_date) =
-                m.round(primary.load(Ordering::SeqCst), peer_primary.load(Ordering::SeqCst));
-            ready.store(up_to_date, Ordering::SeqCst);
+            let (alarms, up_to_date) = m.round(Peers {
+                acting: handed.primary.load(Ordering::SeqCst),
+                peer_live: handed.peer_live.load(Ordering::SeqCst),
+                peer_acting: handed.peer_primary.load(Ordering::SeqCst),
+            });
+            handed.ready.store(up_to_date, Ordering::SeqCst);
             for a in alarms.iter().filter(|a| !m.said.contains(a)) {
                 say(format!("volumes: {a}"));
             }
@@ -114,6 +124,21 @@ struct Manager {
     /// The alarms last said (each is said once, when it appears).
     said: Vec<String>,
     heal: HealClock,
+    /// Each volume's stuck-resync watch.
+    watches: HashMap<String, VolumeWatch>,
+    /// When the manager started, for the watches' clock.
+    started: std::time::Instant,
+}
+
+/// What the pair daemon says of the two nodes.
+#[derive(Debug, Clone, Copy)]
+struct Peers {
+    /// This node acts as primary.
+    acting: bool,
+    /// The peer is heard on either link.
+    peer_live: bool,
+    /// The peer is heard acting as primary.
+    peer_acting: bool,
 }
 
 /// Times the pair's heals: from the first round that finds a volume not up to date on both
@@ -147,7 +172,8 @@ impl Manager {
     }
 
     /// One round; returns the alarms, and whether every volume is up to date here.
-    fn round(&mut self, want_primary: bool, peer_primary: bool) -> (Vec<String>, bool) {
+    fn round(&mut self, peers: Peers) -> (Vec<String>, bool) {
+        let want_primary = peers.acting;
         let mut alarms = Vec::new();
         let mut doc = match PairConfig::load(&self.setup.state_dir).and_then(|d| d.check().map(|()| d)) {
             Ok(d) => d,
@@ -179,7 +205,10 @@ impl Manager {
             if let Err(e) = self.keep_role(v.name.as_str(), &r, want_primary) {
                 alarms.push(format!("{e:#}"));
             }
-            if let Some(a) = self.resolve_split_brain(v.name.as_str(), &r, want_primary, peer_primary) {
+            if let Some(a) = self.resolve_split_brain(v.name.as_str(), &r, want_primary, peers.peer_acting) {
+                alarms.push(a);
+            }
+            if let Some(a) = self.unstick(v.name.as_str(), &r, peers.peer_live) {
                 alarms.push(a);
             }
             views.push(VolumeView {
@@ -311,6 +340,36 @@ impl Manager {
             split_brain::Side::GiveWay => self.give_way(name, found),
         };
         result.err().map(|e| format!("volume {name}: a split brain, not resolved: {e:#}"))
+    }
+
+    /// Cycles a volume whose resync or connection is stuck ([`pairos_mirror::resync_watch`]);
+    /// the alarm says so once.
+    fn unstick(
+        &mut self,
+        name: &str,
+        r: &pairos_mirror::events2::Resource,
+        peer_live: bool,
+    ) -> Option<String> {
+        let now = self.started.elapsed().as_millis() as u64;
+        let stall = self.setup.resync_stall_ms;
+        let seen = Seen {
+            connection: &r.connection,
+            replication: &r.replication,
+            out_of_sync_kib: r.out_of_sync_kib,
+            peer_live,
+        };
+        let cycle =
+            self.watches.entry(name.to_owned()).or_insert_with(|| VolumeWatch::new(stall)).see(now, &seen)?;
+        // Disconnected and connected again; should the connect fail, adjust brings it back.
+        let done = self.drbd.disconnect(name).and_then(|()| self.drbd.connect(name, false));
+        let done = done.or_else(|_| self.drbd.adjust(name));
+        Some(format!(
+            "volume {name}: {}: reconnecting it (attempt {}; the next no sooner than {} s){}",
+            cycle.why,
+            cycle.attempt,
+            cycle.next_wait / 1000,
+            done.err().map(|e| format!(", and that failed: {e:#}")).unwrap_or_default()
+        ))
     }
 
     /// This node's side of a split brain loses: its data is kept in a snapshot, then it

@@ -110,6 +110,9 @@ pub struct Timing {
     /// image's `i6300esb heartbeat=10`). A lease counts only while it has longer than this to
     /// run, and a claim waits longer than this.
     pub watchdog_ms: u64,
+    /// A volume whose resync makes no progress (or whose connection is stuck) this long is
+    /// cycled; each further cycle waits twice as long ([`pairos_mirror::resync_watch`]).
+    pub resync_stall_ms: u64,
 }
 
 impl Default for Timing {
@@ -132,6 +135,7 @@ impl Default for Timing {
             renew_ms: 1_000,
             claim_wait_ms: 12_000,
             watchdog_ms: WATCHDOG_MS,
+            resync_stall_ms: 60_000,
         }
     }
 }
@@ -154,6 +158,13 @@ impl DaemonConfig {
                 "timing: dead_time_ms ({}) must be at least three heartbeats (heartbeat_ms {}, above 0)",
                 t.dead_time_ms,
                 t.heartbeat_ms
+            );
+        }
+        if t.resync_stall_ms < 10_000 {
+            bail!(
+                "timing: resync_stall_ms ({}) must be at least 10 s: DRBD's own reconnects and \
+                 pings need that long",
+                t.resync_stall_ms
             );
         }
         if self.node == self.peer {

@@ -192,6 +192,7 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
                     node1: crate::pair::private_link::address("node-1"),
                     node2: crate::pair::private_link::address("node-2"),
                 },
+                resync_stall_ms: cfg.timing.resync_stall_ms,
             },
             say_line,
         )?),
@@ -395,7 +396,7 @@ impl Daemon {
         if let Some(v) = &self.volumes {
             let now = self.now();
             let heard = self.core.heard_on(Link::Private, now) || self.core.heard_on(Link::Public, now);
-            v.set_peer_primary(heard && self.core.peer().is_some_and(|p| p.acting.is_some()));
+            v.set_peer(heard, heard && self.core.peer().is_some_and(|p| p.acting.is_some()));
         }
         let ready = self.ready();
         if ready != self.core.ready() {
