@@ -322,6 +322,7 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
         5 * MINUTE,
     )?;
     wait_console(&mut pair, 'a', from_a, "has not joined: its disk does not boot; resetting it", 6 * MINUTE)?;
+    wait_console(&mut pair, 'a', from_a, "node-2 reset through IPMI", MINUTE)?;
     wait_console(&mut pair, 'a', from_a, "Recover (a known peer that network-booted again", 5 * MINUTE)?;
     let offered = start.elapsed();
     wait_console(&mut pair, 'b', from_b, "pairos-recover: identity written: node-2", 20 * MINUTE)?;

@@ -19,7 +19,6 @@ use pairos_recovery::peer::{self, Denied, EnrolAnswer, NewcomerConfig, NodeConfi
 use pairos_recovery::trust::PairKey;
 
 use super::boot_policy::{self, BootMemory, PairPolicy};
-use super::daemon::settings::PairSettings;
 use super::enrolment::{self, Context, Enrolments, Mode};
 use super::heartbeat::{self, Heartbeat, Liveness};
 use super::identity;
@@ -201,7 +200,7 @@ pub fn start(svc: PairServices, address: Ipv4Addr) {
     };
     let boots = BootMemory::default();
     let policy = PairPolicy::new(svc.state_dir.clone(), liveness.clone(), svc.status.clone(), boots.clone());
-    reset_peers_that_do_not_boot(svc.me.clone(), svc.state_dir.clone(), liveness.clone(), boots.clone());
+    reset_peers_that_do_not_boot(svc.me.clone(), liveness.clone(), boots.clone());
     let status = svc.status.clone();
     running(&svc.status, "DHCP, TFTP and HTTP network boot".into());
     let stop_boot = Arc::new(AtomicBool::new(false));
@@ -245,16 +244,12 @@ pub fn start(svc: PairServices, address: Ipv4Addr) {
     });
 }
 
-/// Resets, through its BMC, a known peer that was told to boot its disk and did not join
-/// ([`boot_policy::REJOIN_WAIT`]): its next network boot is then offered recovery, and a
-/// swapped blank disk heals with nobody at the console. Without a BMC in the pair's settings,
-/// it is said, and the peer waits for someone to power it on again.
-fn reset_peers_that_do_not_boot(
-    me: NodeConfig,
-    state_dir: PathBuf,
-    liveness: Arc<Mutex<Liveness>>,
-    boots: BootMemory,
-) {
+/// Has the pair daemon reset, through the peer's BMC, a known peer that was told to boot its
+/// disk and did not join ([`boot_policy::REJOIN_WAIT`]): its next network boot is then offered
+/// recovery, and a swapped blank disk heals with nobody at the console. (The daemon holds the
+/// fence, and never resets a peer it hears.) Without a pair daemon or a BMC, it is said, and
+/// the peer waits for someone to power it on again.
+fn reset_peers_that_do_not_boot(me: NodeConfig, liveness: Arc<Mutex<Liveness>>, boots: BootMemory) {
     std::thread::spawn(move || loop {
         std::thread::sleep(Duration::from_secs(5));
         let now = Instant::now();
@@ -266,24 +261,19 @@ fn reset_peers_that_do_not_boot(
             l.last_heard()
         };
         for mac in boots.due_for_reset(now, heard) {
-            let bmc = PairSettings::load(&state_dir).ok().flatten().and_then(|s| s.peer_bmc(&me, &state_dir));
-            let Some(bmc) = bmc else {
-                say(format_args!(
-                    "peer {mac} was told to boot its disk {}s ago and has not joined; the pair has \
-                     no BMC for {} to reset it: power it on again to offer it recovery",
-                    boot_policy::REJOIN_WAIT.as_secs(),
-                    me.peer_name
-                ));
-                continue;
-            };
             say(format_args!(
                 "peer {mac} was told to boot its disk {}s ago and has not joined: its disk does not \
-                 boot; resetting it through {} so that its next network boot is offered recovery",
+                 boot; resetting it so that its next network boot is offered recovery",
                 boot_policy::REJOIN_WAIT.as_secs(),
-                bmc.describe()
             ));
-            if let Err(e) = bmc.reset() {
-                say(format_args!("resetting peer {mac}: {e}"));
+            let run_dir = Path::new(super::daemon::config::RUN_DIR);
+            match super::daemon::control::ask(run_dir, super::daemon::control::Request::ResetPeer) {
+                Ok(Ok(said)) => say(format_args!("pair daemon: {said}")),
+                Ok(Err(why)) => say(format_args!("{} is not reset: {why}", me.peer_name)),
+                Err(e) => say(format_args!(
+                    "{} is not reset: {e:#}; power it on again to offer it recovery",
+                    me.peer_name
+                )),
             }
         }
     });

@@ -54,8 +54,11 @@ pub struct DaemonConfig {
     pub sensors: Option<Vec<String>>,
 }
 
+/// The daemon's run folder on a node (its status, its control socket).
+pub const RUN_DIR: &str = "/run/pairos";
+
 fn run_dir() -> PathBuf {
-    PathBuf::from("/run/pairos")
+    PathBuf::from(RUN_DIR)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -20,6 +20,8 @@ pub enum Request {
     Maintenance(bool),
     /// Is the peer's side of this volume outdated, or the peer off? (DRBD's fence-peer.)
     FencePeer(String),
+    /// Reset the silent peer through its BMC (a known peer whose disk does not boot).
+    ResetPeer,
 }
 
 impl Request {
@@ -28,6 +30,7 @@ impl Request {
             "switchover" => Some(Request::Switchover),
             "maintenance on" => Some(Request::Maintenance(true)),
             "maintenance off" => Some(Request::Maintenance(false)),
+            "reset-peer" => Some(Request::ResetPeer),
             t => t.strip_prefix("fence-peer ").map(|r| Request::FencePeer(r.trim().to_owned())),
         }
     }
@@ -38,6 +41,7 @@ impl Request {
             Request::Maintenance(true) => "maintenance on".into(),
             Request::Maintenance(false) => "maintenance off".into(),
             Request::FencePeer(r) => format!("fence-peer {r}"),
+            Request::ResetPeer => "reset-peer".into(),
         }
     }
 }
@@ -118,4 +122,24 @@ pub fn ask(run_dir: &Path, request: Request) -> anyhow::Result<Result<String, St
     })();
     let _ = std::fs::remove_file(&own);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_read_back_as_they_were_written_and_nothing_else_is_one() {
+        for r in [
+            Request::Switchover,
+            Request::Maintenance(true),
+            Request::Maintenance(false),
+            Request::FencePeer("raw".into()),
+            Request::ResetPeer,
+        ] {
+            assert_eq!(Request::parse(&r.text()), Some(r));
+        }
+        assert_eq!(Request::parse("reboot everything"), None);
+        assert_eq!(Request::parse(""), None);
+    }
 }

@@ -390,6 +390,22 @@ impl Daemon {
         }
     }
 
+    /// Resets the peer through its BMC, on a thread of its own; never a peer that is heard.
+    fn reset_peer(&self, now: u64) -> Result<String, String> {
+        if self.core.heard_on(Link::Private, now) || self.core.heard_on(Link::Public, now) {
+            return Err(format!("{} is heard: it is not reset", self.cfg.peer));
+        }
+        let fence =
+            self.cfg.fence.clone().ok_or_else(|| format!("the pair has no BMC for {}", self.cfg.peer))?;
+        let (peer, agent) = (self.cfg.peer.clone(), fence.describe());
+        let answer = format!("resetting {peer} through {agent}");
+        std::thread::spawn(move || match fence.reset() {
+            Ok(()) => say(format_args!("{peer} reset through {agent}")),
+            Err(e) => say(format_args!("resetting {peer}: {e}")),
+        });
+        Ok(answer)
+    }
+
     /// Tells the core when the volumes' readiness changed, and the volumes whether the peer
     /// is heard acting.
     fn tell_readiness(&mut self) -> anyhow::Result<()> {
@@ -517,6 +533,7 @@ impl Daemon {
                         self.fence_peer(resource, now, reply);
                         return Ok(());
                     }
+                    Request::ResetPeer => self.reset_peer(now),
                 };
                 reply.send(answer);
             }

@@ -131,7 +131,7 @@ impl PairSettings {
             pair_id: me.pair_id.clone(),
             key_file: state_dir.join(crate::pair::identity::KEY_FILE),
             state_dir: state_dir.to_owned(),
-            run_dir: PathBuf::from("/run/pairos"),
+            run_dir: PathBuf::from(super::config::RUN_DIR),
             preferred: me.node_name == "node-1",
             timing: self.timing.clone().unwrap_or_default(),
             private: LinkConfig {
