@@ -3,7 +3,8 @@
 //! `pairos volume create`; the secondary adopts the pair's configuration over the private
 //! link, makes its side, and the full sync runs by itself. The data (ext4 with a file, and raw
 //! bytes) is then the same on both nodes, by sha256 of each side's backing device read on its
-//! own node. Bad input changes nothing. Then, on the same pair:
+//! own node. Bad input changes nothing. A volume grows on both nodes, and one is made and
+//! removed on both. Then, on the same pair:
 //! - b is powered off through its BMC while a writes 20 MiB: a's writes go on once the fence
 //!   confirmed b off, and when b comes back only what changed is out of sync and resynced;
 //! - the private link is cut while a writes: a's writes pause until b's side is outdated over
@@ -143,6 +144,44 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
     )?;
 
     same_on_both(&mut pair)?;
+
+    // raw grows on the primary: both nodes extend its logical volume, and DRBD offers the new
+    // size on both. A third volume is made and removed: gone from both nodes, its logical
+    // volumes with it (and a removal without --discard-data is refused).
+    run_ok(&mut pair, 'a', "pairos volume grow raw 320M")?;
+    let start = Instant::now();
+    loop {
+        let sizes: Vec<u64> = ['a', 'b']
+            .into_iter()
+            .map(|n| {
+                let out = run_ok(&mut pair, n, "cat /sys/block/drbd1/size")?;
+                Ok(out.trim().parse::<u64>().unwrap_or(0) * 512)
+            })
+            .collect::<Result<_, LabError>>()?;
+        if sizes.iter().all(|s| *s > 319 << 20) {
+            break;
+        }
+        assert!(start.elapsed() < 2 * MINUTE, "raw did not grow to 320 MiB on both nodes: {sizes:?}");
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    wait_in_sync(&mut pair, "raw grown")?;
+    run_ok(&mut pair, 'a', "pairos volume create scratch 16M")?;
+    let start = Instant::now();
+    while volumes(&mut pair, 'b')?["volumes"][2]["disk"] != "UpToDate" {
+        assert!(start.elapsed() < 2 * MINUTE, "b did not make scratch");
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    let (code, out) = pair.exec_tagged('a', "pairos volume remove scratch", MINUTE)?;
+    assert!(code != 0 && out.contains("--discard-data"), "{out}");
+    run_ok(&mut pair, 'a', "pairos volume remove scratch --discard-data")?;
+    wait_in_sync(&mut pair, "scratch removed")?;
+    for n in ['a', 'b'] {
+        let start = Instant::now();
+        while run_ok(&mut pair, n, "ls /dev/pairos")?.contains("scratch") {
+            assert!(start.elapsed() < MINUTE, "node {n} kept scratch's logical volume");
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    }
 
     // b is powered off while a writes 20 MiB: the writes go on once a's fence confirmed b off.
     pair.power('b', false)?;

@@ -214,6 +214,12 @@ pub enum VolumeCommand {
     /// Make a volume on the pair (on the primary): a logical volume of SIZE on each node and a
     /// DRBD resource between them. The peer makes its side within seconds.
     Create(VolumeCreateArgs),
+    /// Grow a volume of the pair to SIZE (on the primary): both nodes extend their logical
+    /// volume, then DRBD takes the new size; the file system on it is the user's to grow.
+    Grow(VolumeCreateArgs),
+    /// Remove a volume of the pair (on the primary), its data on both nodes with it: refused
+    /// without --discard-data, and while the volume is in use.
+    Remove(VolumeRemoveArgs),
     /// The pair's volumes: device, role, disk states on both nodes, connection, sync.
     List(VolumeListArgs),
     /// DRBD's fence-peer handler (DRBD runs it when a volume's peer is lost): asks the pair
@@ -249,6 +255,16 @@ pub struct VolumeFencePeerArgs {
     /// The pair daemon's run folder.
     #[arg(long, value_name = "DIR", default_value = "/run/pairos")]
     pub run_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeRemoveArgs {
+    pub name: String,
+    /// Yes: the volume's data on both nodes is lost.
+    #[arg(long)]
+    pub discard_data: bool,
+    #[command(flatten)]
+    pub at: VolumeFolders,
 }
 
 #[derive(Debug, Args)]

@@ -61,6 +61,30 @@ fn bad_names_sizes_and_a_secondary_are_refused_and_change_nothing() {
         "{\"version\": 1, \"volumes\": ["
     );
 
+    // Grow and remove: on the primary only, an existing volume, only larger, and a removal
+    // only when the data is said to go.
+    role(&run, "primary");
+    let mut doc = pairos_mirror::document::PairConfig::default();
+    doc.add("data".parse().expect("a name"), 256 << 20, "node-1").expect("added");
+    std::fs::remove_file(state.join("pair-config.json")).expect("removed");
+    doc.save(&state).expect("saved");
+    let before = std::fs::read(state.join("pair-config.json")).expect("saved");
+    for (args, says) in [
+        (&["grow", "data", "128M"][..], "it can only grow"),
+        (&["grow", "logs", "1G"][..], "there is no volume logs"),
+        (&["grow", "data", "lots"][..], "K, M, G or T"),
+        (&["remove", "data"][..], "say so with --discard-data (nothing was changed)"),
+        (&["remove", "logs", "--discard-data"][..], "there is no volume logs"),
+    ] {
+        let o = pairos(&[&["volume"][..], args, &["--state", s, "--run-dir", r]].concat());
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(says), "{args:?}: {}", text(&o));
+    }
+    role(&run, "secondary");
+    let o = pairos(&["volume", "remove", "data", "--discard-data", "--state", s, "--run-dir", r]);
+    assert!(text(&o).contains("removed on the primary"), "{}", text(&o));
+    assert_eq!(std::fs::read(state.join("pair-config.json")).expect("kept"), before, "nothing changed");
+
     // No volumes yet, and no manager: the list says both.
     std::fs::remove_file(state.join("pair-config.json")).expect("removed");
     let o = pairos(&["volume", "list", "--state", s, "--run-dir", r, "--json"]);

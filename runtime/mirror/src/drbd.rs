@@ -85,6 +85,27 @@ impl Drbd {
         Ok(())
     }
 
+    /// Makes `resource` as large as both sides' backing devices now allow (after both grew).
+    pub fn resize(&self, resource: &str) -> anyhow::Result<()> {
+        self.adm().args(["resize", resource]).run().with_context(|| format!("resizing {resource}"))?;
+        Ok(())
+    }
+
+    /// Takes down a resource the configuration no longer names (drbdadm would not know it).
+    pub fn down_unnamed(&self, resource: &str) -> anyhow::Result<()> {
+        Cmd::new("drbdsetup")
+            .args(["down", resource])
+            .run()
+            .with_context(|| format!("taking {resource} down"))?;
+        Ok(())
+    }
+
+    /// The size DRBD offers on `minor` now, in bytes (`/sys/block/drbdN/size`, in sectors).
+    pub fn device_size(minor: u32) -> Option<u64> {
+        let text = std::fs::read_to_string(format!("/sys/block/drbd{minor}/size")).ok()?;
+        text.trim().parse::<u64>().ok().map(|s| s * 512)
+    }
+
     /// Drops `resource`'s connection (StandAlone).
     pub fn disconnect(&self, resource: &str) -> anyhow::Result<()> {
         self.adm()

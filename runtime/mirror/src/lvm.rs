@@ -106,6 +106,37 @@ pub fn ensure_lv(name: &str, size: u64, backups: &Path) -> anyhow::Result<PathBu
     Ok(path)
 }
 
+/// Extends logical volume `name` to `size` bytes; refused, before anything changes, when the
+/// volume group has not the room.
+pub fn extend(name: &str, size: u64, backups: &Path) -> anyhow::Result<()> {
+    let now = lv_size(name, backups)?.with_context(|| format!("there is no logical volume {name}"))?;
+    if now >= size {
+        return Ok(());
+    }
+    let free = vg_free(backups)?;
+    if size - now > free {
+        bail!(
+            "volume {name} needs {} more, and the data partition has {} free",
+            show_size(size - now),
+            show_size(free)
+        );
+    }
+    lvm("lvextend", backups)
+        .args(["-L", &format!("{size}b"), &format!("{VG}/{name}")])
+        .run()
+        .with_context(|| format!("extending logical volume {name}"))?;
+    Ok(())
+}
+
+/// Removes logical volume `name` and its data.
+pub fn remove(name: &str, backups: &Path) -> anyhow::Result<()> {
+    lvm("lvremove", backups)
+        .args(["-y", &format!("{VG}/{name}")])
+        .run()
+        .with_context(|| format!("removing logical volume {name}"))?;
+    Ok(())
+}
+
 /// The size of logical volume `name`, if there is one.
 pub fn lv_size(name: &str, backups: &Path) -> anyhow::Result<Option<u64>> {
     let text = lvm("lvs", backups)

@@ -67,6 +67,11 @@ fn drbdadm_reads_the_configuration_and_brings_a_volume_up_as_the_pair_needs() {
     assert!(connect.contains("connect raw ipv4:10.77.0.2:7789 ipv4:10.77.0.1:7789"), "{connect}");
     assert!(connect.contains("--discard-my-data"), "{connect}");
 
+    // A grown volume is resized as DRBD 8.4 does it.
+    let (ok, resize) = drbdadm("node-1", "10.77.0.1", &["-c", conf, "-d", "resize", "raw"]);
+    assert!(ok, "{resize}");
+    assert!(resize.contains("resize 1"), "{resize}");
+
     // A host the configuration does not name is refused.
     let (ok, err) = drbdadm("stranger", "10.77.0.9", &["-c", conf, "-d", "up", "raw"]);
     assert!(!ok, "{err}");

@@ -1,6 +1,8 @@
 //! `pairos volume`: make and list the pair's volumes. The command changes the pair's
 //! configuration document; the volume managers of both nodes do the rest.
 
+use std::os::unix::fs::OpenOptionsExt;
+
 use anyhow::{bail, Context};
 
 use crate::cli::{VolumeCommand, VolumeFencePeerArgs, VolumeFolders};
@@ -16,6 +18,8 @@ use pairos_mirror::spec::{parse_size, show_size, VolumeName};
 pub fn run(cmd: VolumeCommand) -> anyhow::Result<Exit> {
     match cmd {
         VolumeCommand::Create(a) => create(&a.name, &a.size, &a.at),
+        VolumeCommand::Grow(a) => grow(&a.name, &a.size, &a.at),
+        VolumeCommand::Remove(a) => remove(&a.name, a.discard_data, &a.at),
         VolumeCommand::List(a) => list(&a.at),
         VolumeCommand::FencePeer(a) => fence_peer(&a),
         VolumeCommand::SplitBrain(a) => {
@@ -64,21 +68,33 @@ fn fence_peer(a: &VolumeFencePeerArgs) -> anyhow::Result<Exit> {
     }
 }
 
-fn create(name: &str, size: &str, a: &VolumeFolders) -> anyhow::Result<Exit> {
-    // Everything is checked before anything is made.
-    let name: VolumeName = name.parse().map_err(anyhow::Error::msg)?;
-    let size = parse_size(size).map_err(anyhow::Error::msg)?;
+/// This node's status, if it is the primary: the pair's volumes change only there.
+fn on_the_primary(a: &VolumeFolders, what: &str) -> anyhow::Result<status::PairStatus> {
     let s = status::read(&status::status_path(&a.run_dir))?;
     if s.role != "primary" {
         bail!(
-            "volumes are made on the primary, and this node ({}) is {}: run this on {}",
+            "volumes are {what} on the primary, and this node ({}) is {}: run this on {}",
             s.node,
             s.role,
             s.peer_name
         );
     }
-    let mut doc = PairConfig::load(&a.state)?;
+    Ok(s)
+}
+
+/// This node's pair configuration, checked.
+fn document(a: &VolumeFolders) -> anyhow::Result<PairConfig> {
+    let doc = PairConfig::load(&a.state)?;
     doc.check().context("this node's pair configuration")?;
+    Ok(doc)
+}
+
+fn create(name: &str, size: &str, a: &VolumeFolders) -> anyhow::Result<Exit> {
+    // Everything is checked before anything is made.
+    let name: VolumeName = name.parse().map_err(anyhow::Error::msg)?;
+    let size = parse_size(size).map_err(anyhow::Error::msg)?;
+    let s = on_the_primary(a, "made")?;
+    let mut doc = document(a)?;
     let volume = doc.add(name.clone(), size, &s.node)?.clone();
     let backups = a.state.join("lvm");
     let free = lvm::vg_free(&backups)?;
@@ -102,6 +118,71 @@ fn create(name: &str, size: &str, a: &VolumeFolders) -> anyhow::Result<Exit> {
         println!(
             "volume {name}: {}, {device} on both nodes (pair configuration version {}); the peer makes its side within seconds",
             show_size(size),
+            doc.version
+        );
+    }
+    Ok(Exit::Success)
+}
+
+fn grow(name: &str, size: &str, a: &VolumeFolders) -> anyhow::Result<Exit> {
+    let name: VolumeName = name.parse().map_err(anyhow::Error::msg)?;
+    let size = parse_size(size).map_err(anyhow::Error::msg)?;
+    on_the_primary(a, "grown")?;
+    let mut doc = document(a)?;
+    let before = doc.volume(&name).map(|v| v.size).with_context(|| format!("there is no volume {name}"))?;
+    doc.grow(&name, size)?;
+    let free = lvm::vg_free(&a.state.join("lvm"))?;
+    if size - before > free {
+        bail!(
+            "volume {name} needs {} more, and the data partition has {} free: nothing was changed",
+            show_size(size - before),
+            show_size(free)
+        );
+    }
+    doc.save(&a.state)?;
+    say_changed(
+        a.json,
+        &name,
+        &doc,
+        &format!("grows from {} to {} on both nodes", show_size(before), show_size(size)),
+    )
+}
+
+fn remove(name: &str, discard_data: bool, a: &VolumeFolders) -> anyhow::Result<Exit> {
+    let name: VolumeName = name.parse().map_err(anyhow::Error::msg)?;
+    on_the_primary(a, "removed")?;
+    let mut doc = document(a)?;
+    let volume = doc.volume(&name).cloned().with_context(|| format!("there is no volume {name}"))?;
+    if !discard_data {
+        bail!(
+            "removing volume {name} destroys its {} of data on both nodes: say so with --discard-data (nothing was changed)",
+            show_size(volume.size)
+        );
+    }
+    // A volume in use (mounted, or opened exclusively) is not taken down under its user.
+    let busy = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_EXCL)
+        .open(format!("/dev/drbd{}", volume.minor))
+        .is_err_and(|e| e.raw_os_error() == Some(nix::libc::EBUSY));
+    if busy {
+        bail!(
+            "volume {name} is in use on this node (/dev/drbd{} is open): nothing was changed",
+            volume.minor
+        );
+    }
+    doc.remove(&name)?;
+    doc.save(&a.state)?;
+    say_changed(a.json, &name, &doc, "is removed on both nodes, its data with it")
+}
+
+/// Says what a change did, as text or JSON.
+fn say_changed(json: bool, name: &VolumeName, doc: &PairConfig, what: &str) -> anyhow::Result<Exit> {
+    if json {
+        crate::output::json(&serde_json::json!({ "name": name, "version": doc.version, "change": what }))?;
+    } else {
+        println!(
+            "volume {name} {what} (pair configuration version {}); the peer follows within seconds",
             doc.version
         );
     }

@@ -205,6 +205,9 @@ impl Manager {
             if let Err(e) = self.keep_role(v.name.as_str(), &r, want_primary) {
                 alarms.push(format!("{e:#}"));
             }
+            if let Err(e) = self.keep_size(v, &r) {
+                alarms.push(format!("{e:#}"));
+            }
             if let Some(a) = self.resolve_split_brain(v.name.as_str(), &r, want_primary, peers.peer_acting) {
                 alarms.push(a);
             }
@@ -263,11 +266,20 @@ impl Manager {
         }
     }
 
-    /// DRBD's configuration, each volume's logical volume, metadata on a fresh one, and up.
+    /// DRBD's configuration, each volume's logical volume (made, or extended to its size),
+    /// metadata on a fresh one, and up; a volume the configuration no longer names is taken
+    /// down and its logical volume removed.
     fn apply(&self, doc: &PairConfig) -> anyhow::Result<()> {
         let secret = self.setup.key.derive("pairos drbd shared-secret");
         pairos_host::write_atomically(Path::new(CONF), render(doc, self.setup.sites, &secret).as_bytes())?;
         let state = self.drbd.state()?;
+        for gone in
+            state.resources.keys().filter(|r| doc.volumes.iter().all(|v| v.name.as_str() != r.as_str()))
+        {
+            self.drbd.down_unnamed(gone)?;
+            lvm::remove(gone, &self.backups())?;
+            let _ = std::fs::remove_file(self.setup.state_dir.join(FIRST_GENERATION_DIR).join(gone));
+        }
         for v in &doc.volumes {
             let name = v.name.as_str();
             // One the kernel has attached has its logical volume and metadata.
@@ -279,8 +291,26 @@ impl Manager {
                 if fresh || !self.drbd.has_metadata(name) {
                     self.drbd.create_md(name)?;
                 }
+            } else {
+                lvm::extend(name, v.size, &self.backups())?;
             }
             self.drbd.adjust(name)?;
+        }
+        Ok(())
+    }
+
+    /// On the primary, a volume grown on both nodes is resized until DRBD offers its size
+    /// (DRBD takes the smaller side: until the peer has grown too, this changes nothing).
+    fn keep_size(
+        &self,
+        v: &pairos_mirror::document::Volume,
+        r: &pairos_mirror::events2::Resource,
+    ) -> anyhow::Result<()> {
+        // DRBD's internal metadata takes a bitmap bit per 4 KiB and under a MiB besides.
+        let metadata = v.size / 32768 + (1 << 20);
+        let short = Drbd::device_size(v.minor).is_some_and(|now| now + metadata < v.size);
+        if short && r.role == "Primary" && r.connection == "Connected" {
+            self.drbd.resize(v.name.as_str())?;
         }
         Ok(())
     }
