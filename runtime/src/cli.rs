@@ -231,11 +231,17 @@ pub enum VolumeCommand {
     /// the volume manager, which keeps the primary's data and this node's divergent data in a
     /// snapshot.
     #[command(hide = true)]
-    SplitBrain(VolumeSplitBrainArgs),
+    SplitBrain(VolumeHandlerArgs),
+    /// DRBD's before-resync-target handler (DRBD runs it on the node about to become a resync's
+    /// target): asks the pair daemon, and exits 1, so that DRBD drops the connection, while
+    /// this node acts as primary or the daemon cannot be asked.
+    #[command(hide = true)]
+    BeforeResyncTarget(VolumeHandlerArgs),
 }
 
+/// What DRBD's handlers are given.
 #[derive(Debug, Args)]
-pub struct VolumeSplitBrainArgs {
+pub struct VolumeHandlerArgs {
     /// The volume (DRBD sets DRBD_RESOURCE).
     #[arg(long, env = "DRBD_RESOURCE", value_name = "NAME")]
     pub resource: String,
@@ -259,6 +265,7 @@ pub struct VolumeFencePeerArgs {
 
 #[derive(Debug, Args)]
 pub struct VolumeRemoveArgs {
+    /// The volume to remove.
     pub name: String,
     /// Yes: the volume's data on both nodes is lost.
     #[arg(long)]

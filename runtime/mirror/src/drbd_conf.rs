@@ -5,6 +5,8 @@
 //! Choices, each for a reason:
 //! - `after-sb-*pri disconnect`: no automatic split-brain policy ever discards a node's writes;
 //!   the `split-brain` handler tells the daemon, which decides, keeping a snapshot first.
+//! - `before-resync-target` asks the pair daemon: the node that acts never becomes a resync's
+//!   target, whatever the generation identifiers say (the failure behind LINBIT/drbd#143).
 //! - `fencing resource-and-stonith` with `pairos volume fence-peer` as the handler: a primary
 //!   that loses its peer freezes I/O until the pair daemon says the peer is outdated or off.
 //! - The resync controller's fill target and buffers are sized for a private link (a full
@@ -27,6 +29,10 @@ pub const FENCE_PEER: &str = "/usr/bin/pairos volume fence-peer";
 /// The handler the kernel calls on a split brain it does not resolve (all of them, here): it
 /// tells the volume manager, which resolves it.
 pub const SPLIT_BRAIN: &str = "/usr/bin/pairos volume split-brain";
+/// The handler the kernel calls on the node about to become a resync's target: it asks the
+/// pair daemon, which refuses while this node acts (its side holds the acknowledged writes);
+/// a refusal drops the connection instead of overwriting them.
+pub const BEFORE_RESYNC_TARGET: &str = "/usr/bin/pairos volume before-resync-target";
 
 /// Where the pair's nodes are on the private link.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +83,7 @@ pub fn render(config: &PairConfig, sites: Sites, shared_secret: &str) -> String 
          \x20 handlers {{\n\
          \x20   fence-peer \"{FENCE_PEER}\";\n\
          \x20   split-brain \"{SPLIT_BRAIN}\";\n\
+         \x20   before-resync-target \"{BEFORE_RESYNC_TARGET}\";\n\
          \x20 }}\n\
          }}\n",
         config.version
@@ -119,5 +126,9 @@ mod tests {
         assert!(long.contains(&format!("shared-secret \"{}\";", &"ab".repeat(32)[..MAX_SECRET])), "{long}");
         assert!(!text.contains("discard"), "no policy discards a node's writes: {text}");
         assert!(text.contains("split-brain \"/usr/bin/pairos volume split-brain\";"), "{text}");
+        assert!(
+            text.contains("before-resync-target \"/usr/bin/pairos volume before-resync-target\";"),
+            "{text}"
+        );
     }
 }

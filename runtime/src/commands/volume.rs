@@ -22,6 +22,20 @@ pub fn run(cmd: VolumeCommand) -> anyhow::Result<Exit> {
         VolumeCommand::Remove(a) => remove(&a.name, a.discard_data, &a.at),
         VolumeCommand::List(a) => list(&a.at),
         VolumeCommand::FencePeer(a) => fence_peer(&a),
+        VolumeCommand::BeforeResyncTarget(a) => {
+            let name: VolumeName = a.resource.parse().map_err(anyhow::Error::msg)?;
+            match control::ask(&a.run_dir, control::Request::MaySyncTarget(name.to_string())) {
+                Ok(Ok(_)) => Ok(Exit::Success),
+                Ok(Err(why)) => {
+                    eprintln!("pairos volume before-resync-target {name}: {why}");
+                    Ok(Exit::Negative)
+                }
+                Err(e) => {
+                    eprintln!("pairos volume before-resync-target {name}: {e:#}: refused; DRBD tries again");
+                    Ok(Exit::Negative)
+                }
+            }
+        }
         VolumeCommand::SplitBrain(a) => {
             let name: VolumeName = a.resource.parse().map_err(anyhow::Error::msg)?;
             let now =

@@ -22,6 +22,9 @@ pub enum Request {
     FencePeer(String),
     /// Reset the silent peer through its BMC (a known peer whose disk does not boot).
     ResetPeer,
+    /// May this node's side of the volume become a resync's target? (DRBD's
+    /// before-resync-target.)
+    MaySyncTarget(String),
 }
 
 impl Request {
@@ -31,7 +34,11 @@ impl Request {
             "maintenance on" => Some(Request::Maintenance(true)),
             "maintenance off" => Some(Request::Maintenance(false)),
             "reset-peer" => Some(Request::ResetPeer),
-            t => t.strip_prefix("fence-peer ").map(|r| Request::FencePeer(r.trim().to_owned())),
+            t => {
+                t.strip_prefix("fence-peer ").map(|r| Request::FencePeer(r.trim().to_owned())).or_else(|| {
+                    t.strip_prefix("may-sync-target ").map(|r| Request::MaySyncTarget(r.trim().to_owned()))
+                })
+            }
         }
     }
 
@@ -42,6 +49,7 @@ impl Request {
             Request::Maintenance(false) => "maintenance off".into(),
             Request::FencePeer(r) => format!("fence-peer {r}"),
             Request::ResetPeer => "reset-peer".into(),
+            Request::MaySyncTarget(r) => format!("may-sync-target {r}"),
         }
     }
 }
@@ -136,6 +144,7 @@ mod tests {
             Request::Maintenance(false),
             Request::FencePeer("raw".into()),
             Request::ResetPeer,
+            Request::MaySyncTarget("data".into()),
         ] {
             assert_eq!(Request::parse(&r.text()), Some(r));
         }

@@ -534,6 +534,18 @@ impl Daemon {
                         return Ok(());
                     }
                     Request::ResetPeer => self.reset_peer(now),
+                    Request::MaySyncTarget(resource) => match self.core.acting() {
+                        Some(epoch) => {
+                            let why = format!(
+                                "this node acts as primary (epoch {epoch}): its side of {resource} holds the acknowledged \
+                                 writes and is not overwritten by the peer's; the resync is refused"
+                            );
+                            say(format_args!("volumes: {why}"));
+                            self.event("resync refused", why.clone());
+                            Err(why)
+                        }
+                        None => Ok("yes".into()),
+                    },
                 };
                 reply.send(answer);
             }
