@@ -305,7 +305,9 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
     // still hears b on the public link, and DRBD cannot reach it: raw is cycled (reconnected)
     // with an alarm, and once the block is lifted the resync completes.
     let private = "$(ip -o -4 addr show | awk '/ 10.77.0.1\\//{print $2}')";
-    run_ok(&mut pair, 'a', &format!("tc qdisc add dev {private} root netem rate 24mbit"))?;
+    // The console's shell is busybox's, which prefers its own applets: its `tc` has no netem.
+    let tc = "/sbin/tc";
+    run_ok(&mut pair, 'a', &format!("{tc} qdisc add dev {private} root netem rate 24mbit"))?;
     run_ok(&mut pair, 'b', "drbdadm -c /run/pairos/drbd.conf invalidate raw")?;
     let start = Instant::now();
     loop {
@@ -317,7 +319,7 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
         std::thread::sleep(Duration::from_secs(2));
     }
     let (from_a, from_b) = (console_len(&mut pair, 'a')?, console_len(&mut pair, 'b')?);
-    run_ok(&mut pair, 'a', &format!("tc qdisc change dev {private} root netem loss 100%"))?;
+    run_ok(&mut pair, 'a', &format!("{tc} qdisc change dev {private} root netem loss 100%"))?;
     let blocked = Instant::now();
     let cycled = |pair: &mut PairLab| -> Result<bool, LabError> {
         let text = |pair: &mut PairLab, n: char, from: usize| -> Result<String, LabError> {
@@ -335,7 +337,7 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
     eprintln!("lab_volumes: the stalled resync was cycled {:?} after the block", blocked.elapsed());
     // The block lasts its 75 s whatever the managers did: this waits for time, not for a state.
     std::thread::sleep(Duration::from_secs(75).saturating_sub(blocked.elapsed()));
-    run_ok(&mut pair, 'a', &format!("tc qdisc del dev {private} root"))?;
+    run_ok(&mut pair, 'a', &format!("{tc} qdisc del dev {private} root"))?;
     wait_in_sync(&mut pair, "the block on the stalled resync lifted")?;
     let before = same_on_both(&mut pair)?;
 
@@ -369,7 +371,7 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
     let imaged = start.elapsed();
     // The private link is slowed inside a (netem) so that b's full sync lasts long enough to
     // crash a in the middle of it.
-    run_ok(&mut pair, 'a', &format!("tc qdisc add dev {private} root netem rate 24mbit"))?;
+    run_ok(&mut pair, 'a', &format!("{tc} qdisc add dev {private} root netem rate 24mbit"))?;
     wait_console(&mut pair, 'b', from_b, "pair: watchdog", 8 * MINUTE)?;
     let booted = start.elapsed();
     eprintln!(
