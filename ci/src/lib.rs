@@ -13,6 +13,9 @@
 //!   small initramfs with the `pairos` binary; [`image`] builds the default pairos image with
 //!   `pairos build` (its stage cache makes a rebuild take seconds).
 //! - [`witness`] runs `pairos witness` on a lab's public network.
+//! - [`write_checker`] writes through the pair's address and proves that no acknowledged
+//!   write is lost (the `write-checker` command); [`postgres_host`] runs a throwaway
+//!   PostgreSQL on the host for its own tests.
 //! - [`pair_lab`] is a pair of nodes with BMCs, watchdogs and a client, as the pair's lab
 //!   scenarios and the `ci/lab` command use it; [`lab_server`] keeps one running for
 //!   `ci/lab`.
@@ -32,10 +35,12 @@ mod netns;
 pub mod pair_host;
 pub mod pair_lab;
 pub mod paths;
+pub mod postgres_host;
 pub mod pxe;
 mod qemu;
 pub mod stats;
 pub mod witness;
+pub mod write_checker;
 
 pub use console::Console;
 pub use error::LabError;
