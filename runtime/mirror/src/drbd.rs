@@ -138,6 +138,7 @@ impl Drbd {
                     r.out_of_sync_kib = r.out_of_sync_kib.max(c.out_of_sync_kib);
                     r.rate_kib_s = c.rate_kib_s;
                     r.seconds_left = c.seconds_left;
+                    r.done_percent = r.done_percent.or(c.done_percent);
                 }
             }
         }
@@ -146,12 +147,14 @@ impl Drbd {
 }
 
 /// One minor's counters in `/proc/drbd`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ProcCounters {
     pub out_of_sync_kib: u64,
-    /// While a resync runs: its rate now (`speed: N (avg) K/sec`) and time left (`finish:`).
+    /// While a resync runs: its rate now (`speed: N (avg) K/sec`), time left (`finish:`) and
+    /// how much is done (`sync'ed: N%`; DRBD 8.4's events2 has no `done:`).
     pub rate_kib_s: Option<u64>,
     pub seconds_left: Option<u64>,
+    pub done_percent: Option<f64>,
 }
 
 /// Each minor's counters, from `/proc/drbd`: a ` N: cs:...` line, then its counters with
@@ -179,6 +182,9 @@ pub fn proc_counters(proc: &str) -> std::collections::BTreeMap<u32, ProcCounters
         if let Some(finish) = after("finish:") {
             let parts: Option<Vec<u64>> = finish.split(':').map(|p| p.parse().ok()).collect();
             c.seconds_left = parts.map(|p| p.iter().fold(0, |acc, v| acc * 60 + v));
+        }
+        if let Some(done) = after("sync'ed:") {
+            c.done_percent = done.strip_suffix('%').and_then(|d| d.parse().ok());
         }
         if let Some(speed) = after("speed:") {
             c.rate_kib_s = speed.replace(',', "").parse().ok();
@@ -222,7 +228,12 @@ mod tests {
         let c = proc_counters(proc)[&1];
         assert_eq!(
             c,
-            ProcCounters { out_of_sync_kib: 231424, rate_kib_s: Some(3072), seconds_left: Some(72) }
+            ProcCounters {
+                out_of_sync_kib: 231424,
+                rate_kib_s: Some(3072),
+                seconds_left: Some(72),
+                done_percent: Some(11.8)
+            }
         );
     }
 }
