@@ -40,6 +40,10 @@ pub enum Command {
     /// The pair's mirrored volumes: made on the primary, replicated to the peer by DRBD.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// The pair's workloads: the programs the primary runs on the volumes, behind the pair's
+    /// address. Defined on the primary; the peer follows.
+    #[command(subcommand)]
+    Workload(WorkloadCommand),
     /// The witness a customer runs on any third Linux box: it grants one node of a pair at a
     /// time a lease, so that a node whose peer went silent may take over without a fence.
     #[command(subcommand)]
@@ -290,7 +294,7 @@ pub struct VolumeListArgs {
     pub at: VolumeFolders,
 }
 
-/// Where `pairos volume` reads and writes on a node, and how it prints.
+/// Where `pairos volume` and `pairos workload` read and write on a node, and how they print.
 #[derive(Debug, Args)]
 pub struct VolumeFolders {
     /// The node's state folder (the pair's configuration).
@@ -302,6 +306,40 @@ pub struct VolumeFolders {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkloadCommand {
+    /// Add a workload to the pair from its definition (TOML; see `pairos workload example`),
+    /// on the primary. Everything is checked first: a definition with any mistake is refused
+    /// whole, and the pair is not touched.
+    Add(WorkloadAddArgs),
+    /// Print an example definition, every field explained.
+    Example,
+    /// The pair's workloads, in the order they start.
+    List(VolumeListArgs),
+    /// Remove a workload from the pair (on the primary).
+    Remove(WorkloadRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkloadAddArgs {
+    /// The definition (TOML).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Replace the workload of the same name.
+    #[arg(long)]
+    pub replace: bool,
+    #[command(flatten)]
+    pub at: VolumeFolders,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkloadRemoveArgs {
+    /// The workload's name.
+    pub name: String,
+    #[command(flatten)]
+    pub at: VolumeFolders,
 }
 
 #[derive(Debug, Subcommand)]

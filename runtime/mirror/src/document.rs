@@ -1,5 +1,4 @@
-//! The pair's configuration document: its volumes now (workloads next), the same on both
-//! nodes, `pair-config.json` in the state partition. Every change makes a new version whose
+//! The pair's configuration document: its volumes and workloads, the same on both nodes, `pair-config.json` in the state partition. Every change makes a new version whose
 //! digest chains to the one before, so a node that comes back can tell whether its peer's
 //! document descends from its own (adopt it), its own descends from the peer's (keep it), or
 //! the two were changed apart (a conflict: an alarm, never a silent merge).
@@ -8,6 +7,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
+
+use pairos_workload::spec::Workload;
 
 use super::spec::{show_size, VolumeName};
 
@@ -32,6 +33,9 @@ pub struct Volume {
 pub struct PairConfig {
     pub version: u64,
     pub volumes: Vec<Volume>,
+    /// The workloads the primary runs, checked when they were added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<Workload>,
     /// The digest of every version so far, oldest first (the last is this one's).
     pub lineage: Vec<String>,
 }
@@ -54,7 +58,7 @@ impl PairConfig {
         let path = dir.join(FILE);
         match std::fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b)
-                .with_context(|| format!("{}: expected {{\"version\", \"volumes\": [{{\"name\", \"size\", \"minor\"}}], \"lineage\"}}", path.display())),
+                .with_context(|| format!("{}: expected {{\"version\", \"volumes\": [{{\"name\", \"size\", \"minor\"}}], \"workloads\": […], \"lineage\"}}", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PairConfig::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
@@ -71,11 +75,46 @@ impl PairConfig {
         self.volumes.iter().find(|v| &v.name == name)
     }
 
-    /// This version's digest: of the one before and of the volumes.
+    /// This version's digest: of the one before, of the volumes, and of the workloads if
+    /// there are any (so that the digests of documents from before workloads still hold).
     fn digest(&self) -> String {
         let parent = self.lineage.iter().rev().nth(1).map_or("", String::as_str);
         let volumes = serde_json::to_string(&self.volumes).expect("serialises");
-        pairos_image::digest::sha256_hex(format!("{parent}\n{}\n{volumes}", self.version).as_bytes())
+        let mut text = format!("{parent}\n{}\n{volumes}", self.version);
+        if !self.workloads.is_empty() {
+            text.push('\n');
+            text.push_str(&serde_json::to_string(&self.workloads).expect("serialises"));
+        }
+        pairos_image::digest::sha256_hex(text.as_bytes())
+    }
+
+    pub fn workload(&self, name: &str) -> Option<&Workload> {
+        self.workloads.iter().find(|w| w.name == name)
+    }
+
+    /// Adds a workload (checked by the caller), or replaces the one of the same name when
+    /// `replace` is set.
+    pub fn add_workload(&mut self, workload: Workload, replace: bool) -> anyhow::Result<()> {
+        match self.workloads.iter().position(|w| w.name == workload.name) {
+            Some(_) if !replace => {
+                bail!("workload {} exists already (--replace to change it)", workload.name)
+            }
+            Some(i) => self.workloads[i] = workload,
+            None => self.workloads.push(workload),
+        }
+        self.next();
+        Ok(())
+    }
+
+    pub fn remove_workload(&mut self, name: &str) -> anyhow::Result<Workload> {
+        let i = self
+            .workloads
+            .iter()
+            .position(|w| w.name == name)
+            .with_context(|| format!("no workload {name}"))?;
+        let w = self.workloads.remove(i);
+        self.next();
+        Ok(w)
     }
 
     /// Makes the next version after a change.
@@ -110,6 +149,9 @@ impl PairConfig {
     }
 
     pub fn remove(&mut self, name: &VolumeName) -> anyhow::Result<Volume> {
+        if let Some(w) = self.workloads.iter().find(|w| w.volumes.iter().any(|m| m.volume == name.as_str())) {
+            bail!("volume {name} is mounted by workload {}: remove the workload first", w.name);
+        }
         let i =
             self.volumes.iter().position(|v| &v.name == name).with_context(|| format!("no volume {name}"))?;
         let v = self.volumes.remove(i);
@@ -127,7 +169,10 @@ impl PairConfig {
             );
         }
         if self.version > 0 && self.lineage.last() != Some(&self.digest()) {
-            bail!("version {}: its digest does not match its volumes (edited by hand?)", self.version);
+            bail!(
+                "version {}: its digest does not match its volumes and workloads (edited by hand?)",
+                self.version
+            );
         }
         let mut minors: Vec<u32> = self.volumes.iter().map(|v| v.minor).collect();
         minors.sort_unstable();
@@ -179,6 +224,34 @@ mod tests {
         let mut edited = c.clone();
         edited.volumes[0].size *= 2;
         assert!(edited.check().expect_err("edited").to_string().contains("digest"));
+    }
+
+    #[test]
+    fn workloads_are_versioned_with_the_volumes_and_keep_theirs_mounted() {
+        let mut c = PairConfig::default();
+        c.add(name("db"), 256 << 20, "node-1").expect("added");
+        let before = c.lineage.clone();
+        let w = Workload::from_toml(
+            "name = \"pg\"\ncommand = [\"/bin/true\"]\nvolumes = [{ volume = \"db\", mount = \"/srv/db\" }]\nhealth = { tcp = 5432 }",
+            "pg.toml",
+        )
+        .expect("parses");
+        c.add_workload(w.clone(), false).expect("added");
+        assert!(c.add_workload(w.clone(), false).expect_err("twice").to_string().contains("--replace"));
+        let mut changed = w.clone();
+        changed.order = 5;
+        c.add_workload(changed, true).expect("replaced");
+        assert_eq!((c.version, c.workload("pg").map(|w| w.order)), (3, Some(5)));
+        assert!(c.lineage.starts_with(&before), "a later version of the same history");
+        c.check().expect("consistent");
+        let e = c.remove(&name("db")).expect_err("mounted").to_string();
+        assert!(e.contains("workload pg"), "{e}");
+        let mut edited = c.clone();
+        edited.workloads[0].order = 1;
+        assert!(edited.check().is_err(), "a workload edited by hand breaks the digest");
+        c.remove_workload("pg").expect("removed");
+        c.remove(&name("db")).expect("free now");
+        c.check().expect("consistent");
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! daemon decides when to use them.
 //!
 //! - [`spec`]: volume names and sizes, checked before anything is made.
-//! - [`document`]: the pair's configuration document (its volumes), versioned, the same on
-//!   both nodes.
+//! - [`document`]: the pair's configuration document (its volumes and workloads),
+//!   versioned, the same on both nodes.
 //! - [`drbd_conf`]: the DRBD configuration written from it, and [`drbd`] its tools.
 //! - [`events2`]: `drbdsetup events2` read into each resource's state.
 //! - [`lvm`]: the volume group on the data partition and the logical volumes in it.

@@ -8,6 +8,7 @@ pub mod pxe;
 pub mod status;
 pub mod volume;
 pub mod witness;
+pub mod workload;
 
 use crate::cli::{Cli, Command};
 use crate::Exit;
@@ -29,6 +30,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Pair(cmd) => pair::run(cmd),
         Command::Volume(cmd) => volume::run(cmd),
         Command::Witness(cmd) => witness::run(cmd),
+        Command::Workload(cmd) => workload::run(cmd),
         Command::Init => crate::boot::init(),
     }
 }

@@ -83,7 +83,7 @@ fn fence_peer(a: &VolumeFencePeerArgs) -> anyhow::Result<Exit> {
 }
 
 /// This node's status, if it is the primary: the pair's volumes change only there.
-fn on_the_primary(a: &VolumeFolders, what: &str) -> anyhow::Result<status::PairStatus> {
+pub(crate) fn on_the_primary(a: &VolumeFolders, what: &str) -> anyhow::Result<status::PairStatus> {
     let s = status::read(&status::status_path(&a.run_dir))?;
     if s.role != "primary" {
         bail!(
@@ -97,7 +97,7 @@ fn on_the_primary(a: &VolumeFolders, what: &str) -> anyhow::Result<status::PairS
 }
 
 /// This node's pair configuration, checked.
-fn document(a: &VolumeFolders) -> anyhow::Result<PairConfig> {
+pub(crate) fn document(a: &VolumeFolders) -> anyhow::Result<PairConfig> {
     let doc = PairConfig::load(&a.state)?;
     doc.check().context("this node's pair configuration")?;
     Ok(doc)

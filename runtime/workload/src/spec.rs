@@ -2,25 +2,32 @@
 //! it (JSON). Unknown fields are refused. [`Workload::check`] looks at everything that can be
 //! known without running it: names, paths, that its volumes exist, that its program and user
 //! are there on this node, that exactly one health check is given.
-//!
-//! ```toml
-//! name = "postgres"
-//! command = ["/usr/lib/postgresql/15/bin/postgres", "-D", "/srv/db/data"]
-//! user = "postgres"
-//! environment = { LANG = "C.UTF-8" }
-//! order = 10            # lower starts first, stops last
-//! address = true        # needs the pair's address
-//! stop_timeout_s = 30   # SIGTERM, then SIGKILL after this
-//! volumes = [{ volume = "db", mount = "/srv/db" }]
-//! health = { tcp = 5432, interval_s = 2, failures = 3 }
-//! restart = { times = 3, within_minutes = 10 }
-//! limits = { memory_mib = 1024, cpu_percent = 150 }
-//! ```
+//! [`EXAMPLE`] is a definition with every field explained (`pairos workload example`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+/// A definition with every field explained.
+pub const EXAMPLE: &str = r#"# A pairos workload (pairos workload add FILE, on the primary).
+name = "postgres"                 # 1 to 32 of a-z, 0-9 and -
+# The program (absolute: in the image, or under one of the mounts below) and its arguments.
+command = ["/usr/lib/postgresql/15/bin/postgres", "-D", "/srv/db/data"]
+user = "postgres"                 # default root
+environment = { LANG = "C.UTF-8" }
+order = 10                        # lower starts first and stops last; default 0
+address = true                    # starts after the pair's address is up; default false
+stop_timeout_s = 30               # SIGTERM, then SIGKILL after this; default 30
+# The pair's volumes it needs (pairos volume create), mounted before it starts.
+volumes = [{ volume = "db", mount = "/srv/db" }]
+# Exactly one of tcp = PORT, http = "http://…" (2xx), command = ["/abs/path", …] (exit 0).
+health = { tcp = 5432, interval_s = 2, failures = 3 }
+# Restart here up to `times` within `within_minutes`, then move the pair to a healthy peer.
+restart = { times = 3, within_minutes = 10 }
+# cgroup v2 limits (memory.max, cpu.max); none by default.
+limits = { memory_mib = 1024, cpu_percent = 150 }
+"#;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -276,6 +283,16 @@ mod tests {
         // The document holds it as JSON, and gets back the same.
         let json = serde_json::to_string(&w).expect("serialises");
         assert_eq!(serde_json::from_str::<Workload>(&json).expect("reads"), w);
+    }
+
+    #[test]
+    fn the_example_is_a_good_definition() {
+        let w = Workload::from_toml(EXAMPLE, "example").expect("parses");
+        let node = Node;
+        let wrong: Vec<String> =
+            w.check(&node).into_iter().filter(|e| !e.contains("no such program")).collect();
+        assert_eq!(wrong, Vec::<String>::new());
+        assert_eq!((w.order, w.limits.memory_mib, w.health.interval_s), (10, Some(1024), 2));
     }
 
     #[test]

@@ -1,0 +1,121 @@
+//! `pairos workload`: define the pair's workloads. The command checks a definition on the
+//! primary and changes the pair's configuration document; the peer adopts the new version.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+
+use crate::cli::{VolumeFolders, WorkloadCommand};
+use crate::commands::volume::{document, on_the_primary};
+use crate::Exit;
+use pairos_mirror::document::PairConfig;
+use pairos_workload::spec::{Surroundings, Workload, EXAMPLE};
+
+pub fn run(cmd: WorkloadCommand) -> anyhow::Result<Exit> {
+    match cmd {
+        WorkloadCommand::Add(a) => add(&a.file, a.replace, &a.at),
+        WorkloadCommand::Example => {
+            print!("{EXAMPLE}");
+            Ok(Exit::Success)
+        }
+        WorkloadCommand::List(a) => list(&a.at),
+        WorkloadCommand::Remove(a) => remove(&a.name, &a.at),
+    }
+}
+
+/// This node and the pair, as a definition is checked against them.
+struct ThisNode<'a> {
+    doc: &'a PairConfig,
+}
+
+impl Surroundings for ThisNode<'_> {
+    fn has_volume(&self, name: &str) -> bool {
+        self.doc.volumes.iter().any(|v| v.name.as_str() == name)
+    }
+
+    fn is_program(&self, path: &Path) -> bool {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+
+    fn has_user(&self, name: &str) -> bool {
+        matches!(nix::unistd::User::from_name(name), Ok(Some(_)))
+    }
+}
+
+fn add(file: &Path, replace: bool, a: &VolumeFolders) -> anyhow::Result<Exit> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let workload = Workload::from_toml(&text, &file.display().to_string()).map_err(anyhow::Error::msg)?;
+    on_the_primary(a, "defined")?;
+    let mut doc = document(a)?;
+    let wrong = workload.check(&ThisNode { doc: &doc });
+    if !wrong.is_empty() {
+        bail!(
+            "{}: workload {:?} is refused (nothing was changed):\n  {}",
+            file.display(),
+            workload.name,
+            wrong.join("\n  ")
+        );
+    }
+    let name = workload.name.clone();
+    doc.add_workload(workload, replace)?;
+    doc.save(&a.state)?;
+    said(a.json, &name, &doc, if replace { "is defined anew" } else { "is added" })
+}
+
+fn remove(name: &str, a: &VolumeFolders) -> anyhow::Result<Exit> {
+    on_the_primary(a, "removed")?;
+    let mut doc = document(a)?;
+    doc.remove_workload(name)?;
+    doc.save(&a.state)?;
+    said(a.json, name, &doc, "is removed")
+}
+
+fn said(json: bool, name: &str, doc: &PairConfig, what: &str) -> anyhow::Result<Exit> {
+    if json {
+        crate::output::json(&serde_json::json!({ "name": name, "version": doc.version, "change": what }))?;
+    } else {
+        println!(
+            "workload {name} {what} (pair configuration version {}); the peer follows within seconds",
+            doc.version
+        );
+    }
+    Ok(Exit::Success)
+}
+
+fn list(a: &VolumeFolders) -> anyhow::Result<Exit> {
+    let doc = PairConfig::load(&a.state)?;
+    let mut workloads: Vec<&Workload> = doc.workloads.iter().collect();
+    workloads.sort_by_key(|w| (w.order, w.name.clone()));
+    if a.json {
+        crate::output::json(&serde_json::json!({ "version": doc.version, "workloads": workloads }))?;
+        return Ok(Exit::Success);
+    }
+    println!("pair configuration version {}", doc.version);
+    if workloads.is_empty() {
+        println!("no workloads (pairos workload add FILE; pairos workload example shows one)");
+    }
+    for w in workloads {
+        let mounts: Vec<String> =
+            w.volumes.iter().map(|m| format!("{} on {}", m.volume, m.mount.display())).collect();
+        let health = match (&w.health.tcp, &w.health.http, &w.health.command) {
+            (Some(port), _, _) => format!("tcp {port}"),
+            (_, Some(url), _) => format!("http {url}"),
+            (_, _, Some(c)) => format!("command {}", c.join(" ")),
+            _ => "none".into(),
+        };
+        println!(
+            "{} (order {}): {} as {}; volumes: {}; {}; health: {health} every {} s; restarts: {} in {} min",
+            w.name,
+            w.order,
+            w.command.join(" "),
+            w.user,
+            if mounts.is_empty() { "none".into() } else { mounts.join(", ") },
+            if w.address { "on the pair's address" } else { "no address" },
+            w.health.interval_s,
+            w.restart.times,
+            w.restart.within_minutes,
+        );
+    }
+    Ok(Exit::Success)
+}
