@@ -4,8 +4,8 @@
 //! calls a handler in [`commands`]; handlers call the libraries and map the outcome to an
 //! [`Exit`] code. [`boot`] is the early-boot code the initramfs runs as `/init`; [`run`] is the
 //! node's first process after it. [`volumes`] keeps the node's side of the pair's mirrored
-//! volumes. [`witness`] is the service a customer runs on a third
-//! machine, and the daemon's side of it.
+//! volumes. [`workloads`] runs the pair's workloads on the primary. [`witness`] is the service
+//! a customer runs on a third machine, and the daemon's side of it.
 
 pub mod boot;
 pub mod cli;
@@ -17,6 +17,7 @@ pub mod run;
 pub mod signing_key;
 pub mod volumes;
 pub mod witness;
+pub mod workloads;
 
 pub use exit::Exit;
 

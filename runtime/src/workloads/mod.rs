@@ -1,0 +1,7 @@
+//! Running the pair's workloads on the primary: their processes ([`process`]), their output
+//! ([`logs`]) and their health checks ([`health`]). What a workload is, and its restart
+//! budget, is `pairos_workload`'s.
+
+pub mod health;
+pub mod logs;
+pub mod process;
