@@ -320,6 +320,21 @@ pub enum WorkloadCommand {
     List(VolumeListArgs),
     /// Remove a workload from the pair (on the primary).
     Remove(WorkloadRemoveArgs),
+    /// The last lines a workload printed on this node (its log is kept in the state
+    /// partition, bounded and rotated).
+    Logs(WorkloadLogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkloadLogsArgs {
+    /// The workload's name.
+    pub name: String,
+    /// How many lines.
+    #[arg(long, short = 'n', default_value_t = 50)]
+    pub lines: usize,
+    /// The node's state folder (where the logs are).
+    #[arg(long, value_name = "DIR", default_value = "/state/pairos")]
+    pub state: PathBuf,
 }
 
 #[derive(Debug, Args)]

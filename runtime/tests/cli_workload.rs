@@ -100,6 +100,17 @@ fn a_definition_is_checked_whole_before_the_pair_takes_it() {
     assert!(text(&o).contains("exists already (--replace to change it)"), "{}", text(&o));
     let o = pairos(&["volume", "remove", "db", "--discard-data", "--state", s, "--run-dir", r]);
     assert!(text(&o).contains("mounted by workload web"), "{}", text(&o));
+    // Its log, as the node keeps it (the last lines, across rotated files).
+    let o = pairos(&["workload", "logs", "web", "--state", s]);
+    assert!(o.status.success() && text(&o).contains("has printed nothing on this node"), "{}", text(&o));
+    let logs = state.join("workload-logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    std::fs::write(logs.join("web.log.1"), "one\ntwo\n").expect("written");
+    std::fs::write(logs.join("web.log"), "three\n").expect("written");
+    let o = pairos(&["workload", "logs", "web", "-n", "2", "--state", s]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "two\nthree\n", "{}", text(&o));
+    let o = pairos(&["workload", "logs", "nothing", "--state", s]);
+    assert!(text(&o).contains("there is no workload nothing"), "{}", text(&o));
     let o = pairos(&["workload", "remove", "web", "--state", s, "--run-dir", r]);
     assert!(o.status.success() && text(&o).contains("version 3"), "{}", text(&o));
 }

@@ -21,6 +21,7 @@ pub fn run(cmd: WorkloadCommand) -> anyhow::Result<Exit> {
         }
         WorkloadCommand::List(a) => list(&a.at),
         WorkloadCommand::Remove(a) => remove(&a.name, &a.at),
+        WorkloadCommand::Logs(a) => logs(&a.name, a.lines, &a.state),
     }
 }
 
@@ -116,6 +117,23 @@ fn list(a: &VolumeFolders) -> anyhow::Result<Exit> {
             w.restart.times,
             w.restart.within_minutes,
         );
+    }
+    Ok(Exit::Success)
+}
+
+fn logs(name: &str, lines: usize, state: &Path) -> anyhow::Result<Exit> {
+    let policy = crate::workloads::logs::on_node(state);
+    let doc = PairConfig::load(state)?;
+    let shown = crate::workloads::logs::tail(&policy, name, lines)
+        .with_context(|| format!("reading {}", policy.file(name).display()))?;
+    if shown.is_empty() {
+        if doc.workload(name).is_none() {
+            bail!("there is no workload {name}");
+        }
+        println!("workload {name} has printed nothing on this node ({})", policy.file(name).display());
+    }
+    for line in shown {
+        println!("{line}");
     }
     Ok(Exit::Success)
 }

@@ -6,6 +6,12 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 
+/// Where workloads' logs are kept on a node: in the state partition, 1 MiB per file, the
+/// current one and 3 rotated.
+pub fn on_node(state_dir: &std::path::Path) -> LogPolicy {
+    LogPolicy { dir: state_dir.join("workload-logs"), max_bytes: 1 << 20, keep: 3 }
+}
+
 /// Where a workload's log goes and how much of it is kept.
 #[derive(Debug, Clone)]
 pub struct LogPolicy {
