@@ -5,7 +5,7 @@
 //! [`EXAMPLE`] is a definition with every field explained (`pairos workload example`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -142,9 +142,8 @@ pub trait Surroundings {
     fn has_user(&self, name: &str) -> bool;
 }
 
-/// Places a volume must not be mounted on (or under): the image's own folders.
-const SYSTEM_DIRS: &[&str] =
-    &["/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/run", "/sbin", "/state", "/sys", "/usr"];
+/// Where workloads' volumes are mounted (a tmpfs on the node: its root is read-only).
+pub const MOUNT_ROOT: &str = "/srv";
 
 impl Workload {
     /// Reads a definition from TOML; `origin` names it in errors (a file name).
@@ -198,11 +197,10 @@ impl Workload {
                 ));
             }
             let p = m.mount.as_path();
-            if !p.is_absolute() || p == Path::new("/") {
-                wrong.push(format!("volumes: mount {}: expected an absolute path below /", p.display()));
-            } else if let Some(sys) = SYSTEM_DIRS.iter().find(|s| p.starts_with(s)) {
+            let plain = p.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+            if !p.starts_with(MOUNT_ROOT) || p == Path::new(MOUNT_ROOT) || !plain {
                 wrong.push(format!(
-                    "volumes: mount {}: inside the image's {sys}; choose e.g. /srv/…",
+                    "volumes: mount {}: expected a folder under {MOUNT_ROOT}/ (the node's root is read-only; the pair mounts volumes there)",
                     p.display()
                 ));
             }
@@ -320,7 +318,7 @@ mod tests {
             "user \"pg\": no such user",
             "environment \"A-B\"",
             "\"logs\": the pair has no such volume",
-            "mount /etc/pg: inside the image's /etc",
+            "mount /etc/pg: expected a folder under /srv/",
             "overlaps another",
             "exactly one of tcp, http or command (got 2)",
             "health.http \"https://x\"",
