@@ -85,14 +85,34 @@ fn said(json: bool, name: &str, doc: &PairConfig, what: &str) -> anyhow::Result<
 }
 
 fn list(a: &VolumeFolders) -> anyhow::Result<Exit> {
+    use crate::workloads::runner::{RunnerView, VIEW_FILE};
     let doc = PairConfig::load(&a.state)?;
     let mut workloads: Vec<&Workload> = doc.workloads.iter().collect();
     workloads.sort_by_key(|w| (w.order, w.name.clone()));
+    // What the runner sees, when the pair daemon runs here.
+    let view: Option<RunnerView> =
+        std::fs::read(a.run_dir.join(VIEW_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
     if a.json {
-        crate::output::json(&serde_json::json!({ "version": doc.version, "workloads": workloads }))?;
+        crate::output::json(&serde_json::json!({
+            "version": doc.version, "workloads": workloads, "running": view,
+        }))?;
         return Ok(Exit::Success);
     }
     println!("pair configuration version {}", doc.version);
+    if let Some(v) = &view {
+        for w in &v.workloads {
+            let pid = w.pid.map(|p| format!(", pid {p}")).unwrap_or_default();
+            let last = w.last_failure.as_ref().map(|f| format!("; last failure: {f}")).unwrap_or_default();
+            println!("{}: {}{pid}; {} restarts left{last}", w.name, w.state, w.restarts_left);
+        }
+        if !v.last_change.is_empty() {
+            let steps: Vec<String> = v.last_change.iter().map(|(s, ms)| format!("{s} {ms} ms")).collect();
+            println!("last role change: {}", steps.join(", "));
+        }
+        for alarm in &v.alarms {
+            println!("alarm: {alarm}");
+        }
+    }
     if workloads.is_empty() {
         println!("no workloads (pairos workload add FILE; pairos workload example shows one)");
     }

@@ -6,4 +6,5 @@ pub mod filesystem;
 pub mod health;
 pub mod logs;
 pub mod process;
+pub mod runner;
 pub mod sequence;

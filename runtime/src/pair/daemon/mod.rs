@@ -47,6 +47,8 @@ enum Wake {
     Sensors(Sensors),
     Control(Request, control::Reply),
     Witness(Vec<u8>, std::net::SocketAddr),
+    /// The workload runner asks to hand the pair to the peer (why).
+    MoveAway(String),
 }
 
 fn store_events(cfg: &DaemonConfig) -> std::collections::VecDeque<Event> {
@@ -107,6 +109,8 @@ struct Daemon {
     volumes: Option<crate::volumes::manager::Handle>,
     /// Asks the peer to outdate its side of a volume, for DRBD's fence-peer call.
     outdater: Option<crate::volumes::outdate::Asker>,
+    /// The workload runner, when the node has volumes (idle while the pair has no workloads).
+    workloads: Option<crate::workloads::runner::Handle>,
 }
 
 /// How many events the status shows.
@@ -198,6 +202,25 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         )?),
         false => None,
     };
+    let workloads = match cfg.volumes {
+        true => {
+            let wake = wake.clone();
+            Some(crate::workloads::runner::spawn(
+                crate::workloads::runner::Setup {
+                    state_dir: cfg.state_dir.clone(),
+                    run_dir: cfg.run_dir.clone(),
+                    drbd_conf: std::path::PathBuf::from(pairos_mirror::drbd::CONF),
+                    address: cfg.pair_address.as_ref().map(|a| std::net::IpAddr::V4(a.address)),
+                    logs: crate::workloads::logs::on_node(&cfg.state_dir),
+                },
+                say_line,
+                Box::new(move |why| {
+                    let _ = wake.send(Wake::MoveAway(why));
+                }),
+            )?)
+        }
+        false => None,
+    };
     // For the operator and the lab: which process is the daemon.
     let pid_file = cfg.run_dir.join(PID_FILE);
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))
@@ -262,6 +285,7 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         witness,
         volumes,
         outdater,
+        workloads,
         cfg,
     };
     say(format_args!(
@@ -414,6 +438,11 @@ impl Daemon {
             let heard = self.core.heard_on(Link::Private, now) || self.core.heard_on(Link::Public, now);
             v.set_peer(heard, heard && self.core.peer().is_some_and(|p| p.acting.is_some()));
         }
+        if let Some(w) = &self.workloads {
+            let now = self.now();
+            let heard = self.core.heard_on(Link::Private, now) || self.core.heard_on(Link::Public, now);
+            w.set_peer_can_take(heard && self.core.peer().is_some_and(|p| p.ready));
+        }
         let ready = self.ready();
         if ready != self.core.ready() {
             say(format_args!(
@@ -508,6 +537,18 @@ impl Daemon {
                     granted: a.granted,
                 })?;
             }
+            Wake::MoveAway(why) => {
+                say(format_args!("{why}: handing the pair over to {}", self.cfg.peer));
+                self.event("workload", why.clone());
+                let out = self.core.step(Input::Switchover { now });
+                if let Some(refused) = out.iter().find_map(|a| match a {
+                    Action::Alarm(why) => Some(*why),
+                    _ => None,
+                }) {
+                    say(format_args!("the handover was refused: {refused}"));
+                }
+                self.carry_out(out)?;
+            }
             Wake::Control(request, reply) => {
                 let answer = match request {
                     Request::Switchover => {
@@ -576,6 +617,9 @@ impl Daemon {
                     if let Some(v) = &self.volumes {
                         v.set_primary(true);
                     }
+                    if let Some(w) = &self.workloads {
+                        w.set_primary(true);
+                    }
                     self.take_at = Some(Instant::now());
                     self.keep_address();
                 }
@@ -590,6 +634,9 @@ impl Daemon {
                     }
                     if let Some(v) = &self.volumes {
                         v.set_primary(false);
+                    }
+                    if let Some(w) = &self.workloads {
+                        w.set_primary(false);
                     }
                     self.event("secondary", why.into());
                     say(format_args!("secondary: {why}"));

@@ -1,0 +1,466 @@
+//! The workload runner, a thread of the pair daemon. While the daemon acts as primary and the
+//! pair's document has workloads, it takes the role step by step ([`super::sequence`]), then
+//! watches each workload: an exit, or its health check failing `failures` times in a row, is
+//! a failure, and the restart budget decides: restart here, move the pair to the peer, or
+//! mark it failed with an alarm. When the daemon stops acting, it gives the role up backwards.
+//! A pair without workloads is left entirely to the daemon and the volume manager.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use pairos_mirror::document::PairConfig;
+use pairos_mirror::drbd::Drbd;
+use pairos_workload::budget::{Budget, Decision, Peer};
+use pairos_workload::spec::{Workload, MOUNT_ROOT};
+use serde::{Deserialize, Serialize};
+
+use super::logs::LogPolicy;
+use super::process::{CgroupRoot, Running};
+use super::sequence::{self, Step, StopStep};
+use super::{filesystem, health};
+
+/// How long a started workload may take to pass its first health check.
+const START_GRACE: Duration = Duration::from_secs(120);
+const TICK: Duration = Duration::from_millis(250);
+/// The view `pairos workload list` reads.
+pub const VIEW_FILE: &str = "workloads.json";
+
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub state_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub drbd_conf: PathBuf,
+    /// The pair's address (health checks go to it; workloads get it as PAIROS_ADDRESS).
+    pub address: Option<IpAddr>,
+    pub logs: LogPolicy,
+}
+
+/// One workload as the runner sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadView {
+    pub name: String,
+    /// starting, healthy, unhealthy, stopped or failed.
+    pub state: String,
+    pub pid: Option<u32>,
+    pub restarts_left: u32,
+    pub last_failure: Option<String>,
+}
+
+/// What the runner writes for `pairos workload list` and `pairos pair status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunnerView {
+    pub workloads: Vec<WorkloadView>,
+    /// The last role change, step by step, with milliseconds.
+    pub last_change: Vec<(String, u64)>,
+    pub alarms: Vec<String>,
+}
+
+/// The daemon's side.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    primary: Arc<AtomicBool>,
+    peer_can_take: Arc<AtomicBool>,
+}
+
+impl Handle {
+    pub fn set_primary(&self, on: bool) {
+        self.primary.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether the peer is heard, healthy and up to date (a move to it would be safe).
+    pub fn set_peer_can_take(&self, yes: bool) {
+        self.peer_can_take.store(yes, Ordering::SeqCst);
+    }
+}
+
+struct Supervised {
+    spec: Workload,
+    process: Option<Running>,
+    budget: Budget,
+    healthy_once: bool,
+    failures_in_row: u32,
+    next_check: Instant,
+    state: &'static str,
+    last_failure: Option<String>,
+}
+
+struct Runner {
+    setup: Setup,
+    say: fn(String),
+    /// Asked to hand the pair to the peer (the reason).
+    move_away: Box<dyn Fn(String) + Send>,
+    handle: Handle,
+    up: bool,
+    doc: PairConfig,
+    running: BTreeMap<String, Supervised>,
+    view: RunnerView,
+    retry_at: Option<Instant>,
+}
+
+/// Starts the runner.
+pub fn spawn(
+    setup: Setup,
+    say: fn(String),
+    move_away: Box<dyn Fn(String) + Send>,
+) -> std::io::Result<Handle> {
+    let handle =
+        Handle { primary: Arc::new(AtomicBool::new(false)), peer_can_take: Arc::new(AtomicBool::new(false)) };
+    let mut r = Runner {
+        setup,
+        say,
+        move_away,
+        handle: handle.clone(),
+        up: false,
+        doc: PairConfig::default(),
+        running: BTreeMap::new(),
+        view: RunnerView::default(),
+        retry_at: None,
+    };
+    std::thread::Builder::new().name("workloads".into()).spawn(move || loop {
+        r.round();
+        std::thread::sleep(TICK);
+    })?;
+    Ok(handle)
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Runner {
+    fn say(&self, msg: String) {
+        (self.say)(format!("workloads: {msg}"));
+    }
+
+    fn round(&mut self) {
+        if let Ok(doc) = PairConfig::load(&self.setup.state_dir) {
+            self.doc = doc;
+        }
+        let want = self.handle.primary.load(Ordering::SeqCst);
+        if want
+            && !self.up
+            && !self.doc.workloads.is_empty()
+            && self.retry_at.is_none_or(|t| Instant::now() >= t)
+        {
+            self.take_over();
+        } else if !want && self.up {
+            self.give_up();
+        } else if self.up {
+            self.follow_document();
+            self.supervise();
+        }
+        self.write_view();
+    }
+
+    fn take_over(&mut self) {
+        let steps = sequence::take_over(&self.doc);
+        let mut done = Vec::new();
+        let result = sequence::run(&steps, |s| self.step(s).map_err(|e| format!("{e:#}")), |d| done.push(d));
+        self.view.last_change = done.iter().map(|d| (d.step.clone(), d.took.as_millis() as u64)).collect();
+        let shown: Vec<String> =
+            done.iter().map(|d| format!("{} {} ms", d.step, d.took.as_millis())).collect();
+        match result {
+            Ok(()) => {
+                self.up = true;
+                self.retry_at = None;
+                self.say(format!("primary, step by step: {}", shown.join(", ")));
+            }
+            Err(e) => {
+                self.say(format!("taking the role failed at {e}; undoing, and trying again in 10 s"));
+                self.view.alarms = vec![format!("taking the role failed at {e}")];
+                self.up = true;
+                self.give_up();
+                self.retry_at = Some(Instant::now() + Duration::from_secs(10));
+            }
+        }
+    }
+
+    fn give_up(&mut self) {
+        let steps = sequence::give_up(&self.doc);
+        let mut done = Vec::new();
+        // Giving up goes on past a failing step: whatever can be undone is.
+        for s in &steps {
+            let start = Instant::now();
+            match self.stop_step(s) {
+                Ok(()) => done.push(format!("{s} {} ms", start.elapsed().as_millis())),
+                Err(e) => self.say(format!("{s}: {e:#}")),
+            }
+        }
+        // Anything still running that the document no longer names.
+        for (_, mut w) in std::mem::take(&mut self.running) {
+            if let Some(p) = w.process.take() {
+                p.stop(Duration::from_secs(u64::from(w.spec.stop_timeout_s)));
+            }
+        }
+        self.up = false;
+        self.say(format!("secondary, step by step: {}", done.join(", ")));
+    }
+
+    fn device(&self, volume: &str) -> anyhow::Result<PathBuf> {
+        let v = self.doc.volumes.iter().find(|v| v.name.as_str() == volume).context("no such volume")?;
+        Ok(PathBuf::from(format!("/dev/drbd{}", v.minor)))
+    }
+
+    fn step(&mut self, step: &Step) -> anyhow::Result<()> {
+        match step {
+            Step::Promote { volume } => Drbd::new(&self.setup.drbd_conf).primary(volume, false),
+            Step::Mount { volume, at, .. } => {
+                mount_root()?;
+                let device = self.device(volume)?;
+                if filesystem::is_mounted(at) {
+                    return Ok(());
+                }
+                if filesystem::prepare(&device, volume)? == filesystem::Prepared::Made {
+                    self.say(format!("volume {volume} was blank: made ext4 on it"));
+                }
+                filesystem::mount(&device, at)
+            }
+            Step::Address => wait_for_address(self.setup.address),
+            Step::Start { workload } => {
+                let spec = self.doc.workload(workload).context("no longer defined")?.clone();
+                let process = self.start(&spec)?;
+                let budget = Budget::new(spec.restart);
+                self.running.insert(
+                    workload.clone(),
+                    Supervised {
+                        next_check: Instant::now(),
+                        spec,
+                        process: Some(process),
+                        budget,
+                        healthy_once: false,
+                        failures_in_row: 0,
+                        state: "starting",
+                        last_failure: None,
+                    },
+                );
+                Ok(())
+            }
+            Step::Healthy { workload } => {
+                let host = self.health_host();
+                let w = self.running.get_mut(workload).context("not started")?;
+                let start = Instant::now();
+                loop {
+                    if let Some(status) = w.process.as_mut().and_then(Running::exited) {
+                        bail!("it exited ({status}) before it was healthy");
+                    }
+                    match health::check(&w.spec.health, host) {
+                        Ok(()) => {
+                            w.healthy_once = true;
+                            w.state = "healthy";
+                            return Ok(());
+                        }
+                        Err(e) if start.elapsed() > START_GRACE => {
+                            bail!("not healthy after {} s: {e}", START_GRACE.as_secs())
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                    }
+                }
+            }
+            Step::Ready => Ok(()),
+        }
+    }
+
+    fn stop_step(&mut self, step: &StopStep) -> anyhow::Result<()> {
+        match step {
+            StopStep::Stop { workload } => {
+                if let Some(mut w) = self.running.remove(workload) {
+                    if let Some(p) = w.process.take() {
+                        let (_, killed) = p.stop(Duration::from_secs(u64::from(w.spec.stop_timeout_s)));
+                        if killed {
+                            self.say(format!(
+                                "{workload} did not stop within {} s: killed",
+                                w.spec.stop_timeout_s
+                            ));
+                        }
+                    }
+                }
+                Ok(())
+            }
+            StopStep::Unmount { at } => filesystem::unmount(at),
+            StopStep::Demote { volume } => Drbd::new(&self.setup.drbd_conf).secondary(volume),
+            // The daemon releases the address when it stops acting.
+            StopStep::ReleaseAddress => Ok(()),
+        }
+    }
+
+    fn health_host(&self) -> IpAddr {
+        self.setup.address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    fn start(&self, spec: &Workload) -> anyhow::Result<Running> {
+        let mut extra = Vec::new();
+        if let Some(a) = self.setup.address {
+            extra.push(("PAIROS_ADDRESS", a.to_string()));
+        }
+        super::process::start(spec, &self.setup.logs, CgroupRoot::system().as_ref(), &extra)
+    }
+
+    /// While primary: a workload added to the document is started (its volumes promoted and
+    /// mounted first), and one removed from it is stopped.
+    fn follow_document(&mut self) {
+        let gone: Vec<String> =
+            self.running.keys().filter(|n| self.doc.workload(n).is_none()).cloned().collect();
+        for name in gone {
+            let _ = self.stop_step(&StopStep::Stop { workload: name.clone() });
+            self.say(format!("{name} is no longer defined: stopped"));
+        }
+        let new: Vec<String> = sequence::start_order(&self.doc)
+            .iter()
+            .filter(|w| !self.running.contains_key(&w.name))
+            .map(|w| w.name.clone())
+            .collect();
+        if new.is_empty() || self.retry_at.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        let steps: Vec<Step> = sequence::take_over(&self.doc)
+            .into_iter()
+            .filter(|s| match s {
+                Step::Start { workload } | Step::Healthy { workload } => new.contains(workload),
+                Step::Ready => false,
+                _ => true,
+            })
+            .collect();
+        let mut done = Vec::new();
+        match sequence::run(&steps, |s| self.step(s).map_err(|e| format!("{e:#}")), |d| done.push(d)) {
+            Ok(()) => self.say(format!("started {}", new.join(", "))),
+            Err(e) => {
+                self.say(format!("starting {} failed at {e}; trying again in 10 s", new.join(", ")));
+                self.retry_at = Some(Instant::now() + Duration::from_secs(10));
+            }
+        }
+    }
+
+    /// Health checks and exits, each failure through the restart budget.
+    fn supervise(&mut self) {
+        let host = self.health_host();
+        let peer =
+            Peer { can_take: self.handle.peer_can_take.load(Ordering::SeqCst), spent_its_budget: false };
+        let names: Vec<String> = self.running.keys().cloned().collect();
+        for name in names {
+            let Some(w) = self.running.get_mut(&name) else { continue };
+            if w.state == "failed" {
+                continue;
+            }
+            let failure = if let Some(status) = w.process.as_mut().and_then(Running::exited) {
+                Some(format!("it exited ({status})"))
+            } else if Instant::now() >= w.next_check {
+                w.next_check = Instant::now() + Duration::from_secs(u64::from(w.spec.health.interval_s));
+                match health::check(&w.spec.health, host) {
+                    Ok(()) => {
+                        (w.healthy_once, w.failures_in_row, w.state) = (true, 0, "healthy");
+                        None
+                    }
+                    Err(e) => {
+                        let grace = !w.healthy_once
+                            && w.process.as_ref().is_some_and(|p| p.started.elapsed() < START_GRACE);
+                        w.failures_in_row += u32::from(!grace);
+                        w.state = if grace { "starting" } else { "unhealthy" };
+                        (w.failures_in_row >= w.spec.health.failures)
+                            .then(|| format!("{} health checks failed in a row: {e}", w.failures_in_row))
+                    }
+                }
+            } else {
+                None
+            };
+            let Some(why) = failure else { continue };
+            w.last_failure = Some(why.clone());
+            let decision = w.budget.on_failure(now_secs(), peer);
+            self.on_failure(&name, why, decision);
+        }
+    }
+
+    fn on_failure(&mut self, name: &str, why: String, decision: Decision) {
+        let Some(mut w) = self.running.remove(name) else { return };
+        if let Some(p) = w.process.take() {
+            p.stop(Duration::from_secs(u64::from(w.spec.stop_timeout_s)));
+        }
+        match decision {
+            Decision::Restart { attempt, times } => {
+                self.say(format!("{name} failed ({why}): restarting it here ({attempt} of {times})"));
+                match self.start(&w.spec) {
+                    Ok(p) => {
+                        w.process = Some(p);
+                        (w.healthy_once, w.failures_in_row, w.state) = (false, 0, "starting");
+                    }
+                    Err(e) => {
+                        self.say(format!("{name}: cannot start it again: {e:#}"));
+                        w.state = "stopped";
+                    }
+                }
+            }
+            Decision::MoveToPeer => {
+                self.say(format!(
+                    "{name} failed ({why}) and spent its restarts here: handing the pair to the peer"
+                ));
+                w.state = "stopped";
+                (self.move_away)(format!("workload {name} failed ({why}) and spent its restarts here"));
+            }
+            Decision::Failed { why: budget } => {
+                let alarm = format!("workload {name} is failed: {budget}; last: {why}");
+                self.say(alarm.clone());
+                self.view.alarms.push(alarm);
+                w.state = "failed";
+            }
+        }
+        self.running.insert(name.to_owned(), w);
+    }
+
+    fn write_view(&mut self) {
+        let now = now_secs();
+        self.view.workloads = sequence::start_order(&self.doc)
+            .iter()
+            .map(|spec| match self.running.get_mut(&spec.name) {
+                Some(w) => WorkloadView {
+                    name: spec.name.clone(),
+                    state: w.state.into(),
+                    pid: w.process.as_ref().map(Running::pid),
+                    restarts_left: w.budget.left(now),
+                    last_failure: w.last_failure.clone(),
+                },
+                None => WorkloadView {
+                    name: spec.name.clone(),
+                    state: "stopped".into(),
+                    restarts_left: spec.restart.times,
+                    ..Default::default()
+                },
+            })
+            .collect();
+        if let Ok(bytes) = serde_json::to_vec_pretty(&self.view) {
+            let _ = pairos_host::write_atomically(&self.setup.run_dir.join(VIEW_FILE), &bytes);
+        }
+    }
+}
+
+/// Workloads' volumes are mounted under /srv, on a tmpfs (the node's root is read-only).
+fn mount_root() -> anyhow::Result<()> {
+    let root = Path::new(MOUNT_ROOT);
+    if filesystem::is_mounted(root) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(root).with_context(|| format!("making {MOUNT_ROOT}"))?;
+    pairos_host::Cmd::new("mount")
+        .args(["-t", "tmpfs", "-o", "mode=0755,size=1m", "pairos-srv", MOUNT_ROOT])
+        .run()?;
+    Ok(())
+}
+
+/// Waits until the daemon holds the pair's address on this node.
+fn wait_for_address(address: Option<IpAddr>) -> anyhow::Result<()> {
+    let Some(a) = address else { return Ok(()) };
+    let start = Instant::now();
+    loop {
+        // Binding to it works only when it is one of this node's addresses.
+        if std::net::UdpSocket::bind((a, 0)).is_ok() {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(15) {
+            bail!("the pair's address {a} is not on this node after 15 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
