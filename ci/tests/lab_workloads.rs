@@ -114,8 +114,10 @@ fn a_workload_moves_with_the_pair_and_its_data_with_it() -> Result<(), LabError>
     wait_page(&pair, MINUTE, "served by a");
 
     // The server dies on a: restarted there.
+    let list = pair.json('a', "pairos workload list --json", MINUTE)?;
+    let pid = list["running"]["workloads"][0]["pid"].as_u64().unwrap_or_else(|| panic!("a pid: {list}"));
     let from = console_len(&mut pair, 'a')?;
-    run_ok(&mut pair, 'a', "pkill -9 -f 'httpd -f -p 8080'")?;
+    run_ok(&mut pair, 'a', &format!("kill -9 {pid}"))?;
     wait_console(&mut pair, 'a', from, "workloads: web failed (it exited", MINUTE)?;
     let line = wait_console(&mut pair, 'a', from, "restarting it here (1 of 2)", MINUTE)?;
     eprintln!("lab_workloads: a: {line}");

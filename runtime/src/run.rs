@@ -95,6 +95,11 @@ fn start_pair(verdict: Option<&Verdict>, status: &Arc<Mutex<Status>>) -> anyhow:
         s.node_name = me.node_name.clone();
         s.pair_id = me.pair_id.clone();
     }
+    // The loopback interface: without it, nothing on this node reaches its own addresses (a
+    // workload's health check through the pair's address among them).
+    if let Err(e) = Cmd::new("ip").args(["link", "set", "dev", "lo", "up"]).run() {
+        say(format_args!("cannot bring lo up: {e}"));
+    }
     // The node's name is its host name: DRBD's configuration names the nodes so.
     if let Err(e) = nix::unistd::sethostname(&me.node_name) {
         say(format_args!("cannot set the host name {}: {e}", me.node_name));

@@ -27,6 +27,9 @@ use super::{filesystem, health};
 /// How long a started workload may take to pass its first health check.
 const START_GRACE: Duration = Duration::from_secs(120);
 const TICK: Duration = Duration::from_millis(250);
+/// How long promoting a volume is retried (DRBD refuses until the peer is known off or
+/// outdated).
+const PROMOTE_WAIT: Duration = Duration::from_secs(60);
 /// The view `pairos workload list` reads.
 pub const VIEW_FILE: &str = "workloads.json";
 
@@ -208,7 +211,18 @@ impl Runner {
 
     fn step(&mut self, step: &Step) -> anyhow::Result<()> {
         match step {
-            Step::Promote { volume } => Drbd::new(&self.setup.drbd_conf).primary(volume, false),
+            Step::Promote { volume } => {
+                // DRBD may refuse for a moment after a failover: until its fence-peer handler
+                // has heard from the daemon that the peer is off or outdated.
+                let start = Instant::now();
+                loop {
+                    match Drbd::new(&self.setup.drbd_conf).primary(volume, false) {
+                        Ok(()) => return Ok(()),
+                        Err(e) if start.elapsed() > PROMOTE_WAIT => return Err(e),
+                        Err(_) => std::thread::sleep(Duration::from_millis(300)),
+                    }
+                }
+            }
             Step::Mount { volume, at, .. } => {
                 mount_root()?;
                 let device = self.device(volume)?;
