@@ -93,6 +93,16 @@ pub fn mount(device: &Path, at: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Gives the folder `at` (not what is in it) to `user` and the user's group.
+pub fn own(at: &Path, user: &str) -> anyhow::Result<()> {
+    let u = nix::unistd::User::from_name(user)
+        .with_context(|| format!("looking up user {user}"))?
+        .with_context(|| format!("no user {user} on this node"))?;
+    nix::unistd::chown(at, Some(u.uid), Some(u.gid))
+        .with_context(|| format!("giving {} to {user}", at.display()))?;
+    Ok(())
+}
+
 /// Unmounts `at` (a few tries: the last of a killed workload's files may still be closing).
 pub fn unmount(at: &Path) -> anyhow::Result<()> {
     let mut last = None;
@@ -139,6 +149,10 @@ mod tests {
         mount(device, &at).expect("mounted");
         assert!(is_mounted(&at));
         std::fs::write(at.join("kept"), "data").expect("written");
+        own(&at, "nobody").expect("owned");
+        let nobody = nix::unistd::User::from_name("nobody").expect("lookup").expect("nobody");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&at).expect("stat").uid(), nobody.uid.as_raw());
         assert!(mount(device, &at).expect_err("twice").to_string().contains("mounted already"));
         unmount(&at).expect("unmounted");
         assert!(!is_mounted(&at));

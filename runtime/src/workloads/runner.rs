@@ -54,7 +54,7 @@ pub struct WorkloadView {
     pub last_failure: Option<String>,
 }
 
-/// What the runner writes for `pairos workload list` and `pairos pair status`.
+/// What the runner writes for `pairos workload list`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunnerView {
     pub workloads: Vec<WorkloadView>,
@@ -171,6 +171,7 @@ impl Runner {
             Ok(()) => {
                 self.up = true;
                 self.retry_at = None;
+                self.view.alarms.retain(|a| !a.starts_with("taking the role failed"));
                 self.say(format!("primary, step by step: {}", shown.join(", ")));
             }
             Err(e) => {
@@ -232,7 +233,20 @@ impl Runner {
                 if filesystem::prepare(&device, volume)? == filesystem::Prepared::Made {
                     self.say(format!("volume {volume} was blank: made ext4 on it"));
                 }
-                filesystem::mount(&device, at)
+                filesystem::mount(&device, at)?;
+                // The mount's top folder belongs to the workloads that mount it (a server that
+                // runs as its own user makes its files there).
+                let users: Vec<&str> = self
+                    .doc
+                    .workloads
+                    .iter()
+                    .filter(|w| w.volumes.iter().any(|m| &m.mount == at))
+                    .map(|w| w.user.as_str())
+                    .collect();
+                if let [user] = users[..] {
+                    filesystem::own(at, user)?;
+                }
+                Ok(())
             }
             Step::Address => wait_for_address(self.setup.address),
             Step::Start { workload } => {
