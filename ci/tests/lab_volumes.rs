@@ -398,7 +398,14 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
     }
     let from_b = console_len(&mut pair, 'b')?;
     pair.kill('a')?;
-    wait_console(&mut pair, 'b', from_b, "fence: node-1 is confirmed powered off", 3 * MINUTE)?;
+    // A node whose volumes are not up to date neither fences nor claims: it says why.
+    wait_console(
+        &mut pair,
+        'b',
+        from_b,
+        "the peer is silent and this node's volumes are not up to date: not promoting",
+        3 * MINUTE,
+    )?;
     let b = volumes(&mut pair, 'b')?;
     for v in b["volumes"].as_array().into_iter().flatten() {
         assert_eq!((&v["role"], &v["disk"]), (&"Secondary".into(), &"Inconsistent".into()), "{b}");
