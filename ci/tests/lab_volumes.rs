@@ -422,6 +422,8 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
         "b says why it stays secondary: {status}"
     );
     let start = Instant::now();
+    // Nobody fenced a, so its BMC still thinks it is on: off first, then on.
+    pair.power('a', false)?;
     pair.power('a', true)?;
     wait_in_sync(&mut pair, "a came back during b's full sync")?;
     eprintln!("lab_volumes: b's full sync done {:?} after a came back", start.elapsed());
