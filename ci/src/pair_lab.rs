@@ -404,6 +404,36 @@ impl PairLab {
         macs
     }
 
+    /// How much node `letter`'s console has printed so far (a mark for [`PairLab::wait_console`]).
+    pub fn console_len(&mut self, letter: char) -> Result<usize, LabError> {
+        Ok(self.node(letter)?.vm.console().text().len())
+    }
+
+    /// Waits until node `letter`'s console, past `from`, shows a line with `needle`; returns
+    /// that line.
+    pub fn wait_console(
+        &mut self,
+        letter: char,
+        from: usize,
+        needle: &str,
+        within: Duration,
+    ) -> Result<String, LabError> {
+        let start = std::time::Instant::now();
+        loop {
+            let text = self.node(letter)?.vm.console().text();
+            if let Some(line) = text.get(from..).unwrap_or_default().lines().find(|l| l.contains(needle)) {
+                return Ok(line.to_owned());
+            }
+            if start.elapsed() > within {
+                let tail = self.node(letter)?.vm.console().tail(40);
+                return Err(LabError::Setup(format!(
+                    "node {letter}: no {needle:?} within {within:?}:\n{tail}"
+                )));
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
     /// Per node: whether it runs, its role as its pair daemon reports it, its MACs and BMC;
     /// the pair's address and who answers for it; the client namespace's name.
     pub fn status(&mut self) -> Value {

@@ -273,11 +273,11 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
         'a',
         "dd if=/dev/urandom of=/dev/drbd1 bs=1M count=2 seek=210 oflag=direct status=none && sync",
     )?;
-    let from_b = console_len(&mut pair, 'b')?;
+    let from_b = pair.console_len('b')?;
     // Back to the pair's configuration (fencing on, connecting): the two meet.
     run_ok(&mut pair, 'b', "drbdadm -c /run/pairos/drbd.conf adjust raw")?;
     wait_in_sync(&mut pair, "the split brain resolved")?;
-    wait_console(&mut pair, 'b', from_b, "volumes: volume raw: what this node wrote apart", MINUTE)?;
+    pair.wait_console('b', from_b, "volumes: volume raw: what this node wrote apart", MINUTE)?;
     let b = volumes(&mut pair, 'b')?;
     let alarm = b["alarms"]
         .as_array()
@@ -318,7 +318,7 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
         assert!(start.elapsed() < 2 * MINUTE, "b's raw did not start its full resync: {raw}");
         std::thread::sleep(Duration::from_secs(2));
     }
-    let (from_a, from_b) = (console_len(&mut pair, 'a')?, console_len(&mut pair, 'b')?);
+    let (from_a, from_b) = (pair.console_len('a')?, pair.console_len('b')?);
     run_ok(&mut pair, 'a', &format!("{tc} qdisc change dev {private} root netem loss 100%"))?;
     let blocked = Instant::now();
     let cycled = |pair: &mut PairLab| -> Result<bool, LabError> {
@@ -347,32 +347,26 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
     // join: a resets it through its BMC, and its next network boot is offered recovery. b
     // images itself, is given the pair's settings, boots, makes its volumes, and they sync in
     // full from a. Nobody types a command on b.
-    let from_a = console_len(&mut pair, 'a')?;
+    let from_a = pair.console_len('a')?;
     pair.power('b', false)?;
-    wait_console(&mut pair, 'a', from_a, "fence: node-2 is confirmed powered off", 2 * MINUTE)?;
+    pair.wait_console('a', from_a, "fence: node-2 is confirmed powered off", 2 * MINUTE)?;
     pair.swap_disk('b')?;
-    let from_a = console_len(&mut pair, 'a')?;
-    let from_b = console_len(&mut pair, 'b')?;
+    let from_a = pair.console_len('a')?;
+    let from_b = pair.console_len('b')?;
     let start = Instant::now();
     pair.power('b', true)?;
-    wait_console(
-        &mut pair,
-        'a',
-        from_a,
-        "LocalBoot (a known peer, not live: told to boot its disk)",
-        5 * MINUTE,
-    )?;
-    wait_console(&mut pair, 'a', from_a, "has not joined: its disk does not boot; resetting it", 6 * MINUTE)?;
-    wait_console(&mut pair, 'a', from_a, "node-2 reset through IPMI", MINUTE)?;
-    wait_console(&mut pair, 'a', from_a, "Recover (a known peer that network-booted again", 5 * MINUTE)?;
+    pair.wait_console('a', from_a, "LocalBoot (a known peer, not live: told to boot its disk)", 5 * MINUTE)?;
+    pair.wait_console('a', from_a, "has not joined: its disk does not boot; resetting it", 6 * MINUTE)?;
+    pair.wait_console('a', from_a, "node-2 reset through IPMI", MINUTE)?;
+    pair.wait_console('a', from_a, "Recover (a known peer that network-booted again", 5 * MINUTE)?;
     let offered = start.elapsed();
-    wait_console(&mut pair, 'b', from_b, "pairos-recover: identity written: node-2", 20 * MINUTE)?;
-    wait_console(&mut pair, 'b', from_b, "the pair's settings written", MINUTE)?;
+    pair.wait_console('b', from_b, "pairos-recover: identity written: node-2", 20 * MINUTE)?;
+    pair.wait_console('b', from_b, "the pair's settings written", MINUTE)?;
     let imaged = start.elapsed();
     // The private link is slowed inside a (netem) so that b's full sync lasts long enough to
     // crash a in the middle of it.
     run_ok(&mut pair, 'a', &format!("{tc} qdisc add dev {private} root netem rate 24mbit"))?;
-    wait_console(&mut pair, 'b', from_b, "pair: watchdog", 8 * MINUTE)?;
+    pair.wait_console('b', from_b, "pair: watchdog", 8 * MINUTE)?;
     let booted = start.elapsed();
     eprintln!(
         "lab_volumes: b's blank disk, after b was powered on: offered recovery {offered:?}, imaged \
@@ -396,11 +390,10 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
         assert!(start.elapsed() < 5 * MINUTE, "b's full sync did not start: {b}");
         std::thread::sleep(Duration::from_secs(3));
     }
-    let from_b = console_len(&mut pair, 'b')?;
+    let from_b = pair.console_len('b')?;
     pair.kill('a')?;
     // A node whose volumes are not up to date neither fences nor claims: it says why.
-    wait_console(
-        &mut pair,
+    pair.wait_console(
         'b',
         from_b,
         "the peer is silent and this node's volumes are not up to date: not promoting",
@@ -432,31 +425,4 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
     eprintln!("lab_volumes: b's last heal as b saw it: {heal}");
     assert_eq!(same_on_both(&mut pair)?, before, "a's data, before the swap and the crash");
     Ok(())
-}
-
-/// How much node `letter` has printed on its console so far.
-fn console_len(pair: &mut PairLab, letter: char) -> Result<usize, LabError> {
-    Ok(pair.node(letter)?.vm.console().text().len())
-}
-
-/// Waits until node `letter`'s console, past `from`, shows `needle`.
-fn wait_console(
-    pair: &mut PairLab,
-    letter: char,
-    from: usize,
-    needle: &str,
-    within: Duration,
-) -> Result<(), LabError> {
-    let start = Instant::now();
-    loop {
-        let text = pair.node(letter)?.vm.console().text();
-        if text.get(from..).unwrap_or_default().contains(needle) {
-            return Ok(());
-        }
-        if start.elapsed() > within {
-            let tail = pair.node(letter)?.vm.console().tail(40);
-            return Err(LabError::Setup(format!("node {letter}: no {needle:?} within {within:?}:\n{tail}")));
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
 }

@@ -41,32 +41,6 @@ fn wait_page(pair: &PairLab, within: Duration, what: &str) -> Duration {
     }
 }
 
-fn console_len(pair: &mut PairLab, letter: char) -> Result<usize, LabError> {
-    Ok(pair.node(letter)?.vm.console().text().len())
-}
-
-/// Waits until node `letter`'s console, past `from`, shows `needle`; returns that line.
-fn wait_console(
-    pair: &mut PairLab,
-    letter: char,
-    from: usize,
-    needle: &str,
-    within: Duration,
-) -> Result<String, LabError> {
-    let start = Instant::now();
-    loop {
-        let text = pair.node(letter)?.vm.console().text();
-        if let Some(line) = text.get(from..).unwrap_or_default().lines().find(|l| l.contains(needle)) {
-            return Ok(line.to_owned());
-        }
-        if start.elapsed() > within {
-            let tail = pair.node(letter)?.vm.console().tail(40);
-            return Err(LabError::Setup(format!("node {letter}: no {needle:?} within {within:?}:\n{tail}")));
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
 #[test]
 fn a_workload_moves_with_the_pair_and_its_data_with_it() -> Result<(), LabError> {
     let out = image::default_image()?;
@@ -89,7 +63,7 @@ fn a_workload_moves_with_the_pair_and_its_data_with_it() -> Result<(), LabError>
     // A definition with a mistake is refused whole; the good one is taken.
     let (code, said) = pair.exec_tagged('a', "printf 'name = \"web\"\\ncommand = [\"/bin/nothing\"]\\nhealth = { tcp = 8080 }\\n' > /run/bad.toml && pairos workload add /run/bad.toml", MINUTE)?;
     assert!(code == 2 && said.contains("\"/bin/nothing\": no such program"), "{said}");
-    let from = console_len(&mut pair, 'a')?;
+    let from = pair.console_len('a')?;
     run_ok(
         &mut pair,
         'a',
@@ -98,7 +72,7 @@ fn a_workload_moves_with_the_pair_and_its_data_with_it() -> Result<(), LabError>
          'health = { tcp = 8080, interval_s = 1, failures = 2 }' 'restart = { times = 2, within_minutes = 10 }' \
          > /run/web.toml && pairos workload add /run/web.toml",
     )?;
-    let line = wait_console(&mut pair, 'a', from, "workloads: primary, step by step:", 2 * MINUTE)?;
+    let line = pair.wait_console('a', from, "workloads: primary, step by step:", 2 * MINUTE)?;
     eprintln!("lab_workloads: a: {line}");
     for step in [
         "promote www",
@@ -116,20 +90,20 @@ fn a_workload_moves_with_the_pair_and_its_data_with_it() -> Result<(), LabError>
     // The server dies on a: restarted there.
     let list = pair.json('a', "pairos workload list --json", MINUTE)?;
     let pid = list["running"]["workloads"][0]["pid"].as_u64().unwrap_or_else(|| panic!("a pid: {list}"));
-    let from = console_len(&mut pair, 'a')?;
+    let from = pair.console_len('a')?;
     run_ok(&mut pair, 'a', &format!("kill -9 {pid}"))?;
-    wait_console(&mut pair, 'a', from, "workloads: web failed (it exited", MINUTE)?;
-    let line = wait_console(&mut pair, 'a', from, "restarting it here (1 of 2)", MINUTE)?;
+    pair.wait_console('a', from, "workloads: web failed (it exited", MINUTE)?;
+    let line = pair.wait_console('a', from, "restarting it here (1 of 2)", MINUTE)?;
     eprintln!("lab_workloads: a: {line}");
     wait_page(&pair, MINUTE, "restarted on a");
     let list = pair.json('a', "pairos workload list --json", MINUTE)?;
     assert_eq!(list["running"]["workloads"][0]["restarts_left"], 1, "{list}");
 
     // a dies: b fences it and takes the role, and the page comes from b.
-    let from = console_len(&mut pair, 'b')?;
+    let from = pair.console_len('b')?;
     pair.kill('a')?;
     let gap = wait_page(&pair, 4 * MINUTE, "served by b");
-    let line = wait_console(&mut pair, 'b', from, "workloads: primary, step by step:", MINUTE)?;
+    let line = pair.wait_console('b', from, "workloads: primary, step by step:", MINUTE)?;
     eprintln!("lab_workloads: b: {line}");
     eprintln!("lab_workloads: the page came back {gap:?} after a was killed");
     assert!(!line.contains("was blank"), "b's side of www held a's file system");

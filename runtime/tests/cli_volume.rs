@@ -4,27 +4,14 @@
 //! `ci/tests/lab_volumes.rs`.)
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn pairos(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pairos")).args(args).output().expect("run pairos")
-}
+mod common;
 
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+use common::{pairos, text};
 
 /// A daemon status file saying this node's role.
 fn role(run: &Path, role: &str) {
-    let status = serde_json::json!({
-        "node": "node-2", "peer_name": "node-1", "role": role, "epoch": null, "promised": 3,
-        "incarnation": 1, "health": 1000, "maintenance": false,
-        "links": {"private": {"interface": "eth0", "carrier": true, "peer_heard": true},
-                  "public": {"interface": "eth1", "carrier": true, "peer_heard": true}},
-        "peer": null, "address": null, "conditions": [], "fence": null,
-        "refused": {"malformed": 0, "forged": 0, "replayed": 0}, "events": [], "updated": 0
-    });
-    std::fs::write(run.join("pair.json"), status.to_string()).expect("status written");
+    common::role(run, "node-2", "node-1", role);
 }
 
 #[test]

@@ -156,7 +156,8 @@ fn grow(name: &str, size: &str, a: &VolumeFolders) -> anyhow::Result<Exit> {
     doc.save(&a.state)?;
     say_changed(
         a.json,
-        &name,
+        "volume",
+        name.as_str(),
         &doc,
         &format!("grows from {} to {} on both nodes", show_size(before), show_size(size)),
     )
@@ -187,16 +188,23 @@ fn remove(name: &str, discard_data: bool, a: &VolumeFolders) -> anyhow::Result<E
     }
     doc.remove(&name)?;
     doc.save(&a.state)?;
-    say_changed(a.json, &name, &doc, "is removed on both nodes, its data with it")
+    say_changed(a.json, "volume", name.as_str(), &doc, "is removed on both nodes, its data with it")
 }
 
-/// Says what a change did, as text or JSON.
-fn say_changed(json: bool, name: &VolumeName, doc: &PairConfig, what: &str) -> anyhow::Result<Exit> {
+/// Says what a change to the pair's document did (`what` happened to the `kind` `name`), as
+/// text or JSON.
+pub(crate) fn say_changed(
+    json: bool,
+    kind: &str,
+    name: &str,
+    doc: &PairConfig,
+    what: &str,
+) -> anyhow::Result<Exit> {
     if json {
         crate::output::json(&serde_json::json!({ "name": name, "version": doc.version, "change": what }))?;
     } else {
         println!(
-            "volume {name} {what} (pair configuration version {}); the peer follows within seconds",
+            "{kind} {name} {what} (pair configuration version {}); the peer follows within seconds",
             doc.version
         );
     }

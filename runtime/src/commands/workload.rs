@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 
 use crate::cli::{VolumeFolders, WorkloadCommand};
-use crate::commands::volume::{document, on_the_primary};
+use crate::commands::volume::{document, on_the_primary, say_changed};
 use crate::Exit;
 use pairos_mirror::document::PairConfig;
 use pairos_workload::spec::{Surroundings, Workload, EXAMPLE};
@@ -61,7 +61,7 @@ fn add(file: &Path, replace: bool, a: &VolumeFolders) -> anyhow::Result<Exit> {
     let name = workload.name.clone();
     doc.add_workload(workload, replace)?;
     doc.save(&a.state)?;
-    said(a.json, &name, &doc, if replace { "is defined anew" } else { "is added" })
+    say_changed(a.json, "workload", &name, &doc, if replace { "is defined anew" } else { "is added" })
 }
 
 fn remove(name: &str, a: &VolumeFolders) -> anyhow::Result<Exit> {
@@ -69,19 +69,7 @@ fn remove(name: &str, a: &VolumeFolders) -> anyhow::Result<Exit> {
     let mut doc = document(a)?;
     doc.remove_workload(name)?;
     doc.save(&a.state)?;
-    said(a.json, name, &doc, "is removed")
-}
-
-fn said(json: bool, name: &str, doc: &PairConfig, what: &str) -> anyhow::Result<Exit> {
-    if json {
-        crate::output::json(&serde_json::json!({ "name": name, "version": doc.version, "change": what }))?;
-    } else {
-        println!(
-            "workload {name} {what} (pair configuration version {}); the peer follows within seconds",
-            doc.version
-        );
-    }
-    Ok(Exit::Success)
+    say_changed(a.json, "workload", name, &doc, "is removed")
 }
 
 fn list(a: &VolumeFolders) -> anyhow::Result<Exit> {

@@ -100,6 +100,8 @@ struct Runner {
     handle: Handle,
     up: bool,
     doc: PairConfig,
+    /// When the document last changed on disk, as last read.
+    doc_modified: Option<std::time::SystemTime>,
     running: BTreeMap<String, Supervised>,
     view: RunnerView,
     retry_at: Option<Instant>,
@@ -120,6 +122,7 @@ pub fn spawn(
         handle: handle.clone(),
         up: false,
         doc: PairConfig::default(),
+        doc_modified: None,
         running: BTreeMap::new(),
         view: RunnerView::default(),
         retry_at: None,
@@ -141,8 +144,14 @@ impl Runner {
     }
 
     fn round(&mut self) {
-        if let Ok(doc) = PairConfig::load(&self.setup.state_dir) {
-            self.doc = doc;
+        // The document is read again only when it changed on disk.
+        let file = self.setup.state_dir.join(pairos_mirror::document::FILE);
+        let modified = std::fs::metadata(&file).and_then(|m| m.modified()).ok();
+        if modified != self.doc_modified {
+            if let Ok(doc) = PairConfig::load(&self.setup.state_dir) {
+                self.doc = doc;
+                self.doc_modified = modified;
+            }
         }
         let want = self.handle.primary.load(Ordering::SeqCst);
         if want
