@@ -209,13 +209,9 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
         std::thread::sleep(Duration::from_secs(3));
     }
     // b comes back with its disk: only what changed is resynced.
-    let from = pair.node('b')?.vm.console().text().len();
+    let from = pair.console_len('b')?;
     pair.power('b', true)?;
-    let start = Instant::now();
-    while !pair.node('b')?.vm.console().text().get(from..).unwrap_or_default().contains("pair: watchdog") {
-        assert!(start.elapsed() < 5 * MINUTE, "b did not boot again");
-        std::thread::sleep(Duration::from_secs(2));
-    }
+    pair.wait_console('b', from, "pair: watchdog", 5 * MINUTE)?;
     wait_in_sync(&mut pair, "b back")?;
     same_on_both(&mut pair)?;
 
@@ -415,9 +411,12 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
         "b says why it stays secondary: {status}"
     );
     let start = Instant::now();
-    // Nobody fenced a, so its BMC still thinks it is on: off first, then on.
+    // Nobody fenced a, so its BMC still thinks it is on: off first, then on. Its console
+    // takes commands once its pair daemon runs (what is typed while it boots is lost).
     pair.power('a', false)?;
+    let from_a = pair.console_len('a')?;
     pair.power('a', true)?;
+    pair.wait_console('a', from_a, "pair: watchdog", 5 * MINUTE)?;
     wait_in_sync(&mut pair, "a came back during b's full sync")?;
     eprintln!("lab_volumes: b's full sync done {:?} after a came back", start.elapsed());
     let heal = volumes(&mut pair, 'b')?["last_heal"].clone();

@@ -98,6 +98,7 @@ pub fn spawn(setup: Setup, say: fn(String)) -> std::io::Result<Handle> {
             heal: HealClock::default(),
             watches: HashMap::new(),
             started: std::time::Instant::now(),
+            kept: None,
         };
         loop {
             let (alarms, up_to_date) = m.round(Peers {
@@ -128,7 +129,14 @@ struct Manager {
     watches: HashMap<String, VolumeWatch>,
     /// When the manager started, for the watches' clock.
     started: std::time::Instant,
+    /// The snapshots that keep divergent data, and when they were listed ([`KEPT_EVERY`]).
+    kept: Option<(std::time::Instant, Vec<(String, String)>)>,
 }
+
+/// How long a listing of the divergent-data snapshots is used. `lvs` costs a tenth of a second
+/// of CPU on a small node, too much for every round; a snapshot this manager makes is listed
+/// at once, and one the operator removes leaves the alarms within this time.
+const KEPT_EVERY: Duration = Duration::from_secs(30);
 
 /// What the pair daemon says of the two nodes.
 #[derive(Debug, Clone, Copy)]
@@ -229,7 +237,7 @@ impl Manager {
                 seconds_left: r.seconds_left,
             });
         }
-        match lvm::divergent_snapshots(&self.backups()) {
+        match self.divergent_snapshots() {
             Ok(kept) => {
                 alarms.extend(kept.iter().map(|(snap, volume)| split_brain::kept_alarm(snap, volume)))
             }
@@ -344,7 +352,7 @@ impl Manager {
     /// A split brain DRBD left to us ([`split_brain`]): the acting node's data wins; the
     /// other side's is kept in a snapshot first. Returns an alarm while it is not resolved.
     fn resolve_split_brain(
-        &self,
+        &mut self,
         name: &str,
         r: &pairos_mirror::events2::Resource,
         acting: bool,
@@ -404,13 +412,27 @@ impl Manager {
 
     /// This node's side of a split brain loses: its data is kept in a snapshot, then it
     /// connects as the sync target.
-    fn give_way(&self, name: &str, found: u64) -> anyhow::Result<()> {
+    fn give_way(&mut self, name: &str, found: u64) -> anyhow::Result<()> {
         let kept = lvm::divergent_snapshots(&self.backups())?;
         let snapshot = format!("{name}-{}-{found}", lvm::DIVERGENT);
         if !kept.iter().any(|(s, _)| *s == snapshot) {
+            self.kept = None;
             lvm::snapshot(name, found, &self.backups()).context("keeping this node's divergent data")?;
         }
         self.drbd.connect(name, true)
+    }
+
+    /// The snapshots that keep divergent data: (snapshot, its volume), listed at most every
+    /// [`KEPT_EVERY`].
+    fn divergent_snapshots(&mut self) -> anyhow::Result<Vec<(String, String)>> {
+        match &self.kept {
+            Some((at, kept)) if at.elapsed() < KEPT_EVERY => Ok(kept.clone()),
+            _ => {
+                let kept = lvm::divergent_snapshots(&self.backups())?;
+                self.kept = Some((std::time::Instant::now(), kept.clone()));
+                Ok(kept)
+            }
+        }
     }
 
     fn write_view(&self, version: u64, volumes: Vec<VolumeView>, alarms: Vec<String>) {

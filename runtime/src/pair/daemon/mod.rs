@@ -163,7 +163,7 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         Wake::Ports,
     );
     if let Some(command) = cfg.sensors.clone() {
-        sensors::spawn(command, Duration::from_secs(1), wake.clone(), Wake::Sensors);
+        sensors::spawn(command, sensors::EVERY, wake.clone(), Wake::Sensors);
     }
     control::spawn(&cfg.run_dir, wake.clone(), Wake::Control)?;
     let witness = witness_client(&cfg, roles.incarnation, &wake)?;

@@ -50,6 +50,13 @@ pub fn critical(sdr_list: &str) -> Vec<String> {
         .collect()
 }
 
+/// How often the sensors are read. One `ipmitool sdr list` costs a third of a second of CPU on
+/// a small node (most of it the program's start), so a read every second took a quarter of an
+/// idle node's CPU. A BMC applies its own hysteresis to thresholds and refreshes readings every
+/// few seconds, so five seconds loses nothing; the core's hold time and cooldown still keep a
+/// flapping sensor to one move.
+pub const EVERY: Duration = Duration::from_secs(5);
+
 /// Runs `command` (which prints `ipmitool sdr list`) every `every` and sends what it found,
 /// wrapped by `wrap`, whenever that changes. Ends when the receiver is gone.
 pub fn spawn<W: Send + 'static>(
