@@ -117,13 +117,18 @@ pub fn is_up() -> bool {
 /// Starts the server for a pair from `image` (as `exe serve …`, in a process group of its
 /// own so it outlives the caller) and returns once the pair is formed. `show` hears the
 /// server's progress lines.
-pub fn start(
-    exe: &Path,
-    image: &Path,
-    bmcs: bool,
-    witness: bool,
-    show: &mut dyn FnMut(&str),
-) -> Result<(), String> {
+/// What the lab pair is made with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Setup {
+    /// Each node has a BMC (its power, and the pair's fence).
+    pub bmcs: bool,
+    pub witness: bool,
+    /// The image carries PostgreSQL: the pair gets its volume and workload
+    /// ([`crate::postgres_pair`]).
+    pub postgres: bool,
+}
+
+pub fn start(exe: &Path, image: &Path, setup: Setup, show: &mut dyn FnMut(&str)) -> Result<(), String> {
     if is_up() {
         return Err("a lab pair is already up: `ci/lab down` first".into());
     }
@@ -132,11 +137,14 @@ pub fn start(
     let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let mut server = std::process::Command::new(exe);
     server.arg("serve").arg("--image").arg(image);
-    if !bmcs {
+    if !setup.bmcs {
         server.arg("--no-bmc");
     }
-    if witness {
+    if setup.witness {
         server.arg("--witness");
+    }
+    if setup.postgres {
+        server.arg("--postgres");
     }
     let mut child = server
         .stdin(Stdio::null())
@@ -200,9 +208,13 @@ pub fn down() -> Result<(), String> {
 }
 
 /// The server: makes the pair, then answers requests one at a time until `Down`.
-pub fn serve(image: &Path, bmcs: bool, witness: bool) -> Result<(), LabError> {
-    let opts = PairLabOptions { name: LAB.into(), image: image.to_owned(), bmcs, witness };
+pub fn serve(image: &Path, setup: Setup) -> Result<(), LabError> {
+    let opts =
+        PairLabOptions { name: LAB.into(), image: image.to_owned(), bmcs: setup.bmcs, witness: setup.witness };
     let mut pair = PairLab::up(&opts, &mut |msg| println!("{msg}"))?;
+    if setup.postgres {
+        crate::postgres_pair::setup(&mut pair, &mut |msg| println!("{msg}"))?;
+    }
     let socket = socket_path();
     let _ = std::fs::remove_file(&socket);
     let listener =

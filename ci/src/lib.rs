@@ -36,6 +36,7 @@ pub mod pair_host;
 pub mod pair_lab;
 pub mod paths;
 pub mod postgres_host;
+pub mod postgres_pair;
 pub mod pxe;
 mod qemu;
 pub mod stats;

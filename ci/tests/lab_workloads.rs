@@ -4,7 +4,8 @@
 //!    defined on it with a TCP health check;
 //! 2. a takes it step by step (promote, check and mount, the address, start, healthy) and the
 //!    client reads a page written on the volume through the pair's address;
-//! 3. the server is killed on a: restarted there (1 of 2), and serving again;
+//! 3. the server is killed on a: restarted there (1 of 2), and serving again; an operator
+//!    restarts it (`pairos workload restart`), which spends none of its restarts;
 //! 4. a's VM is killed: b fences it, takes the role step by step, and the client reads the
 //!    same page from b (the volume's data came over DRBD).
 
@@ -96,6 +97,18 @@ fn a_workload_moves_with_the_pair_and_its_data_with_it() -> Result<(), LabError>
     let line = pair.wait_console('a', from, "restarting it here (1 of 2)", MINUTE)?;
     eprintln!("lab_workloads: a: {line}");
     wait_page(&pair, MINUTE, "restarted on a");
+    let list = pair.json('a', "pairos workload list --json", MINUTE)?;
+    assert_eq!(list["running"]["workloads"][0]["restarts_left"], 1, "{list}");
+
+    // An operator restarts it: a new process, healthy, and the budget is not spent. On the
+    // secondary the command is refused.
+    let (code, out) = pair.exec_tagged('b', "pairos workload restart web", MINUTE)?;
+    assert!(code != 0 && out.contains("not the primary"), "{out}");
+    let old = list["running"]["workloads"][0]["pid"].as_u64();
+    let said = pair.json('a', "pairos workload restart web --json", 2 * MINUTE)?;
+    assert_eq!(said["state"], "healthy", "{said}");
+    assert!(said["pid"].as_u64().is_some() && said["pid"].as_u64() != old, "a new process: {said}");
+    wait_page(&pair, MINUTE, "restarted by an operator on a");
     let list = pair.json('a', "pairos workload list --json", MINUTE)?;
     assert_eq!(list["running"]["workloads"][0]["restarts_left"], 1, "{list}");
 

@@ -323,6 +323,21 @@ pub enum WorkloadCommand {
     /// The last lines a workload printed on this node (its log is kept in the state
     /// partition, bounded and rotated).
     Logs(WorkloadLogsArgs),
+    /// Restart a workload on the primary (stop timeout, then kill; started again and waited
+    /// for until healthy). A failed workload is started again too; its restart budget is not
+    /// spent.
+    Restart(WorkloadRestartArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkloadRestartArgs {
+    /// The workload's name.
+    pub name: String,
+    /// How long to wait for it to be healthy again, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub wait: u64,
+    #[command(flatten)]
+    pub at: VolumeFolders,
 }
 
 #[derive(Debug, Args)]

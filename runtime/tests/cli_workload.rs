@@ -98,6 +98,11 @@ fn a_definition_is_checked_whole_before_the_pair_takes_it() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "two\nthree\n", "{}", text(&o));
     let o = pairos(&["workload", "logs", "nothing", "--state", s]);
     assert!(text(&o).contains("there is no workload nothing"), "{}", text(&o));
+    // A restart names what it cannot restart, and without a pair daemon nothing answers.
+    let o = pairos(&["workload", "restart", "nothing", "--state", s, "--run-dir", r]);
+    assert!(!o.status.success() && text(&o).contains("there is no workload nothing"), "{}", text(&o));
+    let o = pairos(&["workload", "restart", "web", "--state", s, "--run-dir", r]);
+    assert!(!o.status.success() && text(&o).contains("is the pair daemon running?"), "{}", text(&o));
     let o = pairos(&["workload", "remove", "web", "--state", s, "--run-dir", r]);
     assert!(o.status.success() && text(&o).contains("version 3"), "{}", text(&o));
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use pairos_lab::image;
+use pairos_lab::{image, postgres_pair};
 use pairos_lab::lab_server::{self, Request, CLIENT_NS};
 use pairos_lab::pair_lab::LinkName;
 
@@ -33,7 +33,9 @@ enum Command {
         /// An image folder made by `pairos build --out` (signed with the lab's test key).
         #[arg(long, value_name = "DIR", conflicts_with = "spec")]
         image: Option<PathBuf>,
-        /// Build the image from this spec first (cached by its inputs).
+        /// Build the image from this spec first (cached by its inputs). A spec that carries
+        /// PostgreSQL (ci/specs/postgres.toml) also gets its volume `db` and its workload,
+        /// answering at the pair's address on port 5432.
         #[arg(long, value_name = "FILE")]
         spec: Option<PathBuf>,
         /// Nodes without BMCs: the pair cannot fence, so a silent peer is never replaced.
@@ -119,6 +121,9 @@ enum Command {
         /// A witness for the pair.
         #[arg(long)]
         witness: bool,
+        /// The image carries PostgreSQL: make its volume and workload.
+        #[arg(long)]
+        postgres: bool,
     },
 }
 
@@ -176,8 +181,9 @@ fn exit_code(code: i32) -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode, String> {
     let request = match cli.command {
         Command::Up { image, spec, no_bmc, witness } => return up(image, spec, no_bmc, witness),
-        Command::Serve { image, no_bmc, witness } => {
-            lab_server::serve(&image, !no_bmc, witness).map_err(|e| e.to_string())?;
+        Command::Serve { image, no_bmc, witness, postgres } => {
+            let setup = lab_server::Setup { bmcs: !no_bmc, witness, postgres };
+            lab_server::serve(&image, setup).map_err(|e| e.to_string())?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Down => {
@@ -232,6 +238,10 @@ fn up(
     if lab_server::is_up() {
         return Err("a lab pair is already up: `ci/lab down` first".into());
     }
+    let postgres = match &spec {
+        Some(spec) => postgres_pair::carries_postgres(spec).map_err(|e| e.to_string())?,
+        None => false,
+    };
     let image = match (image, spec) {
         (Some(dir), _) => {
             if !dir.join("manifest.json").is_file() {
@@ -249,7 +259,8 @@ fn up(
         }
     };
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    lab_server::start(&exe, &image, !no_bmc, witness, &mut |line| eprintln!("ci/lab: {line}"))?;
+    let setup = lab_server::Setup { bmcs: !no_bmc, witness, postgres };
+    lab_server::start(&exe, &image, setup, &mut |line| eprintln!("ci/lab: {line}"))?;
     let status = lab_server::ask(&Request::Status)?.status.unwrap_or_default();
     print!("{}", lab_server::render_status(&status));
     Ok(ExitCode::SUCCESS)

@@ -22,6 +22,7 @@ pub fn run(cmd: WorkloadCommand) -> anyhow::Result<Exit> {
         WorkloadCommand::List(a) => list(&a.at),
         WorkloadCommand::Remove(a) => remove(&a.name, &a.at),
         WorkloadCommand::Logs(a) => logs(&a.name, a.lines, &a.state),
+        WorkloadCommand::Restart(a) => restart(&a.name, std::time::Duration::from_secs(a.wait), &a.at),
     }
 }
 
@@ -127,6 +128,57 @@ fn list(a: &VolumeFolders) -> anyhow::Result<Exit> {
         );
     }
     Ok(Exit::Success)
+}
+
+/// What the runner says of workload `name` now, when the pair daemon runs here.
+fn running(run_dir: &Path, name: &str) -> Option<crate::workloads::runner::WorkloadView> {
+    use crate::workloads::runner::{RunnerView, VIEW_FILE};
+    let view: RunnerView = serde_json::from_slice(&std::fs::read(run_dir.join(VIEW_FILE)).ok()?).ok()?;
+    view.workloads.into_iter().find(|w| w.name == name)
+}
+
+fn restart(name: &str, wait: std::time::Duration, a: &VolumeFolders) -> anyhow::Result<Exit> {
+    use crate::pair::daemon::control::{ask, Request};
+    let doc = document(a)?;
+    if doc.workload(name).is_none() {
+        bail!("there is no workload {name} (pairos workload list shows the pair's)");
+    }
+    let before = running(&a.run_dir, name).and_then(|w| w.pid);
+    match ask(&a.run_dir, Request::RestartWorkload(name.to_owned()))? {
+        Ok(_) => {}
+        Err(why) => bail!("{name} is not restarted: {why}"),
+    }
+    if !a.json {
+        eprintln!("{name}: restarting (waiting up to {} s for it to be healthy)", wait.as_secs());
+    }
+    let start = std::time::Instant::now();
+    loop {
+        let now = running(&a.run_dir, name);
+        if let Some(w) = now.as_ref().filter(|w| w.pid.is_some() && w.pid != before && w.state == "healthy") {
+            if a.json {
+                crate::output::json(&serde_json::json!({
+                    "workload": name, "pid": w.pid, "state": w.state,
+                    "seconds": start.elapsed().as_secs_f64(),
+                }))?;
+            } else {
+                println!(
+                    "{name} restarted: pid {}, healthy after {:.1} s",
+                    w.pid.unwrap_or_default(),
+                    start.elapsed().as_secs_f64()
+                );
+            }
+            return Ok(Exit::Success);
+        }
+        if start.elapsed() > wait {
+            let state = now.map_or_else(|| "not running".to_owned(), |w| w.state);
+            bail!(
+                "{name} was restarted and is not healthy after {} s (it is {state}; pairos workload logs {name} shows \
+                 what it printed)",
+                wait.as_secs()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 }
 
 fn logs(name: &str, lines: usize, state: &Path) -> anyhow::Result<Exit> {

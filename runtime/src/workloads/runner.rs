@@ -68,6 +68,8 @@ pub struct RunnerView {
 pub struct Handle {
     primary: Arc<AtomicBool>,
     peer_can_take: Arc<AtomicBool>,
+    /// Workloads an operator asked to restart, not yet restarted.
+    restarts: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Handle {
@@ -78,6 +80,11 @@ impl Handle {
     /// Whether the peer is heard, healthy and up to date (a move to it would be safe).
     pub fn set_peer_can_take(&self, yes: bool) {
         self.peer_can_take.store(yes, Ordering::SeqCst);
+    }
+
+    /// An operator asked to restart workload `name` (it does not count against its budget).
+    pub fn restart(&self, name: &str) {
+        self.restarts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(name.to_owned());
     }
 }
 
@@ -104,6 +111,8 @@ struct Runner {
     doc_modified: Option<std::time::SystemTime>,
     running: BTreeMap<String, Supervised>,
     view: RunnerView,
+    /// The view as last written (it is written again only when it changed).
+    written: Option<RunnerView>,
     retry_at: Option<Instant>,
 }
 
@@ -113,8 +122,11 @@ pub fn spawn(
     say: fn(String),
     move_away: Box<dyn Fn(String) + Send>,
 ) -> std::io::Result<Handle> {
-    let handle =
-        Handle { primary: Arc::new(AtomicBool::new(false)), peer_can_take: Arc::new(AtomicBool::new(false)) };
+    let handle = Handle {
+        primary: Arc::new(AtomicBool::new(false)),
+        peer_can_take: Arc::new(AtomicBool::new(false)),
+        restarts: Arc::default(),
+    };
     let mut r = Runner {
         setup,
         say,
@@ -125,6 +137,7 @@ pub fn spawn(
         doc_modified: None,
         running: BTreeMap::new(),
         view: RunnerView::default(),
+        written: None,
         retry_at: None,
     };
     std::thread::Builder::new().name("workloads".into()).spawn(move || loop {
@@ -164,6 +177,7 @@ impl Runner {
             self.give_up();
         } else if self.up {
             self.follow_document();
+            self.restart_asked();
             self.supervise();
         }
         self.write_view();
@@ -372,6 +386,37 @@ impl Runner {
         }
     }
 
+    /// Restarts what an operator asked to: stopped (its stop timeout, then killed) and started
+    /// again, a failed one too; its restart budget is not spent.
+    fn restart_asked(&mut self) {
+        let asked = std::mem::take(
+            &mut *self.handle.restarts.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for name in asked {
+            let Some(mut w) = self.running.remove(&name) else {
+                self.say(format!("{name}: a restart was asked, and it does not run here"));
+                continue;
+            };
+            if let Some(p) = w.process.take() {
+                p.stop(Duration::from_secs(u64::from(w.spec.stop_timeout_s)));
+            }
+            match self.start(&w.spec) {
+                Ok(p) => {
+                    self.say(format!("{name} restarted, as an operator asked (pid {})", p.pid()));
+                    w.process = Some(p);
+                    (w.healthy_once, w.failures_in_row, w.state) = (false, 0, "starting");
+                    w.next_check = Instant::now();
+                    self.view.alarms.retain(|a| !a.starts_with(&format!("workload {name} is failed")));
+                }
+                Err(e) => {
+                    self.say(format!("{name}: cannot start it again: {e:#}"));
+                    w.state = "stopped";
+                }
+            }
+            self.running.insert(name, w);
+        }
+    }
+
     /// Health checks and exits, each failure through the restart budget.
     fn supervise(&mut self) {
         let host = self.health_host();
@@ -467,8 +512,13 @@ impl Runner {
                 },
             })
             .collect();
+        if self.written.as_ref() == Some(&self.view) {
+            return;
+        }
         if let Ok(bytes) = serde_json::to_vec_pretty(&self.view) {
-            let _ = pairos_host::write_atomically(&self.setup.run_dir.join(VIEW_FILE), &bytes);
+            if pairos_host::write_atomically(&self.setup.run_dir.join(VIEW_FILE), &bytes).is_ok() {
+                self.written = Some(self.view.clone());
+            }
         }
     }
 }

@@ -25,6 +25,8 @@ pub enum Request {
     /// May this node's side of the volume become a resync's target? (DRBD's
     /// before-resync-target.)
     MaySyncTarget(String),
+    /// Restart this workload on the primary (`pairos workload restart`).
+    RestartWorkload(String),
 }
 
 impl Request {
@@ -35,9 +37,12 @@ impl Request {
             "maintenance off" => Some(Request::Maintenance(false)),
             "reset-peer" => Some(Request::ResetPeer),
             t => {
-                t.strip_prefix("fence-peer ").map(|r| Request::FencePeer(r.trim().to_owned())).or_else(|| {
-                    t.strip_prefix("may-sync-target ").map(|r| Request::MaySyncTarget(r.trim().to_owned()))
-                })
+                t.strip_prefix("fence-peer ")
+                    .map(|r| Request::FencePeer(r.trim().to_owned()))
+                    .or_else(|| t.strip_prefix("may-sync-target ").map(|r| Request::MaySyncTarget(r.trim().to_owned())))
+                    .or_else(|| {
+                        t.strip_prefix("restart-workload ").map(|w| Request::RestartWorkload(w.trim().to_owned()))
+                    })
             }
         }
     }
@@ -50,6 +55,7 @@ impl Request {
             Request::FencePeer(r) => format!("fence-peer {r}"),
             Request::ResetPeer => "reset-peer".into(),
             Request::MaySyncTarget(r) => format!("may-sync-target {r}"),
+            Request::RestartWorkload(w) => format!("restart-workload {w}"),
         }
     }
 }
@@ -100,7 +106,9 @@ pub fn spawn<W: Send + 'static>(
                     }
                 }
                 None => reply.send(Err(
-                    "unknown request: expected switchover, maintenance on|off or fence-peer RESOURCE".into(),
+                    "unknown request: expected switchover, maintenance on|off, fence-peer RESOURCE, reset-peer, \
+                     may-sync-target RESOURCE or restart-workload NAME"
+                        .into(),
                 )),
             }
         }
@@ -145,6 +153,7 @@ mod tests {
             Request::FencePeer("raw".into()),
             Request::ResetPeer,
             Request::MaySyncTarget("data".into()),
+            Request::RestartWorkload("web".into()),
         ] {
             assert_eq!(Request::parse(&r.text()), Some(r));
         }

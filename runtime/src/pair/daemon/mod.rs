@@ -575,6 +575,14 @@ impl Daemon {
                         return Ok(());
                     }
                     Request::ResetPeer => self.reset_peer(now),
+                    Request::RestartWorkload(name) => match (&self.workloads, self.core.acting()) {
+                        (Some(w), Some(_)) => {
+                            w.restart(&name);
+                            Ok(format!("{name} will be restarted"))
+                        }
+                        (None, _) => Err("this node runs no workloads (it has no volumes)".into()),
+                        (_, None) => Err("this node is not the primary: workloads run on the primary".into()),
+                    },
                     Request::MaySyncTarget(resource) => match self.core.acting() {
                         Some(epoch) => {
                             let why = format!(
