@@ -209,8 +209,12 @@ pub fn down() -> Result<(), String> {
 
 /// The server: makes the pair, then answers requests one at a time until `Down`.
 pub fn serve(image: &Path, setup: Setup) -> Result<(), LabError> {
-    let opts =
-        PairLabOptions { name: LAB.into(), image: image.to_owned(), bmcs: setup.bmcs, witness: setup.witness };
+    let opts = PairLabOptions {
+        name: LAB.into(),
+        image: image.to_owned(),
+        bmcs: setup.bmcs,
+        witness: setup.witness,
+    };
     let mut pair = PairLab::up(&opts, &mut |msg| println!("{msg}"))?;
     if setup.postgres {
         crate::postgres_pair::setup(&mut pair, &mut |msg| println!("{msg}"))?;

@@ -52,7 +52,8 @@ pub fn setup(pair: &mut PairLab, show: &mut dyn FnMut(&str)) -> Result<(), LabEr
             return Ok(());
         }
         if start.elapsed() > FIRST_START || state == "failed" {
-            let (_, logs) = pair.exec_tagged('a', "pairos workload logs postgres -n 30", Duration::from_secs(60))?;
+            let (_, logs) =
+                pair.exec_tagged('a', "pairos workload logs postgres -n 30", Duration::from_secs(60))?;
             return Err(LabError::Setup(format!(
                 "PostgreSQL is {state} after {:.0} s; its last lines:\n{logs}",
                 start.elapsed().as_secs_f64()

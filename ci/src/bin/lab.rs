@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use pairos_lab::{image, postgres_pair};
 use pairos_lab::lab_server::{self, Request, CLIENT_NS};
 use pairos_lab::pair_lab::LinkName;
+use pairos_lab::{image, postgres_pair};
 
 #[derive(Parser, Debug)]
 #[command(

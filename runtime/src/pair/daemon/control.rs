@@ -36,14 +36,15 @@ impl Request {
             "maintenance on" => Some(Request::Maintenance(true)),
             "maintenance off" => Some(Request::Maintenance(false)),
             "reset-peer" => Some(Request::ResetPeer),
-            t => {
-                t.strip_prefix("fence-peer ")
-                    .map(|r| Request::FencePeer(r.trim().to_owned()))
-                    .or_else(|| t.strip_prefix("may-sync-target ").map(|r| Request::MaySyncTarget(r.trim().to_owned())))
-                    .or_else(|| {
-                        t.strip_prefix("restart-workload ").map(|w| Request::RestartWorkload(w.trim().to_owned()))
-                    })
-            }
+            t => t
+                .strip_prefix("fence-peer ")
+                .map(|r| Request::FencePeer(r.trim().to_owned()))
+                .or_else(|| {
+                    t.strip_prefix("may-sync-target ").map(|r| Request::MaySyncTarget(r.trim().to_owned()))
+                })
+                .or_else(|| {
+                    t.strip_prefix("restart-workload ").map(|w| Request::RestartWorkload(w.trim().to_owned()))
+                }),
         }
     }
 
