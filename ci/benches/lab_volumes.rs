@@ -113,8 +113,10 @@ fn main() -> Result<(), LabError> {
         let ms = run(
             &mut pair,
             'a',
-            "s=$(date +%s%N); dd if=/dev/zero bs=1M count=256 status=none > /dev/tcp/10.77.0.2/9000; \
-             e=$(date +%s%N); echo $(( (e - s) / 1000000 ))",
+            // The console's shell is busybox's, which has no /dev/tcp: bash (in every Debian
+            // root) runs it, with coreutils' date.
+            "bash -c 's=$(date +%s%N); dd if=/dev/zero bs=1M count=256 status=none > /dev/tcp/10.77.0.2/9000; \
+             e=$(date +%s%N); echo $(( (e - s) / 1000000 ))'",
         )?;
         let ms: f64 = ms.trim().parse().map_err(|_| LabError::Setup(format!("the stream's time: {ms:?}")))?;
         tcp.push(256.0 / (ms / 1000.0));

@@ -38,6 +38,10 @@ pub trait PeerHooks: Send + Sync + 'static {
     fn pair_config(&self) -> Result<(Vec<u8>, String), Denied> {
         Err(Denied::new(404, "this node serves no pair configuration"))
     }
+    /// How this node's workloads run, and its tag under the pair key (hex).
+    fn pair_workloads(&self) -> Result<(Vec<u8>, String), Denied> {
+        Err(Denied::new(404, "this node runs no workloads"))
+    }
 }
 
 /// The largest enrolment request or report taken: a report's message is a line for a log.
@@ -65,6 +69,7 @@ pub fn router(image: Arc<dyn ImageSource>, size: u64, hooks: Arc<dyn PeerHooks>)
         .route("/node/config", get(node_config))
         .route("/node/report", post(report))
         .route("/pair/config", get(pair_config))
+        .route("/pair/workloads", get(pair_workloads))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(Shared { image, size, hooks, reads })
 }
@@ -211,7 +216,16 @@ async fn node_config(
 }
 
 async fn pair_config(State(s): State<Shared>) -> Response {
-    match s.hooks.pair_config() {
+    tagged(s.hooks.pair_config())
+}
+
+async fn pair_workloads(State(s): State<Shared>) -> Response {
+    tagged(s.hooks.pair_workloads())
+}
+
+/// A JSON document with its tag in [`crate::peer::TAG_HEADER`].
+fn tagged(document: Result<(Vec<u8>, String), Denied>) -> Response {
+    match document {
         Ok((body, tag)) => {
             ([(header::CONTENT_TYPE, "application/json")], [(crate::peer::TAG_HEADER, tag)], body)
                 .into_response()

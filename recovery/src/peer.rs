@@ -11,7 +11,9 @@
 //!   only with the enrolment's token (`Authorization: Bearer TOKEN`), from the enrolled MAC
 //!   and address;
 //! - `GET  /pair/config` → the pair's configuration document as this node holds it, with its
-//!   tag under the pair key in [`TAG_HEADER`]: the peer believes it only if the tag checks.
+//!   tag under the pair key in [`TAG_HEADER`]: the peer believes it only if the tag checks;
+//! - `GET  /pair/workloads` → how this node's workloads run (its runner's view), tagged the
+//!   same way: a node whose workload spent its restarts asks whether the peer spent them too.
 
 use std::io::Read;
 use std::net::Ipv4Addr;
@@ -188,7 +190,17 @@ impl PeerClient {
 
     /// The peer's pair configuration document and its tag (hex), as it serves them.
     pub fn pair_config(&self) -> Result<(Vec<u8>, String), SourceError> {
-        let url = format!("{}/pair/config", self.base);
+        self.tagged("/pair/config")
+    }
+
+    /// How the peer's workloads run (its runner's view) and its tag (hex).
+    pub fn pair_workloads(&self) -> Result<(Vec<u8>, String), SourceError> {
+        self.tagged("/pair/workloads")
+    }
+
+    /// A tagged document the peer serves at `path`: its bytes (at most 1 MiB) and its tag.
+    fn tagged(&self, path: &str) -> Result<(Vec<u8>, String), SourceError> {
+        let url = format!("{}{path}", self.base);
         let err = |message: String| SourceError::Http { url: url.clone(), message };
         let mut resp = self.agent.get(&url).call().map_err(|e| err(e.to_string()))?;
         if resp.status() != 200 {

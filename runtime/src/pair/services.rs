@@ -126,6 +126,14 @@ impl PeerHooks for Hooks {
         Ok((body, tag))
     }
 
+    fn pair_workloads(&self) -> Result<(Vec<u8>, String), Denied> {
+        use crate::workloads::runner;
+        let path = Path::new(super::daemon::config::RUN_DIR).join(runner::VIEW_FILE);
+        let body = std::fs::read(&path).map_err(|e| Denied::new(404, format!("{}: {e}", path.display())))?;
+        let tag = runner::sign_view(&self.key, &body);
+        Ok((body, tag))
+    }
+
     fn report(&self, from: SocketAddr, token: Option<&str>, r: Report) -> Result<(), Denied> {
         let r = lock(&self.enrolments).report(Instant::now(), token, ipv4(from), r)?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use pairos_mirror::document::PairConfig;
 use pairos_mirror::drbd::Drbd;
+use pairos_recovery::trust::PairKey;
 use pairos_workload::budget::{Budget, Decision, Peer};
 use pairos_workload::spec::{Workload, MOUNT_ROOT};
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,24 @@ pub struct Setup {
     /// The pair's address (health checks go to it; workloads get it as PAIROS_ADDRESS).
     pub address: Option<IpAddr>,
     pub logs: LogPolicy,
+    /// The peer's private-link address and the pair key: a workload that spent its restarts
+    /// here asks whether it spent them on the peer too (its runner's view, tagged).
+    pub peer: Option<(Ipv4Addr, PairKey)>,
+}
+
+/// What the runner's view is tagged for, when the peer serves it.
+const VIEW_TAG_PURPOSE: &str = "pairos workloads view";
+
+/// The view's bytes and their tag under `key` (hex), as the image service serves them.
+pub fn sign_view(key: &PairKey, body: &[u8]) -> String {
+    pairos_image::digest::hex(&key.tag(VIEW_TAG_PURPOSE, &[body]))
+}
+
+/// The peer's view from its bytes and tag, if the tag checks and it reads.
+pub fn believe_view(key: &PairKey, body: &[u8], tag: &str) -> anyhow::Result<RunnerView> {
+    let tag = pairos_recovery::trust::from_hex32(tag).context("the tag is not 64 hex digits")?;
+    anyhow::ensure!(key.check(VIEW_TAG_PURPOSE, &[body], &tag), "its tag does not check with the pair key");
+    serde_json::from_slice(body).context("not a workloads view")
 }
 
 /// One workload as the runner sees it.
@@ -52,6 +71,10 @@ pub struct WorkloadView {
     pub pid: Option<u32>,
     pub restarts_left: u32,
     pub last_failure: Option<String>,
+    /// It failed once more after its last restart here, within the window: its restarts here
+    /// are spent.
+    #[serde(default)]
+    pub spent: bool,
 }
 
 /// What the runner writes for `pairos workload list`.
@@ -91,7 +114,6 @@ impl Handle {
 struct Supervised {
     spec: Workload,
     process: Option<Running>,
-    budget: Budget,
     healthy_once: bool,
     failures_in_row: u32,
     next_check: Instant,
@@ -110,6 +132,11 @@ struct Runner {
     /// When the document last changed on disk, as last read.
     doc_modified: Option<std::time::SystemTime>,
     running: BTreeMap<String, Supervised>,
+    /// Each workload's restarts on this node, kept across role changes (a workload that spent
+    /// them here and comes back within the window has none left).
+    budgets: BTreeMap<String, Budget>,
+    /// When each workload last spent its restarts here.
+    spent: BTreeMap<String, u64>,
     view: RunnerView,
     /// The view as last written (it is written again only when it changed).
     written: Option<RunnerView>,
@@ -136,6 +163,8 @@ pub fn spawn(
         doc: PairConfig::default(),
         doc_modified: None,
         running: BTreeMap::new(),
+        budgets: BTreeMap::new(),
+        spent: BTreeMap::new(),
         view: RunnerView::default(),
         written: None,
         retry_at: None,
@@ -275,14 +304,13 @@ impl Runner {
             Step::Start { workload } => {
                 let spec = self.doc.workload(workload).context("no longer defined")?.clone();
                 let process = self.start(&spec)?;
-                let budget = Budget::new(spec.restart);
+                self.budgets.entry(workload.clone()).or_insert_with(|| Budget::new(spec.restart));
                 self.running.insert(
                     workload.clone(),
                     Supervised {
                         next_check: Instant::now(),
                         spec,
                         process: Some(process),
-                        budget,
                         healthy_once: false,
                         failures_in_row: 0,
                         state: "starting",
@@ -420,8 +448,6 @@ impl Runner {
     /// Health checks and exits, each failure through the restart budget.
     fn supervise(&mut self) {
         let host = self.health_host();
-        let peer =
-            Peer { can_take: self.handle.peer_can_take.load(Ordering::SeqCst), spent_its_budget: false };
         let names: Vec<String> = self.running.keys().cloned().collect();
         for name in names {
             let Some(w) = self.running.get_mut(&name) else { continue };
@@ -451,7 +477,16 @@ impl Runner {
             };
             let Some(why) = failure else { continue };
             w.last_failure = Some(why.clone());
-            let decision = w.budget.on_failure(now_secs(), peer);
+            let restart = w.spec.restart;
+            let now = now_secs();
+            let left = self.budgets.entry(name.clone()).or_insert_with(|| Budget::new(restart)).left(now);
+            // The peer is asked only when the restarts here are spent.
+            let spent_its_budget = left == 0 && self.peer_spent(&name);
+            let peer = Peer { can_take: self.handle.peer_can_take.load(Ordering::SeqCst), spent_its_budget };
+            let decision = self.budgets.get_mut(&name).expect("made above").on_failure(now, peer);
+            if !matches!(decision, Decision::Restart { .. }) {
+                self.spent.insert(name.clone(), now);
+            }
             self.on_failure(&name, why, decision);
         }
     }
@@ -492,24 +527,52 @@ impl Runner {
         self.running.insert(name.to_owned(), w);
     }
 
+    /// Whether the peer's runner says workload `name` spent its restarts there (asked over
+    /// the private link; an unreachable or unbelievable peer says no).
+    fn peer_spent(&self, name: &str) -> bool {
+        let Some((address, key)) = &self.setup.peer else { return false };
+        let client = pairos_recovery::peer::PeerClient::new(*address, pairos_recovery::peer::PORT);
+        let view = client
+            .pair_workloads()
+            .map_err(anyhow::Error::from)
+            .and_then(|(body, tag)| believe_view(key, &body, &tag));
+        match view {
+            Ok(v) => v.workloads.iter().any(|w| w.name == name && w.spent),
+            Err(e) => {
+                self.say(format!("{name}: cannot tell whether it spent its restarts on the peer: {e:#}"));
+                false
+            }
+        }
+    }
+
     fn write_view(&mut self) {
         let now = now_secs();
+        let spent = |name: &str, restart: pairos_workload::spec::Restart| {
+            self.spent.get(name).is_some_and(|t| t + u64::from(restart.within_minutes) * 60 > now)
+        };
         self.view.workloads = sequence::start_order(&self.doc)
             .iter()
-            .map(|spec| match self.running.get_mut(&spec.name) {
-                Some(w) => WorkloadView {
-                    name: spec.name.clone(),
-                    state: w.state.into(),
-                    pid: w.process.as_ref().map(Running::pid),
-                    restarts_left: w.budget.left(now),
-                    last_failure: w.last_failure.clone(),
-                },
-                None => WorkloadView {
-                    name: spec.name.clone(),
-                    state: "stopped".into(),
-                    restarts_left: spec.restart.times,
-                    ..Default::default()
-                },
+            .map(|spec| {
+                let restarts_left =
+                    self.budgets.get_mut(&spec.name).map_or(spec.restart.times, |b| b.left(now));
+                let spent = spent(&spec.name, spec.restart);
+                match self.running.get_mut(&spec.name) {
+                    Some(w) => WorkloadView {
+                        name: spec.name.clone(),
+                        state: w.state.into(),
+                        pid: w.process.as_ref().map(Running::pid),
+                        restarts_left,
+                        last_failure: w.last_failure.clone(),
+                        spent,
+                    },
+                    None => WorkloadView {
+                        name: spec.name.clone(),
+                        state: "stopped".into(),
+                        restarts_left,
+                        spent,
+                        ..Default::default()
+                    },
+                }
             })
             .collect();
         if self.written.as_ref() == Some(&self.view) {
@@ -549,5 +612,39 @@ fn wait_for_address(address: Option<IpAddr>) -> anyhow::Result<()> {
             bail!("the pair's address {a} is not on this node after 15 s");
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peers_view_is_believed_only_with_its_own_tag() {
+        let key = PairKey::generate().expect("random");
+        let view = RunnerView {
+            workloads: vec![WorkloadView {
+                name: "db".into(),
+                state: "stopped".into(),
+                spent: true,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let body = serde_json::to_vec(&view).expect("serialises");
+        let tag = sign_view(&key, &body);
+        assert_eq!(believe_view(&key, &body, &tag).expect("believed"), view);
+        let other = PairKey::generate().expect("random");
+        assert!(believe_view(&other, &body, &tag).is_err(), "another pair's key");
+        // A configuration's tag is no view's tag.
+        let config_tag = crate::volumes::manager::sign(&key, &body);
+        assert!(believe_view(&key, &body, &config_tag).is_err(), "a tag for another purpose");
+        let mut changed = body.clone();
+        changed[10] ^= 1;
+        assert!(believe_view(&key, &changed, &tag).is_err(), "a changed body");
+        // A view written before `spent` existed reads as not spent.
+        let old = br#"{"workloads":[{"name":"db","state":"healthy","pid":7,"restarts_left":3,"last_failure":null}],"last_change":[],"alarms":[]}"#;
+        let old = believe_view(&key, old, &sign_view(&key, old)).expect("believed");
+        assert!(!old.workloads[0].spent);
     }
 }

@@ -212,6 +212,7 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
                     drbd_conf: std::path::PathBuf::from(pairos_mirror::drbd::CONF),
                     address: cfg.pair_address.as_ref().map(|a| std::net::IpAddr::V4(a.address)),
                     logs: crate::workloads::logs::on_node(&cfg.state_dir),
+                    peer: Some((cfg.private.peer, key.clone())),
                 },
                 say_line,
                 Box::new(move |why| {
