@@ -143,24 +143,35 @@ impl Running {
     }
 
     /// Stops it: SIGTERM to its process group, SIGKILL after `timeout`. Returns how it ended
-    /// and whether it had to be killed.
+    /// and whether it had to be killed. Whatever its group still holds is killed too, and waited
+    /// for (briefly), so that its files are closed before its volumes are unmounted.
     pub fn stop(mut self, timeout: Duration) -> (Option<ExitStatus>, bool) {
         let group = Pid::from_raw(self.child.id() as i32);
         if let Some(status) = self.exited() {
-            let _ = killpg(group, Signal::SIGKILL); // anything it left behind
+            kill_group(group); // anything it left behind
             return (Some(status), false);
         }
         let _ = killpg(group, Signal::SIGTERM);
         let start = Instant::now();
         while start.elapsed() < timeout {
             if let Some(status) = self.exited() {
-                let _ = killpg(group, Signal::SIGKILL);
+                kill_group(group);
                 return (Some(status), false);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = killpg(group, Signal::SIGKILL);
+        kill_group(group);
         (self.child.wait().ok(), true)
+    }
+}
+
+/// SIGKILL to a process group, then a wait of at most 2 s until none of it is left (a killed
+/// process dies, and is reaped, a moment later).
+fn kill_group(group: Pid) {
+    let _ = killpg(group, Signal::SIGKILL);
+    let start = Instant::now();
+    while killpg(group, None).is_ok() && start.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -320,27 +320,38 @@ impl Runner {
                 Ok(())
             }
             Step::Healthy { workload } => {
-                let host = self.health_host();
-                let w = self.running.get_mut(workload).context("not started")?;
-                let start = Instant::now();
-                loop {
-                    if let Some(status) = w.process.as_mut().and_then(Running::exited) {
-                        bail!("it exited ({status}) before it was healthy");
-                    }
-                    match health::check(&w.spec.health, host) {
-                        Ok(()) => {
-                            w.healthy_once = true;
-                            w.state = "healthy";
-                            return Ok(());
-                        }
-                        Err(e) if start.elapsed() > START_GRACE => {
-                            bail!("not healthy after {} s: {e}", START_GRACE.as_secs())
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(200)),
-                    }
+                // A workload that fails its first start is one failure of that workload: its
+                // budget decides (restart here, move the pair, or failed), and the role change
+                // goes on for the others rather than being undone for all of them.
+                if let Err(why) = self.wait_healthy(workload)? {
+                    self.fail(workload, why);
                 }
+                Ok(())
             }
             Step::Ready => Ok(()),
+        }
+    }
+
+    /// Waits until a started workload is healthy: the inner error says how it failed.
+    fn wait_healthy(&mut self, workload: &str) -> anyhow::Result<Result<(), String>> {
+        let host = self.health_host();
+        let w = self.running.get_mut(workload).context("not started")?;
+        let start = Instant::now();
+        loop {
+            if let Some(status) = w.process.as_mut().and_then(Running::exited) {
+                return Ok(Err(format!("it exited ({status}) before it was healthy")));
+            }
+            match health::check(&w.spec.health, host) {
+                Ok(()) => {
+                    w.healthy_once = true;
+                    w.state = "healthy";
+                    return Ok(Ok(()));
+                }
+                Err(e) if start.elapsed() > START_GRACE => {
+                    return Ok(Err(format!("not healthy {} s after its start: {e}", START_GRACE.as_secs())))
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
         }
     }
 
@@ -476,19 +487,25 @@ impl Runner {
                 None
             };
             let Some(why) = failure else { continue };
-            w.last_failure = Some(why.clone());
-            let restart = w.spec.restart;
-            let now = now_secs();
-            let left = self.budgets.entry(name.clone()).or_insert_with(|| Budget::new(restart)).left(now);
-            // The peer is asked only when the restarts here are spent.
-            let spent_its_budget = left == 0 && self.peer_spent(&name);
-            let peer = Peer { can_take: self.handle.peer_can_take.load(Ordering::SeqCst), spent_its_budget };
-            let decision = self.budgets.get_mut(&name).expect("made above").on_failure(now, peer);
-            if !matches!(decision, Decision::Restart { .. }) {
-                self.spent.insert(name.clone(), now);
-            }
-            self.on_failure(&name, why, decision);
+            self.fail(&name, why);
         }
+    }
+
+    /// One failure of workload `name`, through its restart budget.
+    fn fail(&mut self, name: &str, why: String) {
+        let Some(w) = self.running.get_mut(name) else { return };
+        w.last_failure = Some(why.clone());
+        let restart = w.spec.restart;
+        let now = now_secs();
+        let left = self.budgets.entry(name.to_owned()).or_insert_with(|| Budget::new(restart)).left(now);
+        // The peer is asked only when the restarts here are spent.
+        let spent_its_budget = left == 0 && self.peer_spent(name);
+        let peer = Peer { can_take: self.handle.peer_can_take.load(Ordering::SeqCst), spent_its_budget };
+        let decision = self.budgets.get_mut(name).expect("made above").on_failure(now, peer);
+        if !matches!(decision, Decision::Restart { .. }) {
+            self.spent.insert(name.to_owned(), now);
+        }
+        self.on_failure(name, why, decision);
     }
 
     fn on_failure(&mut self, name: &str, why: String, decision: Decision) {
