@@ -121,7 +121,8 @@ fn main() -> Result<(), LabError> {
         let ms: f64 = ms.trim().parse().map_err(|_| LabError::Setup(format!("the stream's time: {ms:?}")))?;
         tcp.push(256.0 / (ms / 1000.0));
         // A full resync of the volume, b the target.
-        run(&mut pair, 'b', "dmesg -C && drbdadm -c /run/pairos/drbd.conf invalidate bench")?;
+        // busybox's dmesg clears with -c (it has no -C).
+        run(&mut pair, 'b', "dmesg -c > /dev/null && drbdadm -c /run/pairos/drbd.conf invalidate bench")?;
         std::thread::sleep(Duration::from_secs(3));
         wait_in_sync(&mut pair)?;
         let log = run(&mut pair, 'b', "dmesg")?;
@@ -129,18 +130,19 @@ fn main() -> Result<(), LabError> {
             resync_rate(&log).ok_or_else(|| LabError::Setup(format!("no Resync done in b's log:\n{log}")))?;
         resync.push(k / 1024.0);
         // Writes on the primary: to the volume, and to a plain logical volume beside it.
+        // coreutils' dd by its path: the console's busybox shell would run its own.
         for (device, out_big, out_small) in
             [("/dev/drbd0", &mut big, &mut small), ("/dev/pairos/local", &mut big_local, &mut small_local)]
         {
             let b = run(
                 &mut pair,
                 'a',
-                &format!("dd if=/dev/zero of={device} bs=1M count=128 oflag=direct 2>&1"),
+                &format!("/usr/bin/dd if=/dev/zero of={device} bs=1M count=128 oflag=direct 2>&1"),
             )?;
             let s = run(
                 &mut pair,
                 'a',
-                &format!("dd if=/dev/zero of={device} bs=4k count=2000 oflag=direct,dsync 2>&1"),
+                &format!("/usr/bin/dd if=/dev/zero of={device} bs=4k count=2000 oflag=direct,dsync 2>&1"),
             )?;
             out_big.push(dd_rate(&b).ok_or_else(|| LabError::Setup(format!("dd said {b:?}")))?);
             out_small.push(dd_rate(&s).ok_or_else(|| LabError::Setup(format!("dd said {s:?}")))?);
