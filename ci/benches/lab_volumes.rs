@@ -23,11 +23,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 const MIB: f64 = (1 << 20) as f64;
 
 fn run(pair: &mut PairLab, node: char, command: &str) -> Result<String, LabError> {
-    let (code, out) = pair.exec_tagged(node, command, 10 * MINUTE)?;
-    if code != 0 {
-        return Err(LabError::Setup(format!("node {node}: {command}: exit {code}: {out}")));
-    }
-    Ok(out)
+    pair.run(node, command, 10 * MINUTE)
 }
 
 /// The one volume of the bench on `node`.

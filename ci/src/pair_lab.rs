@@ -281,6 +281,16 @@ impl PairLab {
         self.node(letter)?.vm.run(command, timeout)
     }
 
+    /// As [`PairLab::exec_tagged`], for a command that must succeed: its own lines, or an
+    /// error that names the node, the command, its exit code and what it printed.
+    pub fn run(&mut self, letter: char, command: &str, timeout: Duration) -> Result<String, LabError> {
+        let (code, out) = self.exec_tagged(letter, command, timeout)?;
+        if code != 0 {
+            return Err(LabError::Setup(format!("node {letter}: `{command}` failed ({code}): {out}")));
+        }
+        Ok(out)
+    }
+
     /// As [`PairLab::exec`], with only the command's own lines (the daemon's and the kernel's
     /// on the console left out).
     pub fn exec_tagged(

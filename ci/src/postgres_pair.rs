@@ -64,11 +64,7 @@ pub fn setup(pair: &mut PairLab, show: &mut dyn FnMut(&str)) -> Result<(), LabEr
 }
 
 fn run(pair: &mut PairLab, command: &str) -> Result<String, LabError> {
-    let (code, out) = pair.exec_tagged('a', command, Duration::from_secs(120))?;
-    if code != 0 {
-        return Err(LabError::Setup(format!("node a: `{command}` failed ({code}): {out}")));
-    }
-    Ok(out)
+    pair.run('a', command, Duration::from_secs(120))
 }
 
 #[cfg(test)]

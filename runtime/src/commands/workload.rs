@@ -74,13 +74,11 @@ fn remove(name: &str, a: &VolumeFolders) -> anyhow::Result<Exit> {
 }
 
 fn list(a: &VolumeFolders) -> anyhow::Result<Exit> {
-    use crate::workloads::runner::{RunnerView, VIEW_FILE};
     let doc = PairConfig::load(&a.state)?;
     let mut workloads: Vec<&Workload> = doc.workloads.iter().collect();
     workloads.sort_by_key(|w| (w.order, w.name.clone()));
     // What the runner sees, when the pair daemon runs here.
-    let view: Option<RunnerView> =
-        std::fs::read(a.run_dir.join(VIEW_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let view = runner_view(&a.run_dir);
     if a.json {
         crate::output::json(&serde_json::json!({
             "version": doc.version, "workloads": workloads, "running": view,
@@ -130,11 +128,15 @@ fn list(a: &VolumeFolders) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// What the runner says of workload `name` now, when the pair daemon runs here.
+/// What the runner sees now, when the pair daemon runs here.
+fn runner_view(run_dir: &Path) -> Option<crate::workloads::runner::RunnerView> {
+    let bytes = std::fs::read(run_dir.join(crate::workloads::runner::VIEW_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// What the runner says of workload `name` now.
 fn running(run_dir: &Path, name: &str) -> Option<crate::workloads::runner::WorkloadView> {
-    use crate::workloads::runner::{RunnerView, VIEW_FILE};
-    let view: RunnerView = serde_json::from_slice(&std::fs::read(run_dir.join(VIEW_FILE)).ok()?).ok()?;
-    view.workloads.into_iter().find(|w| w.name == name)
+    runner_view(run_dir)?.workloads.into_iter().find(|w| w.name == name)
 }
 
 fn restart(name: &str, wait: std::time::Duration, a: &VolumeFolders) -> anyhow::Result<Exit> {

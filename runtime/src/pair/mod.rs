@@ -2,9 +2,10 @@
 //! ([`identity`]), its management address ([`management`]), its private link
 //! ([`private_link`]), heartbeats and what they say of the peer ([`heartbeat`]), who may join
 //! ([`enrolment`]) and who is offered what at network boot ([`boot_policy`]), the services it
-//! offers its peer ([`services`]), and the status it shows ([`status`]). The pair daemon
-//! ([`daemon`]) decides the roles: its messages ([`membership`]), the fence ([`fence`]) and the
-//! pair's address ([`arp`]) are its parts. Mirrors grow here.
+//! offers its peer ([`services`]) and the documents it tags for it ([`tagged`]), and the status
+//! it shows ([`status`]). The pair daemon ([`daemon`]) decides the roles: its messages
+//! ([`membership`]), the fence ([`fence`]) and the pair's address ([`arp`]) are its parts.
+//! Mirrors grow here.
 
 pub mod arp;
 pub mod boot_policy;
@@ -22,3 +23,4 @@ pub mod sealed;
 pub mod services;
 pub mod status;
 pub mod supervise;
+pub mod tagged;

@@ -74,13 +74,12 @@ impl Handle {
 
 /// The pair configuration's bytes and their tag under `key` (hex).
 pub fn sign(key: &PairKey, body: &[u8]) -> String {
-    pairos_image::digest::hex(&key.tag(TAG_PURPOSE, &[body]))
+    crate::pair::tagged::tag(key, TAG_PURPOSE, body)
 }
 
 /// The peer's configuration from its bytes and tag, if the tag checks and it reads.
 pub fn believe(key: &PairKey, body: &[u8], tag: &str) -> anyhow::Result<PairConfig> {
-    let tag = pairos_recovery::trust::from_hex32(tag).context("the tag is not 64 hex digits")?;
-    anyhow::ensure!(key.check(TAG_PURPOSE, &[body], &tag), "its tag does not check with the pair key");
+    crate::pair::tagged::check(key, TAG_PURPOSE, body, tag)?;
     let doc: PairConfig = serde_json::from_slice(body).context("not a pair configuration")?;
     doc.check()?;
     Ok(doc)

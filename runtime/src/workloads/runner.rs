@@ -52,13 +52,12 @@ const VIEW_TAG_PURPOSE: &str = "pairos workloads view";
 
 /// The view's bytes and their tag under `key` (hex), as the image service serves them.
 pub fn sign_view(key: &PairKey, body: &[u8]) -> String {
-    pairos_image::digest::hex(&key.tag(VIEW_TAG_PURPOSE, &[body]))
+    crate::pair::tagged::tag(key, VIEW_TAG_PURPOSE, body)
 }
 
 /// The peer's view from its bytes and tag, if the tag checks and it reads.
 pub fn believe_view(key: &PairKey, body: &[u8], tag: &str) -> anyhow::Result<RunnerView> {
-    let tag = pairos_recovery::trust::from_hex32(tag).context("the tag is not 64 hex digits")?;
-    anyhow::ensure!(key.check(VIEW_TAG_PURPOSE, &[body], &tag), "its tag does not check with the pair key");
+    crate::pair::tagged::check(key, VIEW_TAG_PURPOSE, body, tag)?;
     serde_json::from_slice(body).context("not a workloads view")
 }
 
@@ -439,18 +438,10 @@ impl Runner {
             if let Some(p) = w.process.take() {
                 p.stop(Duration::from_secs(u64::from(w.spec.stop_timeout_s)));
             }
-            match self.start(&w.spec) {
-                Ok(p) => {
-                    self.say(format!("{name} restarted, as an operator asked (pid {})", p.pid()));
-                    w.process = Some(p);
-                    (w.healthy_once, w.failures_in_row, w.state) = (false, 0, "starting");
-                    w.next_check = Instant::now();
-                    self.view.alarms.retain(|a| !a.starts_with(&format!("workload {name} is failed")));
-                }
-                Err(e) => {
-                    self.say(format!("{name}: cannot start it again: {e:#}"));
-                    w.state = "stopped";
-                }
+            if let Some(pid) = self.start_again(&name, &mut w) {
+                self.say(format!("{name} restarted, as an operator asked (pid {pid})"));
+                w.next_check = Instant::now();
+                self.view.alarms.retain(|a| !a.starts_with(&format!("workload {name} is failed")));
             }
             self.running.insert(name, w);
         }
@@ -508,6 +499,24 @@ impl Runner {
         self.on_failure(name, why, decision);
     }
 
+    /// Starts a stopped workload's process again, as new (its health not yet seen); its pid,
+    /// or None (said) when it cannot start.
+    fn start_again(&self, name: &str, w: &mut Supervised) -> Option<u32> {
+        match self.start(&w.spec) {
+            Ok(p) => {
+                let pid = p.pid();
+                w.process = Some(p);
+                (w.healthy_once, w.failures_in_row, w.state) = (false, 0, "starting");
+                Some(pid)
+            }
+            Err(e) => {
+                self.say(format!("{name}: cannot start it again: {e:#}"));
+                w.state = "stopped";
+                None
+            }
+        }
+    }
+
     fn on_failure(&mut self, name: &str, why: String, decision: Decision) {
         let Some(mut w) = self.running.remove(name) else { return };
         if let Some(p) = w.process.take() {
@@ -516,16 +525,7 @@ impl Runner {
         match decision {
             Decision::Restart { attempt, times } => {
                 self.say(format!("{name} failed ({why}): restarting it here ({attempt} of {times})"));
-                match self.start(&w.spec) {
-                    Ok(p) => {
-                        w.process = Some(p);
-                        (w.healthy_once, w.failures_in_row, w.state) = (false, 0, "starting");
-                    }
-                    Err(e) => {
-                        self.say(format!("{name}: cannot start it again: {e:#}"));
-                        w.state = "stopped";
-                    }
-                }
+                self.start_again(name, &mut w);
             }
             Decision::MoveToPeer => {
                 self.say(format!(
