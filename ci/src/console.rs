@@ -136,10 +136,10 @@ impl Console {
         let end = self.wait_line(
             &format!("the end of `{command}`"),
             timeout,
-            |l| l.strip_prefix(&marker).is_some_and(|r| r.trim().parse::<i32>().is_ok()),
+            |l| l.strip_prefix(&marker).and_then(exit_code).is_some(),
             alive,
         )?;
-        let code = end[marker.len()..].trim().parse().unwrap_or(-1);
+        let code = exit_code(&end[marker.len()..]).unwrap_or(-1);
         let bytes = std::fs::read(&self.log).map_err(io(&self.log))?;
         let window =
             String::from_utf8_lossy(&bytes[start_cursor..self.cursor.min(bytes.len())]).replace('\r', "");
@@ -169,5 +169,32 @@ impl Console {
         let (code, out) = self.run(&wrapped, timeout, alive)?;
         let own: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix(TAG)).collect();
         Ok((code, own.join("\n")))
+    }
+}
+
+/// The exit code at the start of what follows a command's end marker. A kernel line may land
+/// right behind it, on the same console line ("0[   72.42] block drbd0: …").
+/// The marker is followed by a space (`@@lab-done-1` must not match `@@lab-done-11 0`).
+fn exit_code(rest: &str) -> Option<i32> {
+    let rest = rest.strip_prefix(' ')?.trim_start();
+    let end = rest
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && c == '-')))
+        .map_or(rest.len(), |(i, _)| i);
+    rest[..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exit_code;
+
+    #[test]
+    fn the_exit_code_is_read_with_a_kernel_line_behind_it_and_only_after_its_own_marker() {
+        assert_eq!(exit_code(" 0"), Some(0));
+        assert_eq!(exit_code(" 2\r"), Some(2));
+        assert_eq!(exit_code(" 0[   72.423482] block drbd0: Writing the whole bitmap"), Some(0));
+        assert_eq!(exit_code(" -1"), Some(-1));
+        assert_eq!(exit_code("1 0"), None, "the marker of command 1 inside that of command 11");
+        assert_eq!(exit_code(" $?"), None, "the echoed command line");
     }
 }

@@ -291,6 +291,22 @@ impl PairLab {
         Ok(out)
     }
 
+    /// Writes `contents` to `path` on the node, through its console. The console's shell
+    /// (busybox ash) drops a line longer than 1024 characters, so the file travels as base64
+    /// in short lines.
+    pub fn write_file(&mut self, letter: char, path: &str, contents: &[u8]) -> Result<(), LabError> {
+        const LINE: usize = 512;
+        let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, contents);
+        let staged = format!("{path}.b64");
+        self.run(letter, &format!("rm -f {staged}"), Duration::from_secs(30))?;
+        for chunk in encoded.as_bytes().chunks(LINE) {
+            let chunk = std::str::from_utf8(chunk).expect("base64 is ASCII");
+            self.run(letter, &format!("echo {chunk} >> {staged}"), Duration::from_secs(30))?;
+        }
+        self.run(letter, &format!("base64 -d {staged} > {path} && rm {staged}"), Duration::from_secs(30))?;
+        Ok(())
+    }
+
     /// As [`PairLab::exec`], with only the command's own lines (the daemon's and the kernel's
     /// on the console left out).
     pub fn exec_tagged(

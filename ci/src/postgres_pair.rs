@@ -33,9 +33,7 @@ pub fn setup(pair: &mut PairLab, show: &mut dyn FnMut(&str)) -> Result<(), LabEr
     show(&format!("PostgreSQL: making the volume {volume} ({size}) on node a"));
     run(pair, &format!("pairos volume create {volume} {size}"))?;
     show("PostgreSQL: defining its workload on node a");
-    // One line on the console: the definition travels as base64.
-    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, WORKLOAD);
-    run(pair, &format!("echo {encoded} | base64 -d > /tmp/postgres-workload.toml"))?;
+    pair.write_file('a', "/tmp/postgres-workload.toml", WORKLOAD.as_bytes())?;
     run(pair, "pairos workload add /tmp/postgres-workload.toml")?;
     show("PostgreSQL: waiting for it to be healthy on node a (its first start makes the cluster)");
     let start = Instant::now();

@@ -26,8 +26,16 @@ pub enum Event {
     /// The checker could not reach the server (nothing was sent).
     Unreachable { at_ms: u64, error: String },
     /// What the table held when it was read back: each row's id (a repeated id is listed
-    /// again), and the ids whose value is not the one the checker wrote.
-    ReadBack { at_ms: u64, ids: Vec<u64>, wrong_values: Vec<u64> },
+    /// again), and the ids whose value is not the one the checker wrote. `began_ms` is when the
+    /// reading query was sent: a row acknowledged before then must be in it; one acknowledged
+    /// later (a load still writing beside the check) is judged by a later read-back.
+    ReadBack {
+        at_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        began_ms: Option<u64>,
+        ids: Vec<u64>,
+        wrong_values: Vec<u64>,
+    },
 }
 
 impl Event {

@@ -28,6 +28,7 @@ pub fn read_back(target: &str, wait: Duration) -> Result<Event, anyhow::Error> {
             }
         }
     };
+    let began_ms = now_ms();
     let rows = client
         .query("SELECT id, val FROM rows ORDER BY id", &[])
         .context("reading the table back (SELECT id, val FROM rows)")?;
@@ -41,5 +42,5 @@ pub fn read_back(target: &str, wait: Duration) -> Result<Event, anyhow::Error> {
         }
         ids.push(id);
     }
-    Ok(Event::ReadBack { at_ms: now_ms(), ids, wrong_values })
+    Ok(Event::ReadBack { at_ms: now_ms(), began_ms: Some(began_ms), ids, wrong_values })
 }

@@ -28,6 +28,9 @@ pub struct Verdict {
     /// Sent and never answered; of those, how many are in the table.
     pub in_doubt: usize,
     pub in_doubt_found: usize,
+    /// Acknowledged after the read-back began (a load still writing beside the check): not
+    /// judged by this read-back.
+    pub acknowledged_later: usize,
     /// Acknowledged ids missing from the table (must be empty).
     pub lost: Vec<u64>,
     /// Ids found more than once (must be empty).
@@ -65,6 +68,12 @@ impl Verdict {
             "sent {}, acknowledged {}, refused {}, in doubt {} ({} of them committed)",
             self.sent, self.acknowledged, self.refused, self.in_doubt, self.in_doubt_found
         )];
+        if self.acknowledged_later > 0 {
+            out.push(format!(
+                "acknowledged after the read-back began (judged by a later one): {}",
+                self.acknowledged_later
+            ));
+        }
         if !self.read_back {
             out.push("no read-back in the history: run `check` against the database".into());
         }
@@ -99,18 +108,18 @@ impl Verdict {
 /// Judges a history; gaps longer than `gap_threshold_ms` are listed. The last read-back counts.
 pub fn judge(events: &[Event], gap_threshold_ms: u64) -> Verdict {
     let mut sent = BTreeSet::new();
-    let mut acked = BTreeSet::new();
+    let mut acked = BTreeMap::new();
     let mut refused = BTreeSet::new();
     let mut unanswered = BTreeSet::new();
     let mut ack_times = Vec::new();
-    let mut read_back: Option<(&[u64], &[u64])> = None;
+    let mut read_back: Option<(&[u64], &[u64], u64)> = None;
     for e in events {
         match e {
             Event::Sent { id, .. } => {
                 sent.insert(*id);
             }
             Event::Acked { id, at_ms } => {
-                acked.insert(*id);
+                acked.insert(*id, *at_ms);
                 ack_times.push(*at_ms);
             }
             Event::Refused { id, .. } => {
@@ -119,7 +128,9 @@ pub fn judge(events: &[Event], gap_threshold_ms: u64) -> Verdict {
             Event::Unanswered { id, .. } => {
                 unanswered.insert(*id);
             }
-            Event::ReadBack { ids, wrong_values, .. } => read_back = Some((ids, wrong_values)),
+            Event::ReadBack { at_ms, began_ms, ids, wrong_values } => {
+                read_back = Some((ids, wrong_values, began_ms.unwrap_or(*at_ms)))
+            }
             Event::Started { .. } | Event::Unreachable { .. } => {}
         }
     }
@@ -128,8 +139,10 @@ pub fn judge(events: &[Event], gap_threshold_ms: u64) -> Verdict {
         *counts.entry(*id).or_default() += 1;
     }
     let found = |id: &u64| counts.contains_key(id);
-    let lost =
-        if read_back.is_some() { acked.iter().copied().filter(|id| !found(id)).collect() } else { vec![] };
+    // A row acknowledged after the read-back's query began may or may not be in what it saw.
+    let began = read_back.map_or(u64::MAX, |r| r.2);
+    let judged = || acked.iter().filter(|(_, at)| **at < began).map(|(id, _)| *id);
+    let lost = if read_back.is_some() { judged().filter(|id| !found(id)).collect() } else { vec![] };
     let duplicated = counts.iter().filter(|(_, n)| **n > 1).map(|(id, _)| *id).collect();
     let unknown = counts.keys().copied().filter(|id| !sent.contains(id) || refused.contains(id)).collect();
     ack_times.sort_unstable();
@@ -138,6 +151,7 @@ pub fn judge(events: &[Event], gap_threshold_ms: u64) -> Verdict {
     Verdict {
         sent: sent.len(),
         acknowledged: acked.len(),
+        acknowledged_later: acked.values().filter(|at| **at >= began).count(),
         refused: refused.len(),
         in_doubt: unanswered.len(),
         in_doubt_found: unanswered.iter().filter(|id| found(id)).count(),
@@ -173,7 +187,12 @@ mod tests {
     }
 
     fn read_back(mut events: Vec<Event>, ids: &[u64], wrong: &[u64]) -> Vec<Event> {
-        events.push(Event::ReadBack { at_ms: 99_999, ids: ids.to_vec(), wrong_values: wrong.to_vec() });
+        events.push(Event::ReadBack {
+            at_ms: 99_999,
+            began_ms: None,
+            ids: ids.to_vec(),
+            wrong_values: wrong.to_vec(),
+        });
         events
     }
 
@@ -203,5 +222,19 @@ mod tests {
         assert!(!wrong.ok());
         let unread = judge(&events, 1000);
         assert!(!unread.ok() && unread.summary().contains("no read-back"));
+    }
+
+    #[test]
+    fn rows_acknowledged_after_the_read_back_began_wait_for_a_later_one() {
+        // A load still writing beside the check: 3 was acknowledged at 305, after the query
+        // began at 250, and is not in what it saw. Not lost; a later read-back must find it.
+        let mut events = run(&[1, 2, 3], &[], &[]);
+        let beside =
+            |began_ms| Event::ReadBack { at_ms: 400, began_ms, ids: vec![1, 2], wrong_values: vec![] };
+        events.push(beside(Some(250)));
+        let v = judge(&events, 1000);
+        assert!(v.ok() && v.lost.is_empty() && v.acknowledged_later == 1, "{}", v.summary());
+        events.push(beside(None));
+        assert_eq!(judge(&events, 1000).lost, vec![3], "without a start, everything acknowledged counts");
     }
 }
