@@ -15,11 +15,32 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// Connects to the console `socket` and copies what it delivers into `log` from a thread of its
 /// own (which ends when QEMU closes the socket: the VM stopped); returns the stream to type on.
-fn record(socket: &Path, mut log: std::fs::File) -> Result<UnixStream, LabError> {
+/// Each piece's arrival is noted in the log's `times` file beside it (`END_OFFSET UNIX_MS`
+/// lines), so that when a line appeared can be told afterwards ([`Console::arrival_ms`]).
+fn record(socket: &Path, log_path: &Path, mut log: std::fs::File) -> Result<UnixStream, LabError> {
+    use std::io::Read;
     let stream = UnixStream::connect(socket).map_err(io(socket))?;
     let mut output = stream.try_clone().map_err(io(socket))?;
-    std::thread::spawn(move || std::io::copy(&mut output, &mut log));
+    let times_path = times_path(log_path);
+    let mut times =
+        std::fs::OpenOptions::new().append(true).create(true).open(&times_path).map_err(io(&times_path))?;
+    let mut end = log.metadata().map_err(io(log_path))?.len();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = output.read(&mut buf) {
+            if n == 0 || log.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            end += n as u64;
+            let _ = writeln!(times, "{end} {}", crate::write_checker::history::now_ms());
+        }
+    });
     Ok(stream)
+}
+
+/// Where a console log's arrival times are kept.
+fn times_path(log: &Path) -> PathBuf {
+    log.with_extension("times")
 }
 
 #[derive(Debug)]
@@ -37,7 +58,9 @@ impl Console {
     /// Connects to QEMU's console socket and starts recording into `log`.
     pub(crate) fn connect(vm: &str, socket: PathBuf, log: PathBuf) -> Result<Self, LabError> {
         let file = std::fs::File::create(&log).map_err(io(&log))?;
-        let input = record(&socket, file)?;
+        let times = times_path(&log);
+        std::fs::File::create(&times).map_err(io(&times))?;
+        let input = record(&socket, &log, file)?;
         Ok(Console { vm: vm.to_owned(), log, socket, input, cursor: 0, commands: 0 })
     }
 
@@ -46,7 +69,7 @@ impl Console {
     pub(crate) fn reconnect(&mut self) -> Result<(), LabError> {
         let file =
             std::fs::OpenOptions::new().append(true).create(true).open(&self.log).map_err(io(&self.log))?;
-        self.input = record(&self.socket, file)?;
+        self.input = record(&self.socket, &self.log, file)?;
         Ok(())
     }
 
@@ -61,6 +84,26 @@ impl Console {
     /// Everything the console printed so far.
     pub fn text(&self) -> String {
         std::fs::read(&self.log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    }
+
+    /// When (milliseconds since the Unix epoch, host clock) the byte at `offset` of the log
+    /// arrived, if it has.
+    pub fn arrival_ms(&self, offset: usize) -> Option<u64> {
+        let times = std::fs::read_to_string(times_path(&self.log)).ok()?;
+        times.lines().find_map(|l| {
+            let (end, ms) = l.split_once(' ')?;
+            (end.parse::<usize>().ok()? > offset).then(|| ms.parse().ok()).flatten()
+        })
+    }
+
+    /// The first line past byte `from` that contains `what`, and when it arrived (see
+    /// [`Console::arrival_ms`]).
+    pub fn find_since(&self, from: usize, what: &str) -> Option<(String, u64)> {
+        let text = self.text();
+        let at = from + text.get(from..)?.find(what)?;
+        let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        Some((text[start..end].trim_end_matches('\r').to_owned(), self.arrival_ms(at)?))
     }
 
     /// The last `n` lines, for error messages.

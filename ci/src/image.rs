@@ -22,13 +22,23 @@ pub fn test_signing_key() -> PathBuf {
 /// of the two names): a reader sees the old files or the new ones, never a folder being
 /// written. Within a run they are the same bytes (the build is reproducible).
 pub fn default_image() -> Result<PathBuf, LabError> {
+    cached_image(None, "default")
+}
+
+/// The lab's PostgreSQL image (`ci/specs/postgres.toml`), built as [`default_image`] is.
+pub fn postgres_image() -> Result<PathBuf, LabError> {
+    cached_image(Some(&Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/postgres.toml")), "postgres")
+}
+
+/// Builds the image of `spec` into the lab cache's folder `name` (see [`default_image`]).
+fn cached_image(spec: Option<&Path>, name: &str) -> Result<PathBuf, LabError> {
     let (root, lock) = paths::locked_cache("lab-image")?;
-    let out = root.join("default");
-    let fresh = root.join("default.new");
+    let out = root.join(name);
+    let fresh = root.join(format!("{name}.new"));
     if fresh.exists() {
         std::fs::remove_dir_all(&fresh).map_err(crate::error::io(&fresh))?;
     }
-    build_image(None, &fresh)?;
+    build_image(spec, &fresh)?;
     if out.exists() {
         use nix::fcntl::{renameat2, RenameFlags};
         renameat2(None, &fresh, None, &out, RenameFlags::RENAME_EXCHANGE)

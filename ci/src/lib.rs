@@ -24,6 +24,7 @@
 
 pub mod address_probe;
 pub mod bmc;
+pub mod checker_lab;
 mod console;
 mod error;
 pub mod image;
