@@ -58,8 +58,15 @@ impl LabChecker {
         &self.history
     }
 
+    /// The history so far (none before the load's first line).
     fn events(&self) -> Result<Vec<Event>, LabError> {
-        history::read(&self.history).map_err(|e| LabError::Setup(format!("{e:#}")))
+        if !self.history.exists() {
+            return Ok(Vec::new());
+        }
+        history::read(&self.history).map_err(|e| {
+            let source = std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
+            LabError::Setup(format!("{e}: {source}"))
+        })
     }
 
     /// The acknowledgement times, in order.

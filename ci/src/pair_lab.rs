@@ -31,6 +31,10 @@ pub const LAB_COOLDOWN_MS: u64 = 20_000;
 /// A stuck volume is cycled after 30 s, not a minute, so that a stalled resync is seen in
 /// the lab soon.
 pub const LAB_RESYNC_STALL_MS: u64 = 30_000;
+/// A node told to boot its disk that has not joined 100 s after its last network-boot ask is
+/// reset and offered recovery (3 minutes by default): a lab node boots its disk and joins
+/// within a minute even under load.
+pub const LAB_REJOIN_WAIT_MS: u64 = 100_000;
 const KEY: &str = "5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e";
 
 /// How a lab pair is made.
@@ -121,7 +125,8 @@ fn node_config(node: &str, peer: &str, own: &str, bmcs: bool, witness: bool) -> 
             "management": {{"address": "{own}", "prefix": 24, "gateway": "{GATEWAY}", "dns": null}},
             "pair": {{"address": "{PAIR_ADDRESS}/24",
                       "management": {{"node-1": "192.168.50.11", "node-2": "192.168.50.12"}},
-                      "timing": {{"cooldown_ms": {LAB_COOLDOWN_MS}, "resync_stall_ms": {LAB_RESYNC_STALL_MS}}}{bmc}{witnesses}}},
+                      "timing": {{"cooldown_ms": {LAB_COOLDOWN_MS}, "resync_stall_ms": {LAB_RESYNC_STALL_MS},
+                                 "rejoin_wait_ms": {LAB_REJOIN_WAIT_MS}}}{bmc}{witnesses}}},
             "bmc_password": "{password}"{witness_key}}}"#,
         password = bmc::PASSWORD,
     )

@@ -181,7 +181,10 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
     eprintln!("lab_postgres: the checker's history: {}", history.display());
     let mut c = Campaign { pair, checker, primary: 'a' };
     c.checker.wait_serving(now_ms(), 2 * MINUTE)?;
-    std::thread::sleep(Duration::from_secs(5));
+    // b's first full sync goes beside the load (foreground writes first): the campaign starts
+    // once b is up to date.
+    let f = c.fault("the pair's start")?;
+    c.settle_and_check(&f)?;
     let mut gaps = Vec::new();
 
     // 1. The primary's VM is killed: b fences it and takes over.

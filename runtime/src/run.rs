@@ -192,6 +192,7 @@ fn start_pair(verdict: Option<&Verdict>, status: &Arc<Mutex<Status>>) -> anyhow:
             image,
             state_dir: state_dir.clone(),
             status: status.clone(),
+            rejoin_wait: rejoin_wait(&state_dir),
         },
         address,
     );
@@ -321,4 +322,15 @@ pub fn console_forever(busybox: &str) -> ! {
         }
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// How long a peer told to boot its disk may take to join: the pair's `timing.rejoin_wait_ms`,
+/// or the default when the pair has no settings yet (or they do not load: said where the
+/// daemon starts).
+fn rejoin_wait(state_dir: &Path) -> Duration {
+    PairSettings::load(state_dir)
+        .ok()
+        .flatten()
+        .and_then(|s| s.timing)
+        .map_or(pair::boot_policy::REJOIN_WAIT, |t| Duration::from_millis(t.rejoin_wait_ms))
 }

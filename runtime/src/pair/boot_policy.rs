@@ -27,10 +27,11 @@ use super::status::{self, Status};
 /// A known peer that network-boots again within this long of its last try, without having
 /// joined, is offered recovery.
 pub const RETRY_WINDOW: Duration = Duration::from_secs(5 * 60);
-/// A known peer told to boot its disk that has not joined this long after its last ask is reset
-/// through its BMC, once: its disk evidently does not boot (a swapped, blank disk drops the
-/// firmware into its shell), and its next network boot, within [`RETRY_WINDOW`], is offered
-/// recovery. A disk that boots joins well within it, under emulation too.
+/// By default, a known peer told to boot its disk that has not joined this long after its last
+/// ask is reset through its BMC, once: its disk evidently does not boot (a swapped, blank disk
+/// drops the firmware into its shell), and its next network boot, within [`RETRY_WINDOW`], is
+/// offered recovery. A disk that boots joins well within it, under emulation too. The pair's
+/// `timing.rejoin_wait_ms` sets it.
 pub const REJOIN_WAIT: Duration = Duration::from_secs(3 * 60);
 /// DHCP asks less than this apart belong to one network boot.
 pub const SAME_BOOT: Duration = Duration::from_secs(60);
@@ -92,13 +93,13 @@ fn decide(
     }
 }
 
-/// Whether the peer of boot `b` is due for a reset at `now` ([`REJOIN_WAIT`]): told to boot its
-/// disk, not reset yet, silent since, and still in time for its next boot to be offered
-/// recovery. `heard` is when its heartbeats were last heard.
-fn due_for_reset(now: Instant, b: &Boots, heard: Option<Instant>) -> bool {
+/// Whether the peer of boot `b` is due for a reset at `now`, `wait` after its last ask (see
+/// [`REJOIN_WAIT`]): told to boot its disk, not reset yet, silent since, and still in time for
+/// its next boot to be offered recovery. `heard` is when its heartbeats were last heard.
+fn due_for_reset(now: Instant, b: &Boots, heard: Option<Instant>, wait: Duration) -> bool {
     b.decision == Decision::LocalBoot
         && !b.reset
-        && now - b.last >= REJOIN_WAIT
+        && now - b.last >= wait
         && now - b.last < RETRY_WINDOW
         && heard.is_none_or(|h| h < b.began)
 }
@@ -117,11 +118,11 @@ impl BootMemory {
     }
 
     /// The known peers due for a reset now, each said once: they are marked reset.
-    pub fn due_for_reset(&self, now: Instant, heard: Option<Instant>) -> Vec<String> {
+    pub fn due_for_reset(&self, now: Instant, heard: Option<Instant>, wait: Duration) -> Vec<String> {
         let mut boots = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut due = Vec::new();
         for (mac, b) in boots.iter_mut() {
-            if due_for_reset(now, b, heard) {
+            if due_for_reset(now, b, heard, wait) {
                 b.reset = true;
                 due.push(mac.clone());
             }
@@ -243,18 +244,29 @@ mod tests {
         let t0 = Instant::now();
         let told = Boots { began: t0, last: t0, decision: Decision::LocalBoot, reset: false };
         let early = t0 + REJOIN_WAIT - Duration::from_secs(60);
-        assert!(!due_for_reset(early, &told, None), "it may still be booting its disk");
-        assert!(due_for_reset(t0 + REJOIN_WAIT, &told, None));
-        assert!(!due_for_reset(t0 + REJOIN_WAIT, &told, Some(t0 + Duration::from_secs(50))), "it joined");
-        assert!(!due_for_reset(t0 + RETRY_WINDOW, &told, None), "too late: its next boot is a new one");
+        assert!(!due_for_reset(early, &told, None, REJOIN_WAIT), "it may still be booting its disk");
+        assert!(due_for_reset(t0 + REJOIN_WAIT, &told, None, REJOIN_WAIT));
+        assert!(
+            !due_for_reset(t0 + REJOIN_WAIT, &told, Some(t0 + Duration::from_secs(50)), REJOIN_WAIT),
+            "it joined"
+        );
+        assert!(
+            !due_for_reset(t0 + RETRY_WINDOW, &told, None, REJOIN_WAIT),
+            "too late: its next boot is a new one"
+        );
         let offered = Boots { decision: Decision::Recover, ..told };
-        assert!(!due_for_reset(t0 + REJOIN_WAIT, &offered, None), "only a peer told to boot its disk");
+        assert!(
+            !due_for_reset(t0 + REJOIN_WAIT, &offered, None, REJOIN_WAIT),
+            "only a peer told to boot its disk"
+        );
 
         // Once: the memory marks it; and the reset boot, asking soon after, is offered recovery.
         let memory = BootMemory::default();
         memory.0.lock().expect("not poisoned").insert("52:54:00:12:04:00".into(), told);
-        assert_eq!(memory.due_for_reset(t0 + REJOIN_WAIT, None), ["52:54:00:12:04:00"]);
-        assert!(memory.due_for_reset(t0 + REJOIN_WAIT + Duration::from_secs(5), None).is_empty());
+        assert_eq!(memory.due_for_reset(t0 + REJOIN_WAIT, None, REJOIN_WAIT), ["52:54:00:12:04:00"]);
+        assert!(memory
+            .due_for_reset(t0 + REJOIN_WAIT + Duration::from_secs(5), None, REJOIN_WAIT)
+            .is_empty());
         let after = t0 + REJOIN_WAIT + Duration::from_secs(40);
         let previous = memory.0.lock().expect("not poisoned").get("52:54:00:12:04:00").copied();
         assert_eq!(decide(after, false, false, true, None, previous).0, Decision::Recover);

@@ -18,7 +18,7 @@ use pairos_recovery::own_image::OwnImage;
 use pairos_recovery::peer::{self, Denied, EnrolAnswer, NewcomerConfig, NodeConfig, Report, Step};
 use pairos_recovery::trust::PairKey;
 
-use super::boot_policy::{self, BootMemory, PairPolicy};
+use super::boot_policy::{BootMemory, PairPolicy};
 use super::enrolment::{self, Context, Enrolments, Mode};
 use super::heartbeat::{self, Heartbeat, Liveness};
 use super::identity;
@@ -37,6 +37,9 @@ pub struct PairServices {
     pub image: OwnImage,
     pub state_dir: PathBuf,
     pub status: Arc<Mutex<Status>>,
+    /// How long a peer told to boot its disk may take to join before it is reset
+    /// (`timing.rejoin_wait_ms` of the pair's settings).
+    pub rejoin_wait: Duration,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -208,7 +211,7 @@ pub fn start(svc: PairServices, address: Ipv4Addr) {
     };
     let boots = BootMemory::default();
     let policy = PairPolicy::new(svc.state_dir.clone(), liveness.clone(), svc.status.clone(), boots.clone());
-    reset_peers_that_do_not_boot(svc.me.clone(), liveness.clone(), boots.clone());
+    reset_peers_that_do_not_boot(svc.me.clone(), liveness.clone(), boots.clone(), svc.rejoin_wait);
     let status = svc.status.clone();
     running(&svc.status, "DHCP, TFTP and HTTP network boot".into());
     let stop_boot = Arc::new(AtomicBool::new(false));
@@ -253,11 +256,16 @@ pub fn start(svc: PairServices, address: Ipv4Addr) {
 }
 
 /// Has the pair daemon reset, through the peer's BMC, a known peer that was told to boot its
-/// disk and did not join ([`boot_policy::REJOIN_WAIT`]): its next network boot is then offered
+/// disk and did not join (`timing.rejoin_wait_ms`, [`super::boot_policy::REJOIN_WAIT`] by default): its next network boot is then offered
 /// recovery, and a swapped blank disk heals with nobody at the console. (The daemon holds the
 /// fence, and never resets a peer it hears.) Without a pair daemon or a BMC, it is said, and
 /// the peer waits for someone to power it on again.
-fn reset_peers_that_do_not_boot(me: NodeConfig, liveness: Arc<Mutex<Liveness>>, boots: BootMemory) {
+fn reset_peers_that_do_not_boot(
+    me: NodeConfig,
+    liveness: Arc<Mutex<Liveness>>,
+    boots: BootMemory,
+    wait: Duration,
+) {
     std::thread::spawn(move || loop {
         std::thread::sleep(Duration::from_secs(5));
         let now = Instant::now();
@@ -268,11 +276,11 @@ fn reset_peers_that_do_not_boot(me: NodeConfig, liveness: Arc<Mutex<Liveness>>, 
             }
             l.last_heard()
         };
-        for mac in boots.due_for_reset(now, heard) {
+        for mac in boots.due_for_reset(now, heard, wait) {
             say(format_args!(
                 "peer {mac} was told to boot its disk {}s ago and has not joined: its disk does not \
                  boot; resetting it so that its next network boot is offered recovery",
-                boot_policy::REJOIN_WAIT.as_secs(),
+                wait.as_secs(),
             ));
             let run_dir = Path::new(super::daemon::config::RUN_DIR);
             match super::daemon::control::ask(run_dir, super::daemon::control::Request::ResetPeer) {

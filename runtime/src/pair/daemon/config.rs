@@ -116,6 +116,10 @@ pub struct Timing {
     /// A volume whose resync makes no progress (or whose connection is stuck) this long is
     /// cycled; each further cycle waits twice as long ([`pairos_mirror::resync_watch`]).
     pub resync_stall_ms: u64,
+    /// A known peer that was told to boot its disk and has not joined this long after its
+    /// last network-boot ask is reset through its BMC, once, so that its next network boot is
+    /// offered recovery (a swapped blank disk heals by itself: [`crate::pair::boot_policy`]).
+    pub rejoin_wait_ms: u64,
 }
 
 impl Default for Timing {
@@ -139,6 +143,7 @@ impl Default for Timing {
             claim_wait_ms: 12_000,
             watchdog_ms: WATCHDOG_MS,
             resync_stall_ms: 60_000,
+            rejoin_wait_ms: crate::pair::boot_policy::REJOIN_WAIT.as_millis() as u64,
         }
     }
 }
@@ -168,6 +173,17 @@ impl DaemonConfig {
                 "timing: resync_stall_ms ({}) must be at least 10 s: DRBD's own reconnects and \
                  pings need that long",
                 t.resync_stall_ms
+            );
+        }
+        let retry_ms = crate::pair::boot_policy::RETRY_WINDOW.as_millis() as u64;
+        if t.rejoin_wait_ms < 30_000 || t.rejoin_wait_ms + 60_000 > retry_ms {
+            bail!(
+                "timing: rejoin_wait_ms ({}) must be from 30 s to {} s: a disk that boots joins \
+                 well within it, and the reset peer's next network boot must come within the \
+                 {} s in which it is offered recovery",
+                t.rejoin_wait_ms,
+                (retry_ms - 60_000) / 1000,
+                retry_ms / 1000
             );
         }
         if self.node == self.peer {
