@@ -33,6 +33,8 @@ use serde_json::Value;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const CHECKER: &str = env!("CARGO_BIN_EXE_write-checker");
+/// The new primary's line once its workloads run and are healthy.
+const READY: &str = "pair: workloads: primary, step by step: ";
 /// Rows a second: steady, and well within what a TCG pair commits.
 const RATE: u32 = 20;
 
@@ -74,12 +76,36 @@ impl Campaign {
 
     /// Waits until the checker's rows are acknowledged again after the fault; prints the gap
     /// and, from the new primary's console, the breakdown.
-    fn serving_again(&mut self, f: &Fault, within: Duration) -> Result<u64, LabError> {
-        self.checker.wait_serving(f.at_ms, within)?;
+    /// `after`: a console line (node, text) that must come first, e.g. the new primary's
+    /// workloads being ready: rows acknowledged before it came from before the fault took
+    /// effect (a switchover takes a moment to begin).
+    fn serving_again(
+        &mut self,
+        f: &Fault,
+        after: Option<(char, &str)>,
+        within: Duration,
+    ) -> Result<u64, LabError> {
+        let mut since = f.at_ms;
+        if let Some((n, what)) = after {
+            self.pair.wait_console(n, f.from[usize::from(n == 'b')], what, within)?;
+            let (_, at) = self
+                .pair
+                .node(n)?
+                .vm
+                .console()
+                .find_since(f.from[usize::from(n == 'b')], what)
+                .expect("just seen");
+            since = at;
+        }
+        self.checker.wait_serving(since, within)?;
         let pause = self.checker.pause_after(f.at_ms)?.expect("acknowledgements before and after the fault");
         let mut parts = vec![format!("gap {} ms", pause.length_ms())];
+        let mut marks = serde_json::Map::new();
         let p = self.primary;
         for (label, what) in [
+            ("workload failed", "workloads: postgres failed ("),
+            ("restarted here", "restarting it here"),
+            ("handed over", "handing the pair"),
             ("fencing began", "pair: fencing "),
             ("fence confirmed", "pair: fence: "),
             ("old primary stood down", "pair: secondary"),
@@ -88,20 +114,25 @@ impl Campaign {
             for n in [p, other(p)] {
                 if let Some((ms, _)) = self.mark(f, n, what)? {
                     parts.push(format!("{label} ({n}) +{ms} ms"));
+                    marks.insert(label.into(), ms.into());
                     break;
                 }
             }
         }
+        let mut steps = String::new();
         if let Some((ms, line)) = self.mark(f, p, "pair: workloads: primary, step by step: ")? {
-            let steps = line.split_once("step by step: ").map_or("", |s| s.1);
+            steps = line.split_once("step by step: ").map_or("", |s| s.1).to_owned();
             parts.push(format!("workloads ready +{ms} ms [{steps}]"));
+            marks.insert("workloads ready".into(), ms.into());
         }
-        parts.push(format!(
-            "last commit before {:+} ms, first commit after +{} ms",
-            pause.last_before_ms as i64 - f.at_ms as i64,
-            pause.first_after_ms.saturating_sub(f.at_ms)
-        ));
+        let before = pause.last_before_ms as i64 - f.at_ms as i64;
+        let after = pause.first_after_ms as i64 - f.at_ms as i64;
+        parts.push(format!("last commit before {before:+} ms, first commit after {after:+} ms"));
         eprintln!("lab_postgres: {}: {}", f.name, parts.join("; "));
+        // For ci/bench/postgres.
+        let line = serde_json::json!({"fault": f.name, "gap_ms": pause.length_ms(), "marks": marks,
+            "steps": steps, "last_commit_before_ms": before, "first_commit_after_ms": after});
+        eprintln!("lab_postgres-json: {line}");
         Ok(pause.length_ms())
     }
 
@@ -191,7 +222,7 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
     let f = c.fault("primary killed")?;
     c.pair.kill('a')?;
     c.becomes_primary(&f, 'b', 2 * MINUTE)?;
-    gaps.push((f.name, c.serving_again(&f, 3 * MINUTE)?));
+    gaps.push((f.name, c.serving_again(&f, Some(('b', READY)), 3 * MINUTE)?));
     c.back_on('a')?;
     c.settle_and_check(&f)?;
 
@@ -200,7 +231,7 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
     let said = c.pair.run('b', "pairos pair switchover", 2 * MINUTE)?;
     assert!(said.contains("handed over to node-1"), "{said}");
     c.becomes_primary(&f, 'a', MINUTE)?;
-    gaps.push((f.name, c.serving_again(&f, 2 * MINUTE)?));
+    gaps.push((f.name, c.serving_again(&f, Some(('a', READY)), 2 * MINUTE)?));
     c.settle_and_check(&f)?;
 
     // 3. The private link is cut on the primary while it writes: its writes wait until b is
@@ -208,7 +239,7 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
     let f = c.fault("private link cut")?;
     c.pair.set_link(LinkName::Private, 'a', false)?;
     std::thread::sleep(Duration::from_secs(15));
-    gaps.push((f.name, c.serving_again(&f, 2 * MINUTE)?));
+    gaps.push((f.name, c.serving_again(&f, None, 2 * MINUTE)?));
     assert_eq!(c.pair.status()["nodes"]["a"]["role"], "primary", "one link down is not a failover");
     c.pair.set_link(LinkName::Private, 'a', true)?;
     c.settle_and_check(&f)?;
@@ -217,7 +248,7 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
     let f = c.fault("primary's public port cut")?;
     c.pair.set_link(LinkName::Public, 'a', false)?;
     c.becomes_primary(&f, 'b', 2 * MINUTE)?;
-    gaps.push((f.name, c.serving_again(&f, 2 * MINUTE)?));
+    gaps.push((f.name, c.serving_again(&f, Some(('b', READY)), 2 * MINUTE)?));
     c.pair.set_link(LinkName::Public, 'a', true)?;
     c.settle_and_check(&f)?;
 
@@ -227,7 +258,7 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
     c.pair.set_link(LinkName::Public, 'a', false)?;
     c.pair.wait_console('b', f.from[1], "pair: fence: node-1 is confirmed powered off", 2 * MINUTE)?;
     std::thread::sleep(Duration::from_secs(5));
-    gaps.push((f.name, c.serving_again(&f, 2 * MINUTE)?));
+    gaps.push((f.name, c.serving_again(&f, None, 2 * MINUTE)?));
     assert!(c.mark(&f, 'b', "pair: secondary")?.is_none(), "b stood down");
     c.pair.heal_all()?;
     c.back_on('a')?;
@@ -237,7 +268,7 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
     let f = c.fault("primary's daemon hung")?;
     c.pair.hang('b')?;
     c.becomes_primary(&f, 'a', 3 * MINUTE)?;
-    gaps.push((f.name, c.serving_again(&f, 3 * MINUTE)?));
+    gaps.push((f.name, c.serving_again(&f, Some(('a', READY)), 3 * MINUTE)?));
     c.back_on('b')?;
     c.settle_and_check(&f)?;
 
@@ -247,14 +278,14 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
         let f = c.fault("PostgreSQL killed")?;
         let pid = c.pid_of_postgres()?;
         c.pair.run('a', &format!("kill -9 {pid}"), MINUTE)?;
-        c.pair.wait_console('a', f.from[0], &format!("restarting it here ({n} of 3)"), 2 * MINUTE)?;
-        gaps.push((f.name, c.serving_again(&f, 2 * MINUTE)?));
+        let restarting = format!("restarting it here ({n} of 3)");
+        gaps.push((f.name, c.serving_again(&f, Some(('a', &restarting)), 2 * MINUTE)?));
     }
     let f = c.fault("PostgreSQL killed a fourth time")?;
     let pid = c.pid_of_postgres()?;
     c.pair.run('a', &format!("kill -9 {pid}"), MINUTE)?;
     c.becomes_primary(&f, 'b', 3 * MINUTE)?;
-    gaps.push((f.name, c.serving_again(&f, 3 * MINUTE)?));
+    gaps.push((f.name, c.serving_again(&f, Some(('b', READY)), 3 * MINUTE)?));
     c.settle_and_check(&f)?;
 
     // 8. The secondary's disk is swapped for a blank one: a heals itself from PXE to
@@ -273,7 +304,7 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
     let f = c.fault("failover onto the healed node")?;
     c.pair.kill('b')?;
     c.becomes_primary(&f, 'a', 2 * MINUTE)?;
-    gaps.push((f.name, c.serving_again(&f, 3 * MINUTE)?));
+    gaps.push((f.name, c.serving_again(&f, Some(('a', READY)), 3 * MINUTE)?));
     c.back_on('b')?;
     c.settle_and_check(&f)?;
 
@@ -303,7 +334,7 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
         assert!(start.elapsed() < BOOT + 2 * MINUTE, "no primary after both were powered on");
         std::thread::sleep(Duration::from_secs(2));
     }
-    gaps.push((f.name, c.serving_again(&f, 5 * MINUTE)?));
+    gaps.push((f.name, c.serving_again(&f, Some((c.primary, READY)), 5 * MINUTE)?));
     c.settle_and_check(&f)?;
 
     // 10. A workload that fails on both nodes is not bounced between them.

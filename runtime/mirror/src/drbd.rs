@@ -115,6 +115,17 @@ impl Drbd {
         Ok(())
     }
 
+    /// Drops `resource`'s connection at once, without asking the peer (`disconnect --force`:
+    /// a hard state change). For a peer known to be gone: a plain disconnect waits for the
+    /// peer's answer, and fails after the net timeout.
+    pub fn force_disconnect(&self, resource: &str) -> anyhow::Result<()> {
+        self.adm()
+            .args(["disconnect", "--force", resource])
+            .run()
+            .with_context(|| format!("dropping {resource}'s connection"))?;
+        Ok(())
+    }
+
     /// Takes `resource` down (detached, disconnected).
     pub fn down(&self, resource: &str) -> anyhow::Result<()> {
         self.adm().args(["down", resource]).run().with_context(|| format!("taking {resource} down"))?;

@@ -70,6 +70,42 @@ impl Handle {
     pub fn ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
     }
+
+    /// The peer is confirmed powered off (its BMC said so), so every connection DRBD still
+    /// holds to it is dead. DRBD finds that out by its own timeouts, seconds later (its ping
+    /// and request timeouts are generous for emulated nodes), and until then a primary's writes
+    /// stay frozen and a secondary cannot be promoted. Each such connection is dropped and
+    /// made again at once, on a thread of its own: the fence-peer handler then hears from the
+    /// daemon that the peer is off, and writes resume. (Only after a confirmed power-off: a
+    /// peer that is alive may still hold its volumes.)
+    pub fn peer_is_off(&self, say: fn(String)) {
+        std::thread::spawn(move || drop_connections_to_a_peer_that_is_off(&Drbd::new(Path::new(CONF)), say));
+    }
+}
+
+fn drop_connections_to_a_peer_that_is_off(drbd: &Drbd, say: fn(String)) {
+    let Ok(state) = drbd.state() else { return };
+    for (name, r) in state.resources.iter().filter(|(_, r)| r.connection == "Connected") {
+        let start = std::time::Instant::now();
+        // drbdadm takes a lock per resource: the manager's round may hold it for a moment.
+        let mut done = drbd.force_disconnect(name);
+        for _ in 0..5 {
+            if done.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            done = drbd.force_disconnect(name);
+        }
+        let done = done.and_then(|()| drbd.connect(name, false));
+        say(format!(
+            "volumes: volume {name}: the peer is confirmed off: its connection ({} with the peer {}) \
+             dropped and made again in {} ms{}",
+            r.connection,
+            r.peer_role,
+            start.elapsed().as_millis(),
+            done.err().map(|e| format!(", and that failed: {e:#}")).unwrap_or_default()
+        ));
+    }
 }
 
 /// The pair configuration's bytes and their tag under `key` (hex).

@@ -1,7 +1,7 @@
 //! A workload's process: started as its user, with its environment only, in a process group
 //! of its own (so that stopping it reaches everything it started), its output in its log, and
-//! under its cgroup v2 limits when it has any. Stopped with SIGTERM to the group, then SIGKILL
-//! after the stop timeout.
+//! under its cgroup v2 limits when it has any. Stopped with its stop signal (SIGTERM unless it
+//! says otherwise) to the group, then SIGKILL after the stop timeout.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -28,6 +28,8 @@ pub struct Running {
     pub name: String,
     child: Child,
     pub started: Instant,
+    /// What asks it to stop (its definition's `stop_signal`).
+    stop_signal: Signal,
 }
 
 /// Where workloads' cgroups are made (`<root>/pairos/<name>`), when limits are asked for.
@@ -79,6 +81,9 @@ pub fn start(
         .with_context(|| format!("looking up user {}", w.user))?
         .with_context(|| format!("workload {}: no user {} on this node", w.name, w.user))?;
     let (program, args) = w.command.split_first().context("an empty command")?;
+    let stop_signal: Signal = w.stop_signal.parse().map_err(|_| {
+        anyhow::anyhow!("workload {}: stop_signal {:?} is not a signal", w.name, w.stop_signal)
+    })?;
     let procs = match (w.limits.memory_mib.is_some() || w.limits.cpu_percent.is_some(), cgroups) {
         (false, _) => None,
         (true, Some(root)) => Some(root.prepare(&w.name, &w.limits)?),
@@ -129,7 +134,7 @@ pub fn start(
         let writer = writer.clone();
         std::thread::spawn(move || pump(stream, writer));
     }
-    Ok(Running { name: w.name.clone(), child, started: Instant::now() })
+    Ok(Running { name: w.name.clone(), child, started: Instant::now(), stop_signal })
 }
 
 impl Running {
@@ -151,7 +156,7 @@ impl Running {
             kill_group(group); // anything it left behind
             return (Some(status), false);
         }
-        let _ = killpg(group, Signal::SIGTERM);
+        let _ = killpg(group, self.stop_signal);
         let start = Instant::now();
         while start.elapsed() < timeout {
             if let Some(status) = self.exited() {

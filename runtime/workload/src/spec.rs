@@ -18,7 +18,8 @@ user = "postgres"                 # default root
 environment = { LANG = "C.UTF-8" }
 order = 10                        # lower starts first and stops last; default 0
 address = true                    # starts after the pair's address is up; default false
-stop_timeout_s = 30               # SIGTERM, then SIGKILL after this; default 30
+stop_signal = "SIGINT"            # asks it to stop (PostgreSQL's fast shutdown); default SIGTERM
+stop_timeout_s = 30               # then SIGKILL after this; default 30
 # The pair's volumes it needs (pairos volume create), mounted before it starts.
 volumes = [{ volume = "db", mount = "/srv/db" }]
 # Exactly one of tcp = PORT, http = "http://…" (2xx), command = ["/abs/path", …] (exit 0).
@@ -52,6 +53,10 @@ pub struct Workload {
     pub health: Health,
     #[serde(default)]
     pub restart: Restart,
+    /// The signal that asks it to stop (to its process group); SIGKILL follows after
+    /// `stop_timeout_s`.
+    #[serde(default = "default_stop_signal", skip_serializing_if = "is_default_stop_signal")]
+    pub stop_signal: String,
     #[serde(default = "default_stop_timeout")]
     pub stop_timeout_s: u32,
     #[serde(default, skip_serializing_if = "Limits::is_none")]
@@ -64,6 +69,17 @@ fn root() -> String {
 
 fn default_stop_timeout() -> u32 {
     30
+}
+
+/// The signals a workload may be asked to stop with.
+pub const STOP_SIGNALS: [&str; 6] = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"];
+
+fn default_stop_signal() -> String {
+    STOP_SIGNALS[0].into()
+}
+
+fn is_default_stop_signal(s: &str) -> bool {
+    s == STOP_SIGNALS[0]
 }
 
 /// A mirrored volume mounted for the workload.
@@ -232,6 +248,13 @@ impl Workload {
         }
         if self.restart.within_minutes == 0 {
             wrong.push("restart.within_minutes: expected at least 1".into());
+        }
+        if !STOP_SIGNALS.contains(&self.stop_signal.as_str()) {
+            wrong.push(format!(
+                "stop_signal {:?}: expected one of {}",
+                self.stop_signal,
+                STOP_SIGNALS.join(", ")
+            ));
         }
         if self.stop_timeout_s == 0 || self.stop_timeout_s > 3600 {
             wrong.push(format!("stop_timeout_s {}: expected 1 to 3600", self.stop_timeout_s));

@@ -479,6 +479,9 @@ impl Daemon {
                         self.fence_error = None;
                         say(format_args!("fence: {} is confirmed powered off", self.cfg.peer));
                         self.event("fence", "the peer is confirmed powered off".into());
+                        if let Some(v) = &self.volumes {
+                            v.peer_is_off(say_line);
+                        }
                     }
                     Err(e) => {
                         say(format_args!("fence failed: {e}"));
