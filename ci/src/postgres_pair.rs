@@ -73,7 +73,9 @@ mod tests {
     fn the_workload_is_a_good_definition_of_the_fixed_interface() {
         let w = pairos_workload::spec::Workload::from_toml(WORKLOAD, "postgres-workload.toml")
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((w.name.as_str(), w.user.as_str(), w.health.tcp), ("postgres", "postgres", Some(PORT)));
+        assert_eq!((w.name.as_str(), w.user.as_str()), ("postgres", "postgres"));
+        let health = w.health.command.as_ref().map(|c| c.join(" ")).unwrap_or_default();
+        assert!(health.contains("pg_isready") && health.contains(&format!("-p {PORT}")), "{health}");
         assert_eq!(w.volumes[0].volume, VOLUME.0);
         assert!(w.address, "it answers at the pair's address");
         let script = w.command.join(" ");

@@ -51,6 +51,8 @@ struct Campaign {
     pair: PairLab,
     checker: LabChecker,
     primary: char,
+    /// When each node's pair daemon last started (as [`Campaign::back_on`] saw it).
+    daemon_started: [Instant; 2],
 }
 
 /// Console marks taken when a fault is injected.
@@ -170,14 +172,24 @@ impl Campaign {
         Ok(v)
     }
 
-    /// Powers `letter` on through its BMC if it is off, and waits until its pair daemon runs.
-    fn back_on(&mut self, letter: char) -> Result<(), LabError> {
-        let from = self.pair.console_len(letter)?;
+    /// Powers `letter` on through its BMC if it is off, and waits until its pair daemon runs
+    /// again after fault `f` (it may have been reset, by its watchdog, and be back already).
+    fn back_on(&mut self, f: &Fault, letter: char) -> Result<(), LabError> {
+        let from = f.from[usize::from(letter == 'b')];
         if !self.pair.node(letter)?.vm.running() {
             self.pair.power(letter, true)?;
         }
         self.pair.wait_console(letter, from, "pair: watchdog /dev/watchdog armed", BOOT)?;
+        self.daemon_started[usize::from(letter == 'b')] = Instant::now();
         Ok(())
+    }
+
+    /// Waits until `letter`'s daemon has run longer than its startup wait: a node fences
+    /// nobody in its first minute (both nodes may be booting after a power cut).
+    fn past_startup_wait(&mut self, letter: char) {
+        const STARTUP_WAIT: Duration = Duration::from_secs(65);
+        let age = self.daemon_started[usize::from(letter == 'b')].elapsed();
+        std::thread::sleep(STARTUP_WAIT.saturating_sub(age));
     }
 
     /// Waits until `letter` says it is primary (after the fault's mark).
@@ -210,7 +222,7 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
     let history = pair.lab().dir().join("checker-history.jsonl");
     let checker = LabChecker::start(CHECKER.as_ref(), &pair.client().ns, &history, RATE)?;
     eprintln!("lab_postgres: the checker's history: {}", history.display());
-    let mut c = Campaign { pair, checker, primary: 'a' };
+    let mut c = Campaign { pair, checker, primary: 'a', daemon_started: [Instant::now(); 2] };
     c.checker.wait_serving(now_ms(), 2 * MINUTE)?;
     // b's first full sync goes beside the load (foreground writes first): the campaign starts
     // once b is up to date.
@@ -223,7 +235,7 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
     c.pair.kill('a')?;
     c.becomes_primary(&f, 'b', 2 * MINUTE)?;
     gaps.push((f.name, c.serving_again(&f, Some(('b', READY)), 3 * MINUTE)?));
-    c.back_on('a')?;
+    c.back_on(&f, 'a')?;
     c.settle_and_check(&f)?;
 
     // 2. A planned switchover, back to a.
@@ -261,15 +273,16 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
     gaps.push((f.name, c.serving_again(&f, None, 2 * MINUTE)?));
     assert!(c.mark(&f, 'b', "pair: secondary")?.is_none(), "b stood down");
     c.pair.heal_all()?;
-    c.back_on('a')?;
+    c.back_on(&f, 'a')?;
     c.settle_and_check(&f)?;
 
     // 6. The primary's pair daemon hangs: a takes over (it fences b, or b's watchdog resets it).
+    c.past_startup_wait('a');
     let f = c.fault("primary's daemon hung")?;
     c.pair.hang('b')?;
     c.becomes_primary(&f, 'a', 3 * MINUTE)?;
     gaps.push((f.name, c.serving_again(&f, Some(('a', READY)), 3 * MINUTE)?));
-    c.back_on('b')?;
+    c.back_on(&f, 'b')?;
     c.settle_and_check(&f)?;
 
     // 7. PostgreSQL is killed on the primary three times: restarted there each time. The
@@ -295,7 +308,7 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
     c.pair.swap_disk('a')?;
     c.pair.power('a', true)?;
     c.pair.wait_console('a', f.from[0], "pairos-recover: identity written: node-1", 15 * MINUTE)?;
-    c.back_on('a')?;
+    c.back_on(&f, 'a')?;
     c.settle_and_check(&f)?;
     eprintln!(
         "lab_postgres: a's blank disk was in sync {:.0} s after it was swapped",
@@ -305,7 +318,7 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
     c.pair.kill('b')?;
     c.becomes_primary(&f, 'a', 2 * MINUTE)?;
     gaps.push((f.name, c.serving_again(&f, Some(('a', READY)), 3 * MINUTE)?));
-    c.back_on('b')?;
+    c.back_on(&f, 'b')?;
     c.settle_and_check(&f)?;
 
     // 9. Both nodes' power is cut at once, then both are powered on.
