@@ -305,6 +305,9 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
     //    UpToDate; then b is killed, and a takes over with every row.
     let f = c.fault("secondary's disk swapped for a blank one")?;
     c.pair.power('a', false)?;
+    // b fences the silent a (its BMC says off): only then is a's new disk put in and a powered
+    // on, or b's fence would power the new disk's first boot off.
+    c.pair.wait_console('b', f.from[1], "pair: fence: node-1 is confirmed powered off", 2 * MINUTE)?;
     c.pair.swap_disk('a')?;
     c.pair.power('a', true)?;
     c.pair.wait_console('a', f.from[0], "pairos-recover: identity written: node-1", 15 * MINUTE)?;
