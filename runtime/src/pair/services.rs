@@ -256,7 +256,8 @@ pub fn start(svc: PairServices, address: Ipv4Addr) {
 }
 
 /// Has the pair daemon reset, through the peer's BMC, a known peer that was told to boot its
-/// disk and did not join (`timing.rejoin_wait_ms`, [`super::boot_policy::REJOIN_WAIT`] by default): its next network boot is then offered
+/// disk and did not join within `wait` (the pair's `timing.rejoin_wait_ms`,
+/// [`super::boot_policy::REJOIN_WAIT`] by default): its next network boot is then offered
 /// recovery, and a swapped blank disk heals with nobody at the console. (The daemon holds the
 /// fence, and never resets a peer it hears.) Without a pair daemon or a BMC, it is said, and
 /// the peer waits for someone to power it on again.

@@ -326,7 +326,8 @@ mod tests {
             .replace("/usr/bin/postgres", "/usr/bin/postgresql")
             .replace(
                 "user = \"postgres\"",
-                "user = \"pg\"\n        environment = { \"A-B\" = \"1\" }\n        stop_timeout_s = 0",
+                "user = \"pg\"\n        environment = { \"A-B\" = \"1\" }\n        stop_timeout_s = 0\n        \
+                 stop_signal = \"SIGSTOP\"",
             )
             .replace(
                 "{ volume = \"db\", mount = \"/srv/db\" }",
@@ -346,6 +347,7 @@ mod tests {
             "exactly one of tcp, http or command (got 2)",
             "health.http \"https://x\"",
             "stop_timeout_s 0",
+            "stop_signal \"SIGSTOP\": expected one of SIGTERM, SIGINT",
         ] {
             assert!(wrong.contains(expected), "{expected:?} missing from:\n{wrong}");
         }

@@ -318,5 +318,15 @@ password_file = "/state/pairos/bmc-peer.password"
         assert!(e.contains("lease_ms"), "{e}");
         let e = err(&format!("{keyed}\n[timing]\nclaim_wait_ms = 5000\n"));
         assert!(e.contains("claim_wait_ms"), "{e}");
+        // A reset peer must boot again while it is still offered recovery (5 minutes).
+        let e = err(&format!("{GOOD}\n[timing]\nrejoin_wait_ms = 280000\n"));
+        assert!(e.contains("rejoin_wait_ms (280000) must be from 30 s to 240 s"), "{e}");
+        assert_eq!(
+            load(&format!("{GOOD}\n[timing]\nrejoin_wait_ms = 100000\n"))
+                .expect("loads")
+                .timing
+                .rejoin_wait_ms,
+            100_000
+        );
     }
 }
