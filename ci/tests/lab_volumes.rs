@@ -192,20 +192,18 @@ fn volumes_made_on_the_primary_sync_to_the_peer_by_themselves() -> Result<(), La
         "dd if=/dev/urandom of=/dev/drbd1 bs=1M count=20 seek=64 oflag=direct status=none && sync",
     )?;
     eprintln!("lab_volumes: 20 MiB written {:?} after b went off", start.elapsed());
-    // What is out of sync: about those 20 MiB, not the volume (the view is a few seconds old).
+    // What is out of sync: about those 20 MiB, not the volume. The view is a few seconds old,
+    // so it may first show part of them (a round taken while dd still wrote).
     let start = Instant::now();
     loop {
         let a = volumes(&mut pair, 'a')?;
         let raw = a["volumes"].as_array().and_then(|v| v.iter().find(|x| x["name"] == "raw")).cloned();
         let out_of_sync = raw.as_ref().and_then(|r| r["out_of_sync"].as_u64()).unwrap_or(0);
-        if out_of_sync > 0 {
-            assert!(
-                (20 << 20..=24 << 20).contains(&out_of_sync),
-                "about 20 MiB out of sync, not the volume: {a}"
-            );
+        if out_of_sync >= 20 << 20 {
+            assert!(out_of_sync <= 24 << 20, "about 20 MiB out of sync, not the volume: {a}");
             break;
         }
-        assert!(start.elapsed() < MINUTE, "nothing out of sync after 20 MiB were written: {a}");
+        assert!(start.elapsed() < MINUTE, "not the 20 MiB written out of sync within a minute: {a}");
         std::thread::sleep(Duration::from_secs(3));
     }
     // b comes back with its disk: only what changed is resynced.
