@@ -62,6 +62,13 @@ struct Fault {
     from: [usize; 2],
 }
 
+impl Fault {
+    /// Where node `letter`'s console stood when the fault was injected.
+    fn console_mark(&self, letter: char) -> usize {
+        self.from[usize::from(letter == 'b')]
+    }
+}
+
 impl Campaign {
     fn fault(&mut self, name: &'static str) -> Result<Fault, LabError> {
         eprintln!("lab_postgres: === {name}");
@@ -71,7 +78,7 @@ impl Campaign {
 
     /// When node `letter` printed `what` after the fault, in ms after it.
     fn mark(&mut self, f: &Fault, letter: char, what: &str) -> Result<Option<(u64, String)>, LabError> {
-        let from = f.from[usize::from(letter == 'b')];
+        let from = f.console_mark(letter);
         let console = self.pair.node(letter)?.vm.console();
         Ok(console.find_since(from, what).map(|(line, at)| (at.saturating_sub(f.at_ms), line)))
     }
@@ -89,14 +96,9 @@ impl Campaign {
     ) -> Result<u64, LabError> {
         let mut since = f.at_ms;
         if let Some((n, what)) = after {
-            self.pair.wait_console(n, f.from[usize::from(n == 'b')], what, within)?;
-            let (_, at) = self
-                .pair
-                .node(n)?
-                .vm
-                .console()
-                .find_since(f.from[usize::from(n == 'b')], what)
-                .expect("just seen");
+            self.pair.wait_console(n, f.console_mark(n), what, within)?;
+            let (_, at) =
+                self.pair.node(n)?.vm.console().find_since(f.console_mark(n), what).expect("just seen");
             since = at;
         }
         self.checker.wait_serving(since, within)?;
@@ -175,7 +177,7 @@ impl Campaign {
     /// Powers `letter` on through its BMC if it is off, and waits until its pair daemon runs
     /// again after fault `f` (it may have been reset, by its watchdog, and be back already).
     fn back_on(&mut self, f: &Fault, letter: char) -> Result<(), LabError> {
-        let from = f.from[usize::from(letter == 'b')];
+        let from = f.console_mark(letter);
         if !self.pair.node(letter)?.vm.running() {
             self.pair.power(letter, true)?;
         }
@@ -194,7 +196,7 @@ impl Campaign {
 
     /// Waits until `letter` says it is primary (after the fault's mark).
     fn becomes_primary(&mut self, f: &Fault, letter: char, within: Duration) -> Result<(), LabError> {
-        let from = f.from[usize::from(letter == 'b')];
+        let from = f.console_mark(letter);
         self.pair.wait_console(letter, from, "pair: primary in epoch", within)?;
         self.primary = letter;
         Ok(())
@@ -268,7 +270,12 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
     let f = c.fault("every link cut")?;
     c.pair.set_link(LinkName::Private, 'a', false)?;
     c.pair.set_link(LinkName::Public, 'a', false)?;
-    c.pair.wait_console('b', f.from[1], "pair: fence: node-1 is confirmed powered off", 2 * MINUTE)?;
+    c.pair.wait_console(
+        'b',
+        f.console_mark('b'),
+        "pair: fence: node-1 is confirmed powered off",
+        2 * MINUTE,
+    )?;
     std::thread::sleep(Duration::from_secs(5));
     gaps.push((f.name, c.serving_again(&f, None, 2 * MINUTE)?));
     assert!(c.mark(&f, 'b', "pair: secondary")?.is_none(), "b stood down");
@@ -307,10 +314,15 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
     c.pair.power('a', false)?;
     // b fences the silent a (its BMC says off): only then is a's new disk put in and a powered
     // on, or b's fence would power the new disk's first boot off.
-    c.pair.wait_console('b', f.from[1], "pair: fence: node-1 is confirmed powered off", 2 * MINUTE)?;
+    c.pair.wait_console(
+        'b',
+        f.console_mark('b'),
+        "pair: fence: node-1 is confirmed powered off",
+        2 * MINUTE,
+    )?;
     c.pair.swap_disk('a')?;
     c.pair.power('a', true)?;
-    c.pair.wait_console('a', f.from[0], "pairos-recover: identity written: node-1", 15 * MINUTE)?;
+    c.pair.wait_console('a', f.console_mark('a'), "pairos-recover: identity written: node-1", 15 * MINUTE)?;
     c.back_on(&f, 'a')?;
     c.settle_and_check(&f)?;
     eprintln!(
@@ -363,20 +375,15 @@ fn no_acknowledged_write_is_lost_through_any_fault() -> Result<(), LabError> {
           health = { tcp = 9, interval_s = 1, failures = 1 }\nrestart = { times = 1, within_minutes = 30 }\n",
     )?;
     c.pair.run(p, "pairos workload add /tmp/broken.toml", MINUTE)?;
-    let failed = c.pair.wait_console(
-        other(p),
-        f.from[usize::from(other(p) == 'b')],
-        "workload broken is failed",
-        5 * MINUTE,
-    )?;
+    let failed =
+        c.pair.wait_console(other(p), f.console_mark(other(p)), "workload broken is failed", 5 * MINUTE)?;
     eprintln!("lab_postgres: {failed}");
     std::thread::sleep(Duration::from_secs(30));
-    let moves = c.pair.node(p)?.vm.console().text()[f.from[usize::from(p == 'b')]..]
-        .matches("pair: primary in epoch")
-        .count()
-        + c.pair.node(other(p))?.vm.console().text()[f.from[usize::from(p != 'b')]..]
-            .matches("pair: primary in epoch")
-            .count();
+    let moves =
+        c.pair.node(p)?.vm.console().text()[f.console_mark(p)..].matches("pair: primary in epoch").count()
+            + c.pair.node(other(p))?.vm.console().text()[f.console_mark(other(p))..]
+                .matches("pair: primary in epoch")
+                .count();
     assert_eq!(moves, 1, "the pair moved once for the broken workload, no more");
     c.primary = other(p);
     c.pair.run(c.primary, "pairos workload remove broken", MINUTE)?;
