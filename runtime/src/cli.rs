@@ -44,6 +44,10 @@ pub enum Command {
     /// address. Defined on the primary; the peer follows.
     #[command(subcommand)]
     Workload(WorkloadCommand),
+    /// The pair's web console and API (HTTPS at the pair's address): serve it, set its password,
+    /// show its certificate.
+    #[command(subcommand)]
+    Console(ConsoleCommand),
     /// The witness a customer runs on any third Linux box: it grants one node of a pair at a
     /// time a lease, so that a node whose peer went silent may take over without a fence.
     #[command(subcommand)]
@@ -550,4 +554,61 @@ mod tests {
         }
         walk(&super::Cli::command());
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsoleCommand {
+    /// Serve the console on the public port (`pairos run` keeps it running on a node).
+    Serve(ConsoleServeArgs),
+    /// Set the console password on the primary (read from standard input, one line); the peer
+    /// follows the pair's document.
+    Password(ConsolePasswordArgs),
+    /// The console certificate's SHA-256 fingerprint (the same on both nodes), for the operator
+    /// to compare with what the browser shows.
+    Fingerprint(ConsoleFingerprintArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleServeArgs {
+    /// The pair's id (the certificate's common name).
+    #[arg(long)]
+    pub pair_id: String,
+    /// The pair key (64 hexadecimal digits): the certificate and the sessions derive from it.
+    #[arg(long, value_name = "FILE", default_value = "/state/pairos/pair.key")]
+    pub key_file: PathBuf,
+    #[command(flatten)]
+    pub folders: VolumeFolders,
+    /// The public port: the console listens on it alone. Without it, on every interface.
+    #[arg(long, value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Address and port to listen on.
+    #[arg(long, default_value = "0.0.0.0:443")]
+    pub listen: std::net::SocketAddr,
+    /// A name or address the certificate covers (the pair's address, the nodes' management
+    /// addresses); repeat it.
+    #[arg(long = "name", value_name = "NAME")]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsolePasswordArgs {
+    #[command(flatten)]
+    pub folders: VolumeFolders,
+    /// Replace a password that is set already.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleFingerprintArgs {
+    /// The pair's id.
+    #[arg(long)]
+    pub pair_id: String,
+    #[arg(long, value_name = "FILE", default_value = "/state/pairos/pair.key")]
+    pub key_file: PathBuf,
+    #[arg(long = "name", value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }

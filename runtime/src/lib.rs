@@ -5,11 +5,13 @@
 //! [`Exit`] code. [`boot`] is the early-boot code the initramfs runs as `/init`; [`run`] is the
 //! node's first process after it. [`volumes`] keeps the node's side of the pair's mirrored
 //! volumes. [`workloads`] runs the pair's workloads on the primary. [`witness`] is the service
-//! a customer runs on a third machine, and the daemon's side of it.
+//! a customer runs on a third machine, and the daemon's side of it. [`console`] is the pair's
+//! web console and API.
 
 pub mod boot;
 pub mod cli;
 pub mod commands;
+pub mod console;
 mod exit;
 mod output;
 pub mod pair;

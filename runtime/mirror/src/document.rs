@@ -36,8 +36,19 @@ pub struct PairConfig {
     /// The workloads the primary runs, checked when they were added.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workloads: Vec<Workload>,
+    /// The console's settings (its password), the same on both nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleSettings>,
     /// The digest of every version so far, oldest first (the last is this one's).
     pub lineage: Vec<String>,
+}
+
+/// What the console keeps in the pair's document, so that either node can serve it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// The operator's password as an argon2id PHC string (`$argon2id$v=19$...`).
+    pub password: String,
 }
 
 /// What to do with the peer's document.
@@ -75,8 +86,8 @@ impl PairConfig {
         self.volumes.iter().find(|v| &v.name == name)
     }
 
-    /// This version's digest: of the one before, of the volumes, and of the workloads if
-    /// there are any (so that the digests of documents from before workloads still hold).
+    /// This version's digest: of the one before, of the volumes, and of the workloads and the
+    /// console's settings if there are any (so that the digests of older documents still hold).
     fn digest(&self) -> String {
         let parent = self.lineage.iter().rev().nth(1).map_or("", String::as_str);
         let volumes = serde_json::to_string(&self.volumes).expect("serialises");
@@ -84,6 +95,10 @@ impl PairConfig {
         if !self.workloads.is_empty() {
             text.push('\n');
             text.push_str(&serde_json::to_string(&self.workloads).expect("serialises"));
+        }
+        if let Some(c) = &self.console {
+            text.push_str("\nconsole\n");
+            text.push_str(&serde_json::to_string(c).expect("serialises"));
         }
         pairos_image::digest::sha256_hex(text.as_bytes())
     }
@@ -115,6 +130,12 @@ impl PairConfig {
         let w = self.workloads.remove(i);
         self.next();
         Ok(w)
+    }
+
+    /// Sets the console's settings (a new password).
+    pub fn set_console(&mut self, console: ConsoleSettings) {
+        self.console = Some(console);
+        self.next();
     }
 
     /// Makes the next version after a change.

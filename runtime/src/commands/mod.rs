@@ -2,6 +2,7 @@
 
 pub mod boards;
 pub mod build;
+pub mod console;
 pub mod install;
 pub mod pair;
 pub mod pxe;
@@ -30,6 +31,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Pair(cmd) => pair::run(cmd),
         Command::Volume(cmd) => volume::run(cmd),
         Command::Witness(cmd) => witness::run(cmd),
+        Command::Console(cmd) => console::run(cmd),
         Command::Workload(cmd) => workload::run(cmd),
         Command::Init => crate::boot::init(),
     }

@@ -1,0 +1,69 @@
+//! The pair's console: one HTTPS page and JSON API at the pair's address (and at each node's
+//! management address), served by every node on its public port only, so that whichever node
+//! is primary answers at the pair's address and the console moves with it.
+//!
+//! It only reads what the node's services write ([`snapshot`]) and asks the pair daemon through
+//! its control socket for actions (a switchover, maintenance mode), so it runs as a process of
+//! its own (`pairos console serve`, kept running by `pairos run`) and cannot disturb the
+//! pair's core. Everything it knows that both nodes must share comes from the pair key: its TLS
+//! certificate ([`certificate`]) and its sessions ([`session`]), so a failover keeps both; the
+//! password is an argon2id hash in the pair's document ([`password`]).
+
+pub mod acks;
+mod api;
+mod auth;
+pub mod certificate;
+pub mod metrics;
+mod page;
+pub mod password;
+mod server;
+pub mod session;
+pub mod snapshot;
+pub mod throttle;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+pub use server::serve;
+
+/// What `pairos console serve` is told.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    pub pair_id: String,
+    pub key_file: PathBuf,
+    pub run_dir: PathBuf,
+    pub state_dir: PathBuf,
+    /// The public port: the console listens on it alone (never on the private link).
+    pub interface: Option<String>,
+    pub listen: SocketAddr,
+    /// The names and addresses the certificate covers.
+    pub names: Vec<String>,
+}
+
+/// What every request shares.
+#[derive(Debug)]
+pub(crate) struct Console {
+    pub sources: snapshot::Sources,
+    pub sessions: session::Sessions,
+    pub throttle: Mutex<throttle::Throttle>,
+    pub acks: acks::Acks,
+    pub fingerprint: String,
+}
+
+pub(crate) type Shared = Arc<Console>;
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Console {
+    pub fn snapshot(&self) -> snapshot::Snapshot {
+        self.sources.read(&self.fingerprint, &|id| self.acks.has(id))
+    }
+
+    /// The console's settings in the pair's document, on this node.
+    pub fn password_hash(&self) -> Option<String> {
+        pairos_mirror::document::PairConfig::load(&self.sources.state_dir).ok()?.console.map(|c| c.password)
+    }
+}

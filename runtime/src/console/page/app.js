@@ -1,0 +1,189 @@
+// The pairos console: the state arrives by server-sent events (/api/v1/events); actions are
+// POSTs with the session's CSRF token. Text from the pair is only ever set as textContent.
+"use strict";
+
+let csrf = null;
+let stream = null;
+let pending = null;
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v; else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+async function api(method, path, body) {
+  const headers = { "content-type": "application/json" };
+  if (csrf) headers["x-pairos-csrf"] = csrf;
+  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin" });
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(data.error || r.statusText);
+  return data;
+}
+
+function show(which) {
+  for (const id of ["login", "setup", "dashboard"]) $(id).hidden = id !== which;
+  $("logout").hidden = which !== "dashboard";
+}
+
+async function start() {
+  const s = await api("GET", "/api/v1/session");
+  $("fingerprint").textContent = s.fingerprint;
+  if (s.logged_in) {
+    csrf = s.csrf;
+    show("dashboard");
+    listen();
+  } else {
+    show(s.password_set ? "login" : "setup");
+    $("summary").textContent = "not logged in";
+  }
+}
+
+function listen() {
+  if (stream) stream.close();
+  stream = new EventSource("/api/v1/events");
+  stream.addEventListener("state", (e) => render(JSON.parse(e.data)));
+  stream.onerror = () => {
+    $("summary").textContent = "reconnecting…";
+    document.body.dataset.connected = "false";
+  };
+  stream.onopen = () => { document.body.dataset.connected = "true"; };
+}
+
+function bytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+function part(name, ok, text) {
+  return el("li", { class: ok ? "part ok" : "part bad", "data-part": name, "data-ok": String(ok) }, `${name}: ${text}`);
+}
+
+function nodeCard(s) {
+  const p = s.pair;
+  const me = el("article", { class: `node ${p.role}`, "data-node": p.node, "data-role": p.role, "data-live": "true" },
+    el("h3", {}, `${p.node} — ${p.role}${p.epoch != null ? ` (epoch ${p.epoch})` : ""}`));
+  const parts = el("ul", { class: "parts" });
+  parts.append(part("private link", p.links.private.carrier && p.links.private.peer_heard,
+    `${p.links.private.interface} ${p.links.private.carrier ? "carrier" : "NO CARRIER"}, peer ${p.links.private.peer_heard ? "heard" : "not heard"}`));
+  parts.append(part("public link", p.links.public.carrier,
+    `${p.links.public.interface} ${p.links.public.carrier ? "carrier" : "NO CARRIER"}, peer ${p.links.public.peer_heard ? "heard" : "not heard"}`));
+  if (p.address) parts.append(part("pair address", p.role !== "primary" || p.address.held, `${p.address.address} ${p.address.held ? "held here" : "not held here"}`));
+  parts.append(part("health", p.health >= 900, `score ${p.health}`));
+  if (p.fence) parts.append(part("fence", true, p.fence));
+  for (const v of (s.volumes ? s.volumes.volumes : [])) parts.append(part(`volume ${v.name}`, v.disk === "UpToDate", v.disk));
+  me.append(parts);
+  const peer = p.peer || { live: false };
+  const them = el("article", { class: `node ${peer.live ? peer.role : "silent"}`, "data-node": p.peer_name, "data-role": peer.live ? peer.role : "silent", "data-live": String(!!peer.live) },
+    el("h3", {}, `${p.peer_name} — ${peer.live ? peer.role : "silent"}`));
+  const theirs = el("ul", { class: "parts" });
+  theirs.append(part("heartbeats", !!peer.live, peer.live ? "arriving" : "none: the node is off, cut off or failed"));
+  if (peer.live) {
+    theirs.append(part("health", peer.health >= 900, `score ${peer.health}`));
+    theirs.append(part("ready to take over", peer.ready, peer.ready ? "yes" : "no"));
+  }
+  for (const v of (s.volumes ? s.volumes.volumes : [])) theirs.append(part(`volume ${v.name}`, v.peer_disk === "UpToDate", v.peer_disk));
+  them.append(theirs);
+  return [me, them].sort((a, b) => a.dataset.node.localeCompare(b.dataset.node));
+}
+
+function render(s) {
+  document.body.dataset.connected = "true";
+  const p = s.pair;
+  const primary = !p ? null : p.role === "primary" ? p.node : (p.peer && p.peer.live && p.peer.role === "primary") ? p.peer_name : null;
+  const bad = s.alarms.filter((a) => !a.acknowledged).length;
+  $("summary").textContent = `${primary ? `primary: ${primary}` : "no primary"} · served by ${s.served_by || "?"} · ${s.alarms.length} alarm(s), ${bad} unacknowledged`;
+  document.body.dataset.primary = primary || "";
+  document.body.dataset.alarms = String(s.alarms.length);
+  $("nodes").replaceChildren(...(p ? nodeCard(s) : [el("p", { class: "error" }, "the pair daemon is not running on this node")]));
+  const why = p && p.events.filter((e) => e.what === "primary").pop();
+  $("why").textContent = why ? `${why.node} became primary in epoch ${why.epoch}: ${why.why}` : "";
+
+  $("alarms").replaceChildren(...(s.alarms.length ? s.alarms.map((a) => {
+    const li = el("li", { class: `alarm ${a.severity}${a.acknowledged ? " acknowledged" : ""}`, "data-alarm": a.id, "data-severity": a.severity, "data-acknowledged": String(a.acknowledged) },
+      el("strong", {}, a.severity), ` ${a.node}: ${a.text} `);
+    if (!a.acknowledged) {
+      const b = el("button", { type: "button", "data-ack": a.id }, "Acknowledge");
+      b.addEventListener("click", () => api("POST", `/api/v1/alarms/${a.id}/acknowledge`).catch((e) => { $("action-result").textContent = e.message; }));
+      li.append(b);
+    } else li.append(el("span", { class: "note" }, "acknowledged"));
+    return li;
+  }) : [el("li", { class: "none" }, "none")]));
+
+  const vbody = $("volumes").tBodies[0];
+  vbody.replaceChildren(...(s.volumes ? s.volumes.volumes : []).map((v) => {
+    const sync = v.done_percent != null
+      ? `${v.done_percent.toFixed(1)}%${v.rate ? `, ${bytes(v.rate)}/s` : ""}${v.seconds_left != null ? `, ${v.seconds_left} s left` : ""}`
+      : v.out_of_sync ? `${bytes(v.out_of_sync)} out of sync` : "in sync";
+    const bar = el("progress", { max: "100", value: String(v.done_percent != null ? v.done_percent : (v.out_of_sync ? 0 : 100)) });
+    return el("tr", { "data-volume": v.name }, el("td", {}, v.name), el("td", {}, bytes(v.size)), el("td", {}, `${v.role} ${v.disk}`),
+      el("td", {}, v.peer_disk), el("td", {}, `${v.connection} ${v.replication}`), el("td", {}, bar, " ", sync));
+  }));
+  const wbody = $("workloads").tBodies[0];
+  wbody.replaceChildren(...(s.workloads ? s.workloads.workloads : []).map((w) =>
+    el("tr", { "data-workload": w.name, "data-state": w.state }, el("td", {}, w.name), el("td", { class: w.state }, w.state),
+      el("td", {}, w.restarts_left), el("td", {}, w.last_failure || ""))));
+  $("events").replaceChildren(...s.events.slice().reverse().slice(0, 30).map((e) =>
+    el("li", { "data-what": e.what }, `${new Date(e.time * 1000).toISOString().replace("T", " ").slice(0, 19)} ${e.node} ${e.what} (epoch ${e.epoch}): ${e.why}`)));
+  $("maintenance").dataset.on = String(!!(p && p.maintenance));
+  $("maintenance").textContent = p && p.maintenance ? "End maintenance…" : "Maintenance…";
+}
+
+function ask(text, action) {
+  pending = action;
+  $("confirm-text").textContent = text;
+  $("confirm").hidden = false;
+  $("confirm-yes").focus();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("login-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const r = await api("POST", "/api/v1/session", { password: $("password").value });
+      csrf = r.csrf;
+      $("password").value = "";
+      $("login-error").textContent = "";
+      show("dashboard");
+      listen();
+    } catch (err) { $("login-error").textContent = err.message; }
+  });
+  $("setup-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const r = await api("POST", "/api/v1/password", { password: $("new-password").value });
+      csrf = r.csrf;
+      show("dashboard");
+      listen();
+    } catch (err) { $("setup-error").textContent = err.message; }
+  });
+  $("logout").addEventListener("click", async () => {
+    await api("DELETE", "/api/v1/session").catch(() => {});
+    if (stream) stream.close();
+    csrf = null;
+    show("login");
+  });
+  $("switchover").addEventListener("click", () => ask(
+    "Switch over: the primary stops its workloads, gives up the pair's address and hands the role to its peer, which takes them over. Clients wait a few seconds.",
+    () => api("POST", "/api/v1/switchover")));
+  $("maintenance").addEventListener("click", () => {
+    const on = $("maintenance").dataset.on !== "true";
+    ask(on ? "Maintenance mode: the pair keeps its primary where it is and does not fail over until maintenance ends."
+           : "End maintenance: the pair fails over again when the primary fails.",
+      () => api("POST", "/api/v1/maintenance", { on }));
+  });
+  $("confirm-yes").addEventListener("click", async () => {
+    $("confirm").hidden = true;
+    try { $("action-result").textContent = (await pending()).done; } catch (err) { $("action-result").textContent = err.message; }
+  });
+  $("confirm-no").addEventListener("click", () => { $("confirm").hidden = true; });
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("confirm").hidden = true; });
+  start().catch((err) => { $("summary").textContent = err.message; });
+});

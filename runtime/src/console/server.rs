@@ -1,0 +1,112 @@
+//! The console's listener: TLS (rustls) on the public port alone, each connection served by
+//! the router through hyper, as axum's own TLS example does.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use axum::routing::{get, post};
+use axum::Router;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio_rustls::TlsAcceptor;
+
+use super::auth::{require_session, security_headers, Peer};
+use super::{api, certificate, page, Console, ConsoleConfig, Shared};
+
+pub(crate) fn router(console: Shared) -> Router {
+    let private = Router::new()
+        .route("/api/v1/state", get(api::state))
+        .route("/api/v1/events", get(api::events))
+        .route("/api/v1/alarms/{id}/acknowledge", post(api::acknowledge))
+        .route("/api/v1/switchover", post(api::switchover))
+        .route("/api/v1/maintenance", post(api::maintenance))
+        .route_layer(axum::middleware::from_fn_with_state(console.clone(), require_session));
+    Router::new()
+        .route("/", get(page::index))
+        .route("/app.js", get(page::script))
+        .route("/style.css", get(page::style))
+        .route("/metrics", get(api::metrics))
+        .route("/api/openapi.json", get(api::openapi))
+        .route("/api/v1/session", get(api::session_get).post(api::login).delete(api::logout))
+        .route("/api/v1/password", post(api::first_password))
+        .merge(private)
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(console)
+}
+
+fn listener(cfg: &ConsoleConfig) -> anyhow::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(cfg.listen), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if let Some(interface) = &cfg.interface {
+        // Only the public port: nothing of the console is reachable on the private link.
+        socket
+            .bind_device(Some(interface.as_bytes()))
+            .with_context(|| format!("binding the console to {interface}"))?;
+    }
+    socket.bind(&cfg.listen.into()).with_context(|| format!("listening on {}", cfg.listen))?;
+    socket.listen(128)?;
+    socket.set_nonblocking(true)?;
+    Ok(tokio::net::TcpListener::from_std(socket.into())?)
+}
+
+/// Serves the console until the process ends.
+pub fn serve(cfg: ConsoleConfig, say: fn(String)) -> anyhow::Result<()> {
+    let key_text = std::fs::read_to_string(&cfg.key_file)
+        .with_context(|| format!("reading the pair key {}", cfg.key_file.display()))?;
+    let key = pairos_recovery::trust::PairKey::from_hex(&key_text)
+        .with_context(|| format!("{}: expected 64 hexadecimal digits", cfg.key_file.display()))?;
+    let cert = certificate::derive(&key, &cfg.pair_id, &cfg.names)?;
+    let fingerprint = certificate::fingerprint(&cert.cert_der);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.cert_der.into()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_der.into()),
+        )
+        .context("the console certificate")?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let console = Arc::new(Console {
+        sources: super::snapshot::Sources { run_dir: cfg.run_dir.clone(), state_dir: cfg.state_dir.clone() },
+        sessions: super::session::Sessions::new(key),
+        throttle: Mutex::new(super::throttle::Throttle::default()),
+        acks: super::acks::Acks::load(&cfg.state_dir),
+        fingerprint: fingerprint.clone(),
+    });
+    let app = router(console);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = listener(&cfg)?;
+        say(format!(
+            "console: https://{} on {} (certificate SHA-256 {fingerprint})",
+            cfg.listen,
+            cfg.interface.as_deref().unwrap_or("every interface")
+        ));
+        let acceptor = TlsAcceptor::from(Arc::new(tls));
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    say(format!("console: accept: {e}"));
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                // A client that never finishes its handshake is dropped.
+                let tls =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await;
+                let Ok(Ok(tls)) = tls else { return };
+                let service = TowerToHyperService::new(app.layer(axum::Extension(Peer(peer))));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(std::time::Duration::from_secs(20))
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    })
+}
