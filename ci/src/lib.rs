@@ -20,10 +20,13 @@
 //!   scenarios and the `ci/lab` command use it; [`lab_server`] keeps one running for
 //!   `ci/lab`.
 //!
+//! - [`browser`] drives headless Chromium in a namespace (the console's page).
+//!
 //! Everything that needs teardown is a guard whose `Drop` cleans up and never panics.
 
 pub mod address_probe;
 pub mod bmc;
+pub mod browser;
 pub mod checker_lab;
 mod console;
 mod error;
@@ -32,7 +35,7 @@ pub mod initramfs;
 pub mod kernel;
 mod lab;
 pub mod lab_server;
-mod netns;
+pub mod netns;
 pub mod pair_host;
 pub mod pair_lab;
 pub mod paths;

@@ -60,3 +60,37 @@ impl Drop for Netns {
         remove(&self.name);
     }
 }
+
+/// Forwards TCP connections from a port on the host's loopback to `port` on the namespace's
+/// loopback (a program that listens only there, such as chromedriver), for as long as the
+/// process lives. Each connection's thread enters the namespace before it connects.
+pub fn forward_into(ns: &str, port: u16) -> Result<u16, LabError> {
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(crate::error::io("a loopback listener"))?;
+    let local = listener.local_addr().map_err(crate::error::io("a loopback listener"))?.port();
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let inside = std::fs::File::open(&path)
+                    .ok()
+                    .and_then(|f| nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).ok())
+                    .and_then(|()| TcpStream::connect(("127.0.0.1", port)).ok());
+                let Some(inside) = inside else { return };
+                let (Ok(mut a_read), Ok(mut b_write)) = (conn.try_clone(), inside.try_clone()) else {
+                    return;
+                };
+                let (mut b_read, mut a_write) = (inside, conn);
+                let up = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut a_read, &mut b_write);
+                    let _ = b_write.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut b_read, &mut a_write);
+                let _ = a_write.shutdown(std::net::Shutdown::Write);
+                let _ = up.join();
+            });
+        }
+    });
+    Ok(local)
+}

@@ -70,6 +70,8 @@ pub struct HostPair {
     /// A witness on the public network, when the pair has one, and its namespace (removed
     /// after the witness stops).
     pub witness: Option<(LabWitness, Netns)>,
+    /// Each node also serves the console (`pairos console serve` on its public port, 443).
+    pub console: bool,
     /// Last: its drop deletes the lab namespace after everything in it stopped.
     pub lab: Lab,
 }
@@ -88,19 +90,25 @@ impl HostPair {
     /// Builds the networks and the nodes with pair daemons, and powers both on. `timing` is the
     /// `[timing]` table of both daemons' configuration (TOML lines).
     pub fn up(name: &str, fencing: Fencing, timing: &str) -> Result<HostPair, LabError> {
-        Self::build(name, Daemon::Pairos, fencing, timing, false)
+        Self::build(name, Daemon::Pairos, fencing, timing, false, false)
+    }
+
+    /// [`HostPair::up`], each node also serving the console on its public port (as `pairos
+    /// run` starts it on a node).
+    pub fn up_with_console(name: &str, fencing: Fencing, timing: &str) -> Result<HostPair, LabError> {
+        Self::build(name, Daemon::Pairos, fencing, timing, false, true)
     }
 
     /// [`HostPair::up`], with a witness (`pairos witness run`) at [`witness::ADDRESS`] on the
     /// public network, named in both daemons' configuration.
     pub fn up_witnessed(name: &str, fencing: Fencing, timing: &str) -> Result<HostPair, LabError> {
-        Self::build(name, Daemon::Pairos, fencing, timing, true)
+        Self::build(name, Daemon::Pairos, fencing, timing, true, false)
     }
 
     /// The same networks with keepalived on the nodes (a priority 150, b 100, adverts every
     /// 100 ms, no preemption), powered on.
     pub fn keepalived(name: &str) -> Result<HostPair, LabError> {
-        Self::build(name, Daemon::Keepalived, Fencing::None, "", false)
+        Self::build(name, Daemon::Keepalived, Fencing::None, "", false, false)
     }
 
     fn build(
@@ -109,6 +117,7 @@ impl HostPair {
         fencing: Fencing,
         timing: &str,
         witnessed: bool,
+        console: bool,
     ) -> Result<HostPair, LabError> {
         let mut lab = Lab::new(name)?;
         lab.link("public")?;
@@ -154,7 +163,7 @@ impl HostPair {
             }
             false => None,
         };
-        let mut pair = HostPair { nodes, client, daemon, fencing, witness, lab };
+        let mut pair = HostPair { nodes, client, daemon, fencing, witness, console, lab };
         for i in 0..2 {
             pair.write_node(i, &bin, timing)?;
         }
@@ -255,17 +264,30 @@ impl HostPair {
             }
         };
         let dir = me.dir.display();
+        // The console, kept running as `pairos run` keeps it; its loop is killed with the power.
+        let console = match self.console {
+            true => format!(
+                "while true; do ip netns exec {ns} {bin} console serve --pair-id hostpair --key-file $dir/pair.key \
+                 --state $dir/state --run-dir $dir/run --interface pub --listen 0.0.0.0:443 \
+                 --name {PAIR_ADDRESS} --name 192.168.50.1{n} >>$dir/console.log 2>&1; sleep 0.2; done &\n\
+                 echo $! > $dir/console-loop.pid",
+                bin = bin.display()
+            ),
+            false => String::new(),
+        };
         let script = [
             "#!/bin/sh".to_owned(),
             "# This node is on while this script runs; SIGTERM is a power cut.".into(),
             format!("dir={dir}"),
             "echo $$ > $dir/power.pid".into(),
             format!("ip -n {ns} link set pub up; ip -n {ns} link set priv up"),
+            console,
             "off() {".into(),
+            "  [ -e $dir/console-loop.pid ] && kill -9 $(cat $dir/console-loop.pid) 2>/dev/null".into(),
             format!("  ip netns pids {ns} | xargs -r kill -9"),
             format!("  ip -n {ns} address del {PAIR_ADDRESS}/24 dev pub 2>/dev/null"),
             format!("  ip -n {ns} link set pub down; ip -n {ns} link set priv down"),
-            "  rm -f $dir/power.pid $dir/daemon.pid".into(),
+            "  rm -f $dir/power.pid $dir/daemon.pid $dir/console-loop.pid".into(),
             "  exit 0".into(),
             "}".into(),
             "trap off TERM INT".into(),

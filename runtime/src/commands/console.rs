@@ -56,9 +56,11 @@ pub fn run(cmd: ConsoleCommand) -> anyhow::Result<Exit> {
             let cert = certificate::derive(&key, &a.pair_id, &a.names)?;
             let fingerprint = certificate::fingerprint(&cert.cert_der);
             if a.json {
-                crate::output::json(&serde_json::json!({ "sha256": fingerprint }))?;
+                crate::output::json(
+                    &serde_json::json!({ "sha256": fingerprint, "spki_sha256": cert.spki_sha256 }),
+                )?;
             } else {
-                println!("{fingerprint}");
+                println!("certificate SHA-256 {fingerprint}\npublic key (SPKI) SHA-256 {}", cert.spki_sha256);
             }
             Ok(Exit::Success)
         }

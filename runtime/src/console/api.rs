@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -18,6 +18,8 @@ use crate::pair::daemon::control::{self, Request};
 
 /// How often the event stream looks for a change.
 const LOOK_EVERY: Duration = Duration::from_millis(250);
+/// The longest the event stream stays quiet.
+pub const TICK: Duration = Duration::from_secs(2);
 
 pub const OPENAPI: &str = include_str!("openapi.json");
 
@@ -137,21 +139,29 @@ pub async fn state(State(c): State<Shared>) -> Response {
     Json(c.snapshot()).into_response()
 }
 
-/// Server-sent events: the whole state as event `state` at once and on every change.
+/// Server-sent events: the whole state as event `state` at once and on every change, and a
+/// `tick` at least every [`TICK`]: a page that hears nothing for longer knows its connection
+/// died with the node that served it (a TCP connection to a node that lost its power is not
+/// closed: nothing tells the browser) and connects again, to whichever node holds the address.
 pub async fn events(
     State(c): State<Shared>,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
-    let stream = futures_util::stream::unfold((c, String::new()), |(c, last)| async move {
-        loop {
-            let text = serde_json::to_string(&c.snapshot()).unwrap_or_default();
-            if text != last {
-                let event = Event::default().event("state").data(text.clone());
-                return Some((Ok(event), (c, text)));
+    let stream =
+        futures_util::stream::unfold((c, String::new(), Instant::now()), |(c, last, sent)| async move {
+            loop {
+                let text = serde_json::to_string(&c.snapshot()).unwrap_or_default();
+                if text != last {
+                    let event = Event::default().event("state").data(text.clone());
+                    return Some((Ok(event), (c, text, Instant::now())));
+                }
+                if sent.elapsed() >= TICK {
+                    let event = Event::default().event("tick").data(unix_secs().to_string());
+                    return Some((Ok(event), (c, last, Instant::now())));
+                }
+                tokio::time::sleep(LOOK_EVERY).await;
             }
-            tokio::time::sleep(LOOK_EVERY).await;
-        }
-    });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
+        });
+    Sse::new(stream)
 }
 
 pub async fn acknowledge(State(c): State<Shared>, Path(id): Path<String>) -> Response {

@@ -14,6 +14,9 @@ use sha2::{Digest, Sha256};
 pub struct Certificate {
     pub cert_der: Vec<u8>,
     pub key_der: Vec<u8>,
+    /// SHA-256 of the public key's SubjectPublicKeyInfo, base64: what key pinning (and
+    /// Chromium's `--ignore-certificate-errors-spki-list`) names.
+    pub spki_sha256: String,
 }
 
 impl std::fmt::Debug for Certificate {
@@ -57,6 +60,13 @@ pub fn derive(pair_key: &PairKey, pair_id: &str, names: &[String]) -> anyhow::Re
     let key = signing_key(pair_key);
     let public = key.verifying_key().to_encoded_point(false).as_bytes().to_vec();
     let key_der = key.to_pkcs8_der().map_err(|e| anyhow::anyhow!("encoding the console key: {e}"))?;
+    let spki = {
+        use base64::Engine;
+        use p256::pkcs8::EncodePublicKey;
+        let der =
+            key.verifying_key().to_public_key_der().map_err(|e| anyhow::anyhow!("the console key: {e}"))?;
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(der.as_bytes()))
+    };
     let key_pair = rcgen::KeyPair::from_remote(Box::new(Derived { key, public }))?;
     let mut params = rcgen::CertificateParams::new(names.to_vec())?;
     params.distinguished_name = rcgen::DistinguishedName::new();
@@ -69,7 +79,7 @@ pub fn derive(pair_key: &PairKey, pair_id: &str, names: &[String]) -> anyhow::Re
     params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let cert = params.self_signed(&key_pair)?;
-    Ok(Certificate { cert_der: cert.der().to_vec(), key_der: key_der.as_bytes().to_vec() })
+    Ok(Certificate { cert_der: cert.der().to_vec(), key_der: key_der.as_bytes().to_vec(), spki_sha256: spki })
 }
 
 /// SHA-256 of the certificate, as browsers show it: `AB:CD:...`.
@@ -136,5 +146,15 @@ mod tests {
         assert!(text.contains("IP Address:10.0.0.1"), "{text}");
         assert!(text.contains("pairos console of pair pair-y"), "{text}");
         assert!(text.contains("ecdsa-with-SHA256"), "{text}");
+        // The pin is openssl's SHA-256 of the public key's DER.
+        let pin = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "openssl x509 -inform DER -in {} -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha256 -binary | base64",
+                path.display()
+            ))
+            .output()
+            .expect("openssl runs");
+        assert_eq!(String::from_utf8_lossy(&pin.stdout).trim(), c.spki_sha256);
     }
 }

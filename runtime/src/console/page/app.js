@@ -5,6 +5,10 @@
 let csrf = null;
 let stream = null;
 let pending = null;
+// When the event stream last said anything: it ticks every 2 s, so a longer silence means the
+// node that served it is gone, and the page connects again (to whichever node holds the address).
+let heard = 0;
+const SILENCE_MS = 6000;
 
 const $ = (id) => document.getElementById(id);
 
@@ -47,7 +51,9 @@ async function start() {
 function listen() {
   if (stream) stream.close();
   stream = new EventSource("/api/v1/events");
-  stream.addEventListener("state", (e) => render(JSON.parse(e.data)));
+  heard = Date.now();
+  stream.addEventListener("state", (e) => { heard = Date.now(); render(JSON.parse(e.data)); });
+  stream.addEventListener("tick", () => { heard = Date.now(); });
   stream.onerror = () => {
     $("summary").textContent = "reconnecting…";
     document.body.dataset.connected = "false";
@@ -167,6 +173,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("logout").addEventListener("click", async () => {
     await api("DELETE", "/api/v1/session").catch(() => {});
     if (stream) stream.close();
+    stream = null;
     csrf = null;
     show("login");
   });
@@ -185,5 +192,12 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("confirm-no").addEventListener("click", () => { $("confirm").hidden = true; });
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("confirm").hidden = true; });
+  setInterval(() => {
+    if (stream && Date.now() - heard > SILENCE_MS) {
+      $("summary").textContent = "the console's node went silent: reconnecting…";
+      document.body.dataset.connected = "false";
+      listen();
+    }
+  }, 1000);
   start().catch((err) => { $("summary").textContent = err.message; });
 });

@@ -1,0 +1,260 @@
+//! The console on a host pair (two pair daemons in network namespaces, each node serving
+//! `pairos console serve` on its public port): the API's security (no session, wrong passwords
+//! throttled, cross-site changes refused, nothing on the private link), `/metrics` as promtool
+//! reads it, and the page in headless Chromium kept open on the pair's address while the
+//! primary's power is cut: it shows the failover and the alarm without a reload, keeps its
+//! session, and acknowledges the alarm. Screenshots are kept in the lab's folder and checked
+//! for the colours of the states they must show.
+
+use std::time::Duration;
+
+use pairos_host::Cmd;
+use pairos_lab::browser::LabBrowser;
+use pairos_lab::pair_host::{role, Fencing, HostPair, PAIR_ADDRESS};
+use pairos_lab::{paths, LabError};
+
+const TIMING: &str = "heartbeat_ms = 100\ndead_time_ms = 3000\nfence_delay_ms = 1000\nhold_ms = 1500\ncooldown_ms = 5000\nstartup_wait_ms = 0";
+const SOON: Duration = Duration::from_secs(30);
+const PASSWORD: &str = "pair console password";
+/// A second address of the client's, whose failed logins are throttled.
+const GUESSER: &str = "192.168.50.101";
+const GREEN: [u8; 3] = [0x1a, 0x7f, 0x37];
+const RED: [u8; 3] = [0xcf, 0x22, 0x2e];
+
+/// An HTTP answer: status, headers (lower-case names) and body.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// `curl` from the client's namespace; `extra` are curl's arguments before the URL.
+fn curl(p: &HostPair, method: &str, url: &str, extra: &[&str]) -> Result<Answer, LabError> {
+    let text = p
+        .client
+        .cmd("curl")
+        .args(["-sk", "--max-time", "10", "-i", "-X", method])
+        .args(extra)
+        .arg(url)
+        .run_text()?;
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok(Answer { status, headers: head.to_ascii_lowercase(), body: body.to_owned() })
+}
+
+fn at(path: &str) -> String {
+    format!("https://{PAIR_ADDRESS}{path}")
+}
+
+fn json_body(v: serde_json::Value) -> String {
+    v.to_string()
+}
+
+/// `pairos console fingerprint --json` for the host pair's key.
+fn fingerprint(p: &HostPair) -> Result<serde_json::Value, LabError> {
+    let text = Cmd::new(paths::pairos_bin()?)
+        .args(["console", "fingerprint", "--pair-id", "hostpair", "--json", "--key-file"])
+        .arg(p.nodes[0].dir.join("pair.key"))
+        .args(["--name", PAIR_ADDRESS, "--name", "192.168.50.11"])
+        .run_text()?;
+    Ok(serde_json::from_str(&text).expect("JSON"))
+}
+
+/// Whether `promtool check metrics` accepts the text.
+fn promtool_accepts(dir: &std::path::Path, text: &str) -> Result<(), LabError> {
+    let file = dir.join("metrics.txt");
+    std::fs::write(&file, text).expect("write");
+    let out =
+        Cmd::new("sh").arg("-c").arg(format!("promtool check metrics < {} 2>&1", file.display())).run_text();
+    match out {
+        Ok(_) => Ok(()),
+        Err(e) => panic!("promtool refused /metrics: {e}\n{text}"),
+    }
+}
+
+fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+}
+
+fn wait_answering(p: &HostPair) -> Result<(), LabError> {
+    let start = std::time::Instant::now();
+    loop {
+        if curl(p, "GET", &at("/api/v1/session"), &[]).is_ok_and(|a| a.status == 200) {
+            return Ok(());
+        }
+        if start.elapsed() > SOON {
+            return Err(LabError::Setup("the console does not answer at the pair's address".into()));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn the_console_follows_the_primary_and_keeps_its_session() -> Result<(), LabError> {
+    let mut p = HostPair::up_with_console("consolehost", Fencing::Command, TIMING)?;
+    let dir = p.lab.dir().to_owned();
+    p.wait_until("node a primary", SOON, |a, b| role(a) == "primary" && role(b) == "secondary")?;
+    wait_answering(&p)?;
+    let fp = fingerprint(&p)?;
+
+    // No password yet: the page asks for one; nothing else answers without a session.
+    let s = curl(&p, "GET", &at("/api/v1/session"), &[])?.json();
+    assert_eq!(s["password_set"], false, "{s}");
+    assert_eq!(s["fingerprint"], fp["sha256"], "the console presents the derived certificate");
+    for (method, path) in
+        [("GET", "/api/v1/state"), ("GET", "/api/v1/events"), ("POST", "/api/v1/switchover")]
+    {
+        let a = curl(&p, method, &at(path), &[])?;
+        assert_eq!(a.status, 401, "{method} {path} without a session: {a:?}");
+    }
+    let header = ["-H", "content-type: application/json"];
+    let short = json_body(serde_json::json!({ "password": "short" }));
+    let a = curl(&p, "POST", &at("/api/v1/password"), &[&header[..], &["--data", &short]].concat())?;
+    assert_eq!(a.status, 422, "{a:?}");
+    let good = json_body(serde_json::json!({ "password": PASSWORD }));
+    let a = curl(&p, "POST", &at("/api/v1/password"), &[&header[..], &["--data", &good]].concat())?;
+    assert_eq!(a.status, 200, "the first password, on the primary: {a:?}");
+    assert!(a.headers.contains("set-cookie: pairos_session="), "{a:?}");
+    assert!(a.headers.contains("httponly") && a.headers.contains("samesite=strict"), "{a:?}");
+    let a = curl(&p, "POST", &at("/api/v1/password"), &[&header[..], &["--data", &good]].concat())?;
+    assert_eq!(a.status, 409, "a second first password: {a:?}");
+    // A real pair's volume managers carry the document to the peer; the host pair has none.
+    std::fs::copy(
+        p.nodes[0].dir.join("state/pair-config.json"),
+        p.nodes[1].dir.join("state/pair-config.json"),
+    )
+    .expect("copy the document");
+
+    // Wrong passwords from one address are throttled from the fourth; another address is not.
+    p.client.ip(&["addr", "add", &format!("{GUESSER}/24"), "dev", "eth0"])?;
+    let wrong = json_body(serde_json::json!({ "password": "not the password" }));
+    let from = ["--interface", GUESSER];
+    for _ in 0..3 {
+        let a =
+            curl(&p, "POST", &at("/api/v1/session"), &[&header[..], &from, &["--data", &wrong]].concat())?;
+        assert_eq!(a.status, 401, "{a:?}");
+    }
+    for body in [&wrong, &good] {
+        let a = curl(&p, "POST", &at("/api/v1/session"), &[&header[..], &from, &["--data", body]].concat())?;
+        assert_eq!(a.status, 429, "throttled, even the right password: {a:?}");
+        assert!(a.headers.contains("retry-after: "), "{a:?}");
+    }
+    let cross = ["-H", "origin: https://evil.example"];
+    let a = curl(&p, "POST", &at("/api/v1/session"), &[&header[..], &cross, &["--data", &good]].concat())?;
+    assert_eq!(a.status, 403, "a cross-site login: {a:?}");
+    let login = curl(&p, "POST", &at("/api/v1/session"), &[&header[..], &["--data", &good]].concat())?;
+    assert_eq!(login.status, 200, "{login:?}");
+    let session = login.json();
+    let (token, csrf) = (session["token"].as_str().expect("token"), session["csrf"].as_str().expect("csrf"));
+
+    // A change with the cookie needs the CSRF token and the console's own origin; a bearer
+    // token (a script) needs neither.
+    let cookie = format!("cookie: pairos_session={token}");
+    let csrf_header = format!("x-pairos-csrf: {csrf}");
+    let off = json_body(serde_json::json!({ "on": false }));
+    let with_cookie = [&header[..], &["-H", &cookie, "--data", &off]].concat();
+    let a = curl(&p, "POST", &at("/api/v1/maintenance"), &with_cookie)?;
+    assert_eq!(a.status, 403, "no CSRF token: {a:?}");
+    let a = curl(
+        &p,
+        "POST",
+        &at("/api/v1/maintenance"),
+        &[&with_cookie[..], &["-H", &csrf_header], &cross].concat(),
+    )?;
+    assert_eq!(a.status, 403, "another origin: {a:?}");
+    let own = format!("origin: https://{PAIR_ADDRESS}");
+    let a = curl(
+        &p,
+        "POST",
+        &at("/api/v1/maintenance"),
+        &[&with_cookie[..], &["-H", &csrf_header, "-H", &own]].concat(),
+    )?;
+    assert_eq!(a.status, 200, "{a:?}");
+    let bearer = format!("authorization: Bearer {token}");
+    let a = curl(
+        &p,
+        "POST",
+        &at("/api/v1/maintenance"),
+        &[&header[..], &["-H", &bearer, "--data", &off]].concat(),
+    )?;
+    assert_eq!(a.status, 200, "{a:?}");
+    let state = curl(&p, "GET", &at("/api/v1/state"), &["-H", &bearer])?.json();
+    assert_eq!(state["served_by"], "node-1");
+    assert_eq!(state["pair"]["role"], "primary");
+
+    // Nothing of the console on the private link: node b cannot reach a's console there.
+    let private = p.nodes[1].ns.cmd("curl").args(["-sk", "--max-time", "5", "https://10.77.0.1/"]).run_text();
+    assert!(private.is_err(), "the console answered on the private link: {private:?}");
+
+    // /metrics: promtool accepts it; node-1 is primary and has not failed over.
+    let m = curl(&p, "GET", &at("/metrics"), &[])?;
+    assert_eq!(m.status, 200);
+    promtool_accepts(&dir, &m.body)?;
+    assert_eq!(metric(&m.body, "pairos_primary{node=\"node-1\"}"), Some(1.0), "{}", m.body);
+    assert_eq!(metric(&m.body, "pairos_role_changes_total{node=\"node-1\",cause=\"failover\"}"), Some(0.0));
+
+    // The page: log in, and see both nodes and the primary.
+    let mut browser =
+        LabBrowser::start(&p.client, &dir.join("browser"), fp["spki_sha256"].as_str().expect("spki"))?;
+    browser.goto(&at("/"))?;
+    browser.fill("#password", PASSWORD)?;
+    browser.click("#login-form button[type=submit]")?;
+    browser.wait_for(
+        "the dashboard with node-1 primary and node-2 secondary",
+        "document.body.dataset.primary === 'node-1' && document.querySelector('[data-node=\"node-2\"]')?.dataset.role === 'secondary'",
+        SOON,
+    )?;
+    let shot = browser.screenshot("dashboard")?;
+    assert!(shot.count(GREEN, 24) > 200, "the primary's green frame is drawn: {}", shot.path.display());
+    assert!(shot.count(RED, 24) < 50, "nothing red while all is well: {}", shot.path.display());
+
+    // The primary's power is cut; the page, kept open, shows the failover and the alarm.
+    p.kill(0)?;
+    p.wait_until("node b primary", SOON, |_, b| role(b) == "primary" && b["address"]["held"] == true)?;
+    browser.wait_for(
+        "node-2 primary, node-1 silent and an alarm, without a reload",
+        "document.body.dataset.primary === 'node-2' && document.querySelector('[data-node=\"node-1\"]')?.dataset.role === 'silent' && document.querySelectorAll('[data-alarm]').length > 0",
+        SOON,
+    )?;
+    assert_eq!(browser.eval("document.getElementById('dashboard').hidden")?, false, "the session was kept");
+    assert_eq!(browser.eval("document.getElementById('login').hidden")?, true, "no login asked again");
+    let shot = browser.screenshot("failover")?;
+    assert!(shot.count(RED, 24) > 200, "the silent node and the alarm are red: {}", shot.path.display());
+
+    // The counter moved, on the node that now serves the pair's address.
+    let m = curl(&p, "GET", &at("/metrics"), &[])?;
+    promtool_accepts(&dir, &m.body)?;
+    assert_eq!(metric(&m.body, "pairos_primary{node=\"node-2\"}"), Some(1.0), "{}", m.body);
+    assert_eq!(
+        metric(&m.body, "pairos_role_changes_total{node=\"node-2\",cause=\"failover\"}"),
+        Some(1.0),
+        "{}",
+        m.body
+    );
+
+    // Acknowledge the alarm on the page.
+    browser.click("[data-ack]")?;
+    browser.wait_for(
+        "every alarm acknowledged",
+        "[...document.querySelectorAll('[data-alarm]')].every(a => a.dataset.acknowledged === 'true')",
+        SOON,
+    )?;
+    browser.screenshot("acknowledged")?;
+
+    // a comes back: the page shows it as the secondary.
+    p.power_on(0)?;
+    browser.wait_for(
+        "node-1 back as the secondary",
+        "document.querySelector('[data-node=\"node-1\"]')?.dataset.role === 'secondary'",
+        SOON,
+    )?;
+    browser.screenshot("back")?;
+    Ok(())
+}
