@@ -264,10 +264,11 @@ impl HostPair {
             }
         };
         let dir = me.dir.display();
-        // The console, kept running as `pairos run` keeps it; its loop is killed with the power.
+        // The console, kept running as `pairos run` keeps it; its loop is killed with the power,
+        // and ends by itself when the power script is gone (killed without its trap).
         let console = match self.console {
             true => format!(
-                "while true; do ip netns exec {ns} {bin} console serve --pair-id hostpair --key-file $dir/pair.key \
+                "while kill -0 $$ 2>/dev/null; do ip netns exec {ns} {bin} console serve --pair-id hostpair --key-file $dir/pair.key \
                  --state $dir/state --run-dir $dir/run --interface pub --listen 0.0.0.0:443 \
                  --name {PAIR_ADDRESS} --name 192.168.50.1{n} >>$dir/console.log 2>&1; sleep 0.2; done &\n\
                  echo $! > $dir/console-loop.pid",

@@ -96,6 +96,132 @@ fn wait_answering(p: &HostPair) -> Result<(), LabError> {
     }
 }
 
+/// The alarm receivers in the client's namespace: `ci/scripts/alarm-receivers.py` (SMTP with
+/// STARTTLS and AUTH, and HTTP) and Net-SNMP's snmptrapd, each writing what arrives to a file.
+struct Receivers {
+    dir: std::path::PathBuf,
+    cert: String,
+    _children: Vec<pairos_host::Child>,
+}
+
+impl Receivers {
+    const KINDS: [&'static str; 3] = ["mail", "snmp", "webhook"];
+    const ADDRESS: &'static str = "192.168.50.100";
+
+    fn start(p: &HostPair, lab: &std::path::Path) -> Result<Receivers, LabError> {
+        let dir = lab.join("receivers");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        // A lab CA, and the mail server's certificate signed by it (the console is given the CA).
+        let (ca, ca_key) = (dir.join("ca.crt"), dir.join("ca.key"));
+        let (cert, key, csr) = (dir.join("smtp.crt"), dir.join("smtp.key"), dir.join("smtp.csr"));
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        Cmd::new("openssl")
+            .args(["req", "-x509", "-days", "2", "-subj", "/CN=lab CA"])
+            .args(ec)
+            .arg("-keyout")
+            .arg(&ca_key)
+            .arg("-out")
+            .arg(&ca)
+            .run()?;
+        Cmd::new("openssl")
+            .args(["req", "-subj", "/CN=192.168.50.100"])
+            .args(ec)
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr)
+            .run()?;
+        let ext = dir.join("smtp.ext");
+        std::fs::write(&ext, "subjectAltName=IP:192.168.50.100\nbasicConstraints=CA:FALSE\n").expect("write");
+        Cmd::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-in"])
+            .arg(&csr)
+            .arg("-CA")
+            .arg(&ca)
+            .arg("-CAkey")
+            .arg(&ca_key)
+            .args(["-CAcreateserial", "-extfile"])
+            .arg(&ext)
+            .arg("-out")
+            .arg(&cert)
+            .run()?;
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/alarm-receivers.py");
+        let mail_http = p
+            .client
+            .cmd("/usr/bin/python3")
+            .arg(&script)
+            .args([Self::ADDRESS, "2525", "8080"])
+            .arg(&cert)
+            .arg(&key)
+            .args(["alarms", "receiver password"])
+            .arg(&dir)
+            .spawn(Some(&dir.join("receivers.log")))?;
+        let conf = dir.join("snmptrapd.conf");
+        std::fs::write(&conf, "authCommunity log lab-community\n").expect("write");
+        let traps = p
+            .client
+            .cmd("snmptrapd")
+            .args(["-f", "-n", "-On", "-C", "-c"])
+            .arg(&conf)
+            .arg("-Lf")
+            .arg(dir.join("snmp.log"))
+            .arg(format!("udp:{}:1162", Self::ADDRESS))
+            .spawn(Some(&dir.join("snmptrapd.out")))?;
+        let start = std::time::Instant::now();
+        while !std::fs::read_to_string(dir.join("receivers.log"))
+            .unwrap_or_default()
+            .contains("receivers ready")
+        {
+            assert!(start.elapsed() < SOON, "the receivers did not start: see {}", dir.display());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let cert = std::fs::read_to_string(&ca).expect("the CA certificate");
+        Ok(Receivers { dir, cert, _children: vec![mail_http, traps] })
+    }
+
+    fn destinations(&self) -> serde_json::Value {
+        serde_json::json!({
+            "mail": {
+                "server": Self::ADDRESS, "port": 2525, "starttls": true, "user": "alarms",
+                "password": "receiver password", "from": "pair@lab.example", "to": ["operator@lab.example"],
+                "ca_pem": self.cert,
+            },
+            "snmp": [{ "target": format!("{}:1162", Self::ADDRESS), "community": "lab-community" }],
+            "webhooks": [{ "url": format!("http://{}:8080/alarms", Self::ADDRESS) }],
+        })
+    }
+
+    /// What arrived of `kind`: JSON lines (mail, webhook) or snmptrapd's log as one string.
+    fn lines(&self, kind: &str) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.dir.join(format!("{kind}.jsonl"))).unwrap_or_default();
+        text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// How many of `kind` mention `text`.
+    fn count(&self, kind: &str, text: &str) -> usize {
+        match kind {
+            "snmp" => {
+                std::fs::read_to_string(self.dir.join("snmp.log")).unwrap_or_default().matches(text).count()
+            }
+            _ => self.lines(kind).iter().filter(|l| l.to_string().contains(text)).count(),
+        }
+    }
+
+    fn wait_for(&self, kind: &str, text: &str, at_least: usize) -> Result<(), LabError> {
+        let start = std::time::Instant::now();
+        while self.count(kind, text) < at_least {
+            if start.elapsed() > SOON {
+                return Err(LabError::Setup(format!(
+                    "{kind}: {text:?} did not arrive (see {})",
+                    self.dir.display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    }
+}
+
 #[test]
 fn the_console_follows_the_primary_and_keeps_its_session() -> Result<(), LabError> {
     let mut p = HostPair::up_with_console("consolehost", Fencing::Command, TIMING)?;
@@ -189,6 +315,40 @@ fn the_console_follows_the_primary_and_keeps_its_session() -> Result<(), LabErro
     assert_eq!(state["served_by"], "node-1");
     assert_eq!(state["pair"]["role"], "primary");
 
+    // Alarm destinations: a mail server that requires STARTTLS and a login, snptrapd, and an
+    // HTTP receiver, all in the client's namespace; a test alarm reaches each.
+    let receivers = Receivers::start(&p, &dir)?;
+    let as_script = [&header[..], &["-H", &bearer]].concat();
+    let bad = json_body(serde_json::json!({ "webhooks": [{ "url": "ftp://192.168.50.100/" }] }));
+    let a =
+        curl(&p, "PUT", &at("/api/v1/alarm-destinations"), &[&as_script[..], &["--data", &bad]].concat())?;
+    assert_eq!(a.status, 422, "{a:?}");
+    assert!(a.body.contains("not an http:// or https:// URL"), "{a:?}");
+    let destinations = json_body(receivers.destinations());
+    let a = curl(
+        &p,
+        "PUT",
+        &at("/api/v1/alarm-destinations"),
+        &[&as_script[..], &["--data", &destinations]].concat(),
+    )?;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.json()["mail"]["password"], "(set)", "the mail password is never shown: {a:?}");
+    let a = curl(&p, "POST", &at("/api/v1/alarm-destinations/test"), &as_script)?;
+    let results = a.json()["results"].clone();
+    assert_eq!(results.as_array().map(Vec::len), Some(3), "{a:?}");
+    assert!(results.as_array().expect("array").iter().all(|r| r["sent"] == true), "{results}");
+    for kind in Receivers::KINDS {
+        receivers.wait_for(kind, "a test alarm from the pairos console", 1)?;
+    }
+    let mail = receivers.lines("mail");
+    assert!(mail[0]["tls"] == true && mail[0]["login"] == true, "STARTTLS and a login: {}", mail[0]);
+    // A real pair's volume managers carry the document to the peer; the host pair has none.
+    std::fs::copy(
+        p.nodes[0].dir.join("state/pair-config.json"),
+        p.nodes[1].dir.join("state/pair-config.json"),
+    )
+    .expect("copy the document");
+
     // Nothing of the console on the private link: node b cannot reach a's console there.
     let private = p.nodes[1].ns.cmd("curl").args(["-sk", "--max-time", "5", "https://10.77.0.1/"]).run_text();
     assert!(private.is_err(), "the console answered on the private link: {private:?}");
@@ -227,6 +387,17 @@ fn the_console_follows_the_primary_and_keeps_its_session() -> Result<(), LabErro
     assert_eq!(browser.eval("document.getElementById('login').hidden")?, true, "no login asked again");
     let shot = browser.screenshot("failover")?;
     assert!(shot.count(RED, 24) > 200, "the silent node and the alarm are red: {}", shot.path.display());
+
+    // Each receiver hears of the failover once.
+    let failover = "node-2 took over as primary";
+    for kind in Receivers::KINDS {
+        receivers.wait_for(kind, failover, 1)?;
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    for kind in Receivers::KINDS {
+        receivers.wait_for(kind, failover, 1)?;
+        assert_eq!(receivers.count(kind, failover), 1, "{kind}: the failover alarm once");
+    }
 
     // The counter moved, on the node that now serves the pair's address.
     let m = curl(&p, "GET", &at("/metrics"), &[])?;

@@ -604,8 +604,10 @@ pub struct ConsoleFingerprintArgs {
     /// The pair's id.
     #[arg(long)]
     pub pair_id: String,
+    /// The pair key (64 hexadecimal digits) the certificate derives from.
     #[arg(long, value_name = "FILE", default_value = "/state/pairos/pair.key")]
     pub key_file: PathBuf,
+    /// A name or address the certificate covers, as `pairos console serve` was given them.
     #[arg(long = "name", value_name = "NAME")]
     pub names: Vec<String>,
     /// Print JSON.

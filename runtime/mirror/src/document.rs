@@ -48,7 +48,69 @@ pub struct PairConfig {
 #[serde(deny_unknown_fields)]
 pub struct ConsoleSettings {
     /// The operator's password as an argon2id PHC string (`$argon2id$v=19$...`).
-    pub password: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Where alarms go.
+    #[serde(default)]
+    pub alarms: AlarmDestinations,
+}
+
+/// Where the pair's alarms are sent: mail, SNMP traps, webhooks (any, all or none).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmDestinations {
+    #[serde(default)]
+    pub mail: Option<MailDestination>,
+    #[serde(default)]
+    pub snmp: Vec<SnmpDestination>,
+    #[serde(default)]
+    pub webhooks: Vec<WebhookDestination>,
+}
+
+/// An SMTP server (submission with STARTTLS and a login, or plain port 25 inside a site).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailDestination {
+    pub server: String,
+    #[serde(default = "submission_port")]
+    pub port: u16,
+    /// Upgrade to TLS with STARTTLS before anything is sent (and refuse a server that cannot).
+    #[serde(default = "yes")]
+    pub starttls: bool,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    pub from: String,
+    pub to: Vec<String>,
+    /// A CA certificate (PEM) the server's certificate is checked against, besides the
+    /// system's.
+    #[serde(default)]
+    pub ca_pem: Option<String>,
+}
+
+fn submission_port() -> u16 {
+    587
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An SNMP manager that receives v2c traps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnmpDestination {
+    /// `HOST:PORT` (162 is the trap port).
+    pub target: String,
+    pub community: String,
+}
+
+/// An HTTP endpoint that receives each alarm as a JSON POST.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookDestination {
+    pub url: String,
 }
 
 /// What to do with the peer's document.

@@ -10,6 +10,7 @@
 //! password is an argon2id hash in the pair's document ([`password`]).
 
 pub mod acks;
+pub mod alarms;
 mod api;
 mod auth;
 pub mod certificate;
@@ -49,12 +50,28 @@ pub(crate) struct Console {
     pub throttle: Mutex<throttle::Throttle>,
     pub acks: acks::Acks,
     pub fingerprint: String,
+    pub pair_id: String,
 }
 
 pub(crate) type Shared = Arc<Console>;
 
-fn unix_secs() -> u64 {
+pub(crate) fn unix_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The pair's document changes on the primary only (the peer follows it): refused elsewhere,
+/// naming the node to go to.
+pub fn on_the_primary(run_dir: &std::path::Path, what: &str) -> anyhow::Result<()> {
+    let status = crate::pair::daemon::status::read(&crate::pair::daemon::status::status_path(run_dir))?;
+    if status.role != "primary" {
+        anyhow::bail!(
+            "{what} is changed on the primary, and this node ({}) is {}: change it on {}",
+            status.node,
+            status.role,
+            status.peer_name
+        );
+    }
+    Ok(())
 }
 
 impl Console {
@@ -63,7 +80,14 @@ impl Console {
     }
 
     /// The console's settings in the pair's document, on this node.
+    pub fn settings(&self) -> pairos_mirror::document::ConsoleSettings {
+        pairos_mirror::document::PairConfig::load(&self.sources.state_dir)
+            .ok()
+            .and_then(|d| d.console)
+            .unwrap_or_default()
+    }
+
     pub fn password_hash(&self) -> Option<String> {
-        pairos_mirror::document::PairConfig::load(&self.sources.state_dir).ok()?.console.map(|c| c.password)
+        self.settings().password
     }
 }

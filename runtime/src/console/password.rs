@@ -45,24 +45,18 @@ pub fn set(
     replace: bool,
 ) -> anyhow::Result<()> {
     use anyhow::bail;
-    use pairos_mirror::document::{ConsoleSettings, PairConfig};
+    use pairos_mirror::document::PairConfig;
     if let Some(why) = refuse(password) {
         bail!("{why}");
     }
-    let status = crate::pair::daemon::status::read(&crate::pair::daemon::status::status_path(run_dir))?;
-    if status.role != "primary" {
-        bail!(
-            "the password is set on the primary, and this node ({}) is {}: set it on {}",
-            status.node,
-            status.role,
-            status.peer_name
-        );
-    }
+    super::on_the_primary(run_dir, "the console password")?;
     let mut doc = PairConfig::load(state_dir)?;
-    if doc.console.is_some() && !replace {
+    let mut console = doc.console.clone().unwrap_or_default();
+    if console.password.is_some() && !replace {
         bail!("a console password is set already");
     }
-    doc.set_console(ConsoleSettings { password: hash(password)? });
+    console.password = Some(hash(password)?);
+    doc.set_console(console);
     doc.save(state_dir)
 }
 

@@ -20,6 +20,8 @@ pub(crate) fn router(console: Shared) -> Router {
         .route("/api/v1/alarms/{id}/acknowledge", post(api::acknowledge))
         .route("/api/v1/switchover", post(api::switchover))
         .route("/api/v1/maintenance", post(api::maintenance))
+        .route("/api/v1/alarm-destinations", get(api::destinations_get).put(api::destinations_put))
+        .route("/api/v1/alarm-destinations/test", post(api::destinations_test))
         .route_layer(axum::middleware::from_fn_with_state(console.clone(), require_session));
     Router::new()
         .route("/", get(page::index))
@@ -74,8 +76,9 @@ pub fn serve(cfg: ConsoleConfig, say: fn(String)) -> anyhow::Result<()> {
         throttle: Mutex::new(super::throttle::Throttle::default()),
         acks: super::acks::Acks::load(&cfg.state_dir),
         fingerprint: fingerprint.clone(),
+        pair_id: cfg.pair_id.clone(),
     });
-    let app = router(console);
+    let app = router(console.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
         let listener = listener(&cfg)?;
@@ -84,6 +87,9 @@ pub fn serve(cfg: ConsoleConfig, say: fn(String)) -> anyhow::Result<()> {
             cfg.listen,
             cfg.interface.as_deref().unwrap_or("every interface")
         ));
+        // Alarms are sent by the console that serves: a second one (which cannot listen) says
+        // nothing twice.
+        std::thread::spawn(move || super::alarms::dispatch::watch(&console, say));
         let acceptor = TlsAcceptor::from(Arc::new(tls));
         loop {
             let (stream, peer) = match listener.accept().await {

@@ -42,6 +42,7 @@ async function start() {
     csrf = s.csrf;
     show("dashboard");
     listen();
+    loadDestinations().catch(() => {});
   } else {
     show(s.password_set ? "login" : "setup");
     $("summary").textContent = "not logged in";
@@ -142,6 +143,40 @@ function render(s) {
   $("maintenance").textContent = p && p.maintenance ? "End maintenance…" : "Maintenance…";
 }
 
+async function loadDestinations() {
+  const d = await api("GET", "/api/v1/alarm-destinations");
+  const m = d.mail || {};
+  $("mail-server").value = m.server || "";
+  $("mail-port").value = m.port || 587;
+  $("mail-starttls").checked = m.starttls !== false;
+  $("mail-user").value = m.user || "";
+  $("mail-password").value = "";
+  $("mail-from").value = m.from || "";
+  $("mail-to").value = (m.to || []).join(", ");
+  const t = (d.snmp || [])[0] || {};
+  $("snmp-target").value = t.target || "";
+  $("snmp-community").value = t.community || "public";
+  $("webhook-url").value = ((d.webhooks || [])[0] || {}).url || "";
+}
+
+function destinationsFromForm() {
+  const d = { snmp: [], webhooks: [] };
+  if ($("mail-server").value.trim()) {
+    d.mail = {
+      server: $("mail-server").value.trim(), port: Number($("mail-port").value), starttls: $("mail-starttls").checked,
+      from: $("mail-from").value.trim(), to: $("mail-to").value.split(",").map((x) => x.trim()).filter(Boolean),
+      user: $("mail-user").value.trim() || null, password: $("mail-password").value || ($("mail-user").value.trim() ? "(set)" : null),
+    };
+  }
+  if ($("snmp-target").value.trim()) d.snmp.push({ target: $("snmp-target").value.trim(), community: $("snmp-community").value });
+  if ($("webhook-url").value.trim()) d.webhooks.push({ url: $("webhook-url").value.trim() });
+  return d;
+}
+
+function results(lines) {
+  $("destinations-result").replaceChildren(...lines.map((l) => el("li", { class: l.ok ? "part ok" : "part bad" }, l.text)));
+}
+
 function ask(text, action) {
   pending = action;
   $("confirm-text").textContent = text;
@@ -159,6 +194,7 @@ document.addEventListener("DOMContentLoaded", () => {
       $("login-error").textContent = "";
       show("dashboard");
       listen();
+      loadDestinations().catch(() => {});
     } catch (err) { $("login-error").textContent = err.message; }
   });
   $("setup-form").addEventListener("submit", async (e) => {
@@ -189,6 +225,20 @@ document.addEventListener("DOMContentLoaded", () => {
   $("confirm-yes").addEventListener("click", async () => {
     $("confirm").hidden = true;
     try { $("action-result").textContent = (await pending()).done; } catch (err) { $("action-result").textContent = err.message; }
+  });
+  $("destinations-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await api("PUT", "/api/v1/alarm-destinations", destinationsFromForm());
+      results([{ ok: true, text: "saved; the peer follows within seconds" }]);
+      await loadDestinations();
+    } catch (err) { results([{ ok: false, text: err.message }]); }
+  });
+  $("destinations-test").addEventListener("click", async () => {
+    try {
+      const r = await api("POST", "/api/v1/alarm-destinations/test");
+      results(r.results.map((x) => ({ ok: x.sent, text: `${x.destination}: ${x.sent ? "sent" : x.error}` })));
+    } catch (err) { results([{ ok: false, text: err.message }]); }
   });
   $("confirm-no").addEventListener("click", () => { $("confirm").hidden = true; });
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("confirm").hidden = true; });
