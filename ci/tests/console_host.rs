@@ -62,7 +62,7 @@ fn fingerprint(p: &HostPair) -> Result<serde_json::Value, LabError> {
     let text = Cmd::new(paths::pairos_bin()?)
         .args(["console", "fingerprint", "--pair-id", "hostpair", "--json", "--key-file"])
         .arg(p.nodes[0].dir.join("pair.key"))
-        .args(["--name", PAIR_ADDRESS, "--name", "192.168.50.11"])
+        .args(["--name", PAIR_ADDRESS, "--name", "192.168.50.11", "--name", "192.168.50.12"])
         .run_text()?;
     Ok(serde_json::from_str(&text).expect("JSON"))
 }
@@ -369,6 +369,11 @@ fn the_console_follows_the_primary_and_keeps_its_session() -> Result<(), LabErro
     browser.wait_for(
         "the dashboard with node-1 primary and node-2 secondary",
         "document.body.dataset.primary === 'node-1' && document.querySelector('[data-node=\"node-2\"]')?.dataset.role === 'secondary'",
+        SOON,
+    )?;
+    browser.wait_for(
+        "node-2's own parts, from its console",
+        "!!document.querySelector('[data-node=\"node-2\"] [data-part=\"public link\"]')",
         SOON,
     )?;
     let shot = browser.screenshot("dashboard")?;

@@ -588,6 +588,9 @@ pub struct ConsoleServeArgs {
     /// addresses); repeat it.
     #[arg(long = "name", value_name = "NAME")]
     pub names: Vec<String>,
+    /// The peer's console (`HOST:PORT`, its management address): the dashboard draws its parts.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub peer: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -248,7 +248,23 @@ fn start_daemon(
         PathBuf::from("/usr/bin/pairos"),
         ["pair", "run", "--config", DAEMON_CONFIG].map(String::from).to_vec(),
     );
+    start_console(me, ports.1, &settings);
     Ok(())
+}
+
+/// The pair's web console on the public port (never the private link), kept running like the
+/// daemon; its certificate covers the pair's address and both management addresses.
+fn start_console(me: &pairos_recovery::peer::NodeConfig, public: &str, settings: &PairSettings) {
+    let mut args: Vec<String> =
+        ["console", "serve", "--pair-id", &me.pair_id, "--interface", public].map(String::from).to_vec();
+    let pair_address = settings.address.split('/').next().unwrap_or_default().to_owned();
+    for name in std::iter::once(pair_address).chain(settings.management.values().map(ToString::to_string)) {
+        args.extend(["--name".to_owned(), name]);
+    }
+    if let Some(peer) = settings.management.iter().find(|(n, _)| **n != me.node_name).map(|(_, a)| *a) {
+        args.extend(["--peer".to_owned(), format!("{peer}:443")]);
+    }
+    pair::supervise::keep_running("console", PathBuf::from("/usr/bin/pairos"), args);
 }
 
 /// The volume group on the data partition: found, or made on a blank one; a partition that

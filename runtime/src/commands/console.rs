@@ -31,6 +31,7 @@ pub fn run(cmd: ConsoleCommand) -> anyhow::Result<Exit> {
                     interface: a.interface,
                     listen: a.listen,
                     names: a.names,
+                    peer: a.peer,
                 },
                 say,
             )?;

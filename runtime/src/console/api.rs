@@ -136,6 +136,11 @@ pub async fn first_password(
     }
 }
 
+/// This node's own parts, for its peer's console.
+pub async fn node(State(c): State<Shared>) -> Response {
+    Json(c.sources.parts()).into_response()
+}
+
 pub async fn state(State(c): State<Shared>) -> Response {
     Json(c.snapshot()).into_response()
 }

@@ -17,6 +17,7 @@ pub mod certificate;
 pub mod metrics;
 mod page;
 pub mod password;
+pub mod peer;
 mod server;
 pub mod session;
 pub mod snapshot;
@@ -40,6 +41,8 @@ pub struct ConsoleConfig {
     pub listen: SocketAddr,
     /// The names and addresses the certificate covers.
     pub names: Vec<String>,
+    /// The peer's console (`HOST:PORT` on the public network), whose parts the dashboard draws.
+    pub peer: Option<String>,
 }
 
 /// What every request shares.
@@ -51,6 +54,7 @@ pub(crate) struct Console {
     pub acks: acks::Acks,
     pub fingerprint: String,
     pub pair_id: String,
+    pub peer: std::sync::Arc<Mutex<peer::PeerParts>>,
 }
 
 pub(crate) type Shared = Arc<Console>;
@@ -76,7 +80,8 @@ pub fn on_the_primary(run_dir: &std::path::Path, what: &str) -> anyhow::Result<(
 
 impl Console {
     pub fn snapshot(&self) -> snapshot::Snapshot {
-        self.sources.read(&self.fingerprint, &|id| self.acks.has(id))
+        let peer = self.peer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        self.sources.read(&self.fingerprint, &|id| self.acks.has(id), peer)
     }
 
     /// The console's settings in the pair's document, on this node.

@@ -16,6 +16,7 @@ use super::{api, certificate, page, Console, ConsoleConfig, Shared};
 pub(crate) fn router(console: Shared) -> Router {
     let private = Router::new()
         .route("/api/v1/state", get(api::state))
+        .route("/api/v1/node", get(api::node))
         .route("/api/v1/events", get(api::events))
         .route("/api/v1/alarms/{id}/acknowledge", post(api::acknowledge))
         .route("/api/v1/switchover", post(api::switchover))
@@ -59,6 +60,7 @@ pub fn serve(cfg: ConsoleConfig, say: fn(String)) -> anyhow::Result<()> {
     let key = pairos_recovery::trust::PairKey::from_hex(&key_text)
         .with_context(|| format!("{}: expected 64 hexadecimal digits", cfg.key_file.display()))?;
     let cert = certificate::derive(&key, &cfg.pair_id, &cfg.names)?;
+    let cert_der = cert.cert_der.clone();
     let fingerprint = certificate::fingerprint(&cert.cert_der);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
@@ -77,7 +79,12 @@ pub fn serve(cfg: ConsoleConfig, say: fn(String)) -> anyhow::Result<()> {
         acks: super::acks::Acks::load(&cfg.state_dir),
         fingerprint: fingerprint.clone(),
         pair_id: cfg.pair_id.clone(),
+        peer: Arc::default(),
     });
+    if let Some(peer) = cfg.peer.clone() {
+        let (sessions, into) = (console.sessions.clone(), console.peer.clone());
+        std::thread::spawn(move || super::peer::watch(peer, cert_der, sessions, into));
+    }
     let app = router(console.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {

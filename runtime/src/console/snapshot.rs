@@ -8,13 +8,26 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::peer::PeerParts;
 use crate::pair::daemon::persisted::{Event, EVENTS_FILE};
+use crate::pair::daemon::sensors::{Reading, READINGS_FILE};
 use crate::pair::daemon::status::{self as pair_status, PairStatus};
 use crate::volumes::view::{self as volumes_view, VolumesView};
 use crate::workloads::runner::{RunnerView, VIEW_FILE};
 
 /// How many events the console keeps in a snapshot.
 pub const EVENTS_KEPT: usize = 200;
+/// `pairos run`'s status, in the run folder (`/run/pairos/status.json` on a node).
+const NODE_STATUS_FILE: &str = "status.json";
+
+/// The node's own parts (`/api/v1/node`), which its peer's console draws.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NodeParts {
+    pub pair: Option<PairStatus>,
+    pub node: Option<crate::pair::status::Status>,
+    pub sensors: Vec<Reading>,
+    pub volumes: Option<VolumesView>,
+}
 
 /// Where the node's services write.
 #[derive(Debug, Clone)]
@@ -44,6 +57,12 @@ pub struct Snapshot {
     pub pair: Option<PairStatus>,
     pub volumes: Option<VolumesView>,
     pub workloads: Option<RunnerView>,
+    /// What `pairos run` says of the node: its board, services, and a peer it is healing.
+    pub node: Option<crate::pair::status::Status>,
+    /// The node's BMC sensors (none without a BMC).
+    pub sensors: Vec<Reading>,
+    /// The peer's parts, as its console last reported them.
+    pub peer: PeerParts,
     pub alarms: Vec<Alarm>,
     /// The last role changes and alarms, oldest first.
     pub events: Vec<Event>,
@@ -92,10 +111,18 @@ pub fn alarm_id(source: &str, node: &str, text: &str) -> String {
 }
 
 impl Sources {
+    pub fn parts(&self) -> NodeParts {
+        NodeParts {
+            pair: read_json(&pair_status::status_path(&self.run_dir)),
+            node: read_json(&self.run_dir.join(NODE_STATUS_FILE)),
+            sensors: read_json(&self.run_dir.join(READINGS_FILE)).unwrap_or_default(),
+            volumes: read_json(&volumes_view::path(&self.run_dir)),
+        }
+    }
+
     /// The node's state now; `acknowledged` says which alarm ids the operator acknowledged.
-    pub fn read(&self, fingerprint: &str, acknowledged: &dyn Fn(&str) -> bool) -> Snapshot {
-        let pair: Option<PairStatus> = read_json(&pair_status::status_path(&self.run_dir));
-        let volumes: Option<VolumesView> = read_json(&volumes_view::path(&self.run_dir));
+    pub fn read(&self, fingerprint: &str, acknowledged: &dyn Fn(&str) -> bool, peer: PeerParts) -> Snapshot {
+        let NodeParts { pair, node: node_status, sensors, volumes } = self.parts();
         let workloads: Option<RunnerView> = read_json(&self.run_dir.join(VIEW_FILE));
         let text = std::fs::read_to_string(self.state_dir.join(EVENTS_FILE)).unwrap_or_default();
         let all: Vec<Event> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
@@ -137,6 +164,9 @@ impl Sources {
             pair,
             volumes,
             workloads,
+            node: node_status,
+            sensors,
+            peer,
             alarms,
             events,
             role_changes,
@@ -164,7 +194,7 @@ mod tests {
         std::fs::create_dir_all(&run).expect("mkdir");
         std::fs::create_dir_all(&state).expect("mkdir");
         let sources = Sources { run_dir: run.clone(), state_dir: state.clone() };
-        let empty = sources.read("FP", &|_| false);
+        let empty = sources.read("FP", &|_| false, PeerParts::default());
         assert_eq!(empty.alarms.len(), 1);
         assert!(empty.alarms[0].text.contains("not running"));
         let status = PairStatus {
@@ -181,7 +211,7 @@ mod tests {
         ];
         std::fs::write(state.join(EVENTS_FILE), lines.join("\n")).expect("write");
         let id = alarm_id("pair", "node-2", "the peer is silent");
-        let s = sources.read("FP", &|a| a == id);
+        let s = sources.read("FP", &|a| a == id, PeerParts::default());
         assert_eq!(s.served_by, "node-2");
         assert_eq!(s.role_changes, RoleChanges { failover: 1, switchover: 1, other: 0 });
         assert_eq!(s.events.len(), 3);

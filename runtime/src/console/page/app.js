@@ -73,32 +73,60 @@ function part(name, ok, text) {
   return el("li", { class: ok ? "part ok" : "part bad", "data-part": name, "data-ok": String(ok) }, `${name}: ${text}`);
 }
 
+// One node's parts as a list: its links, the pair's address, health, BMC sensors, volumes.
+function parts(p, sensors, volumes) {
+  const list = el("ul", { class: "parts" });
+  list.append(part("private link", p.links.private.carrier && p.links.private.peer_heard,
+    `${p.links.private.interface} ${p.links.private.carrier ? "carrier" : "NO CARRIER"}, peer ${p.links.private.peer_heard ? "heard" : "not heard"}`));
+  list.append(part("public link", p.links.public.carrier,
+    `${p.links.public.interface} ${p.links.public.carrier ? "carrier" : "NO CARRIER"}, peer ${p.links.public.peer_heard ? "heard" : "not heard"}`));
+  if (p.address) list.append(part("pair address", p.role !== "primary" || p.address.held, `${p.address.address} ${p.address.held ? "held here" : "not held here"}`));
+  list.append(part("health", p.health >= 900, `score ${p.health}`));
+  if (p.fence) list.append(part("fence", true, p.fence));
+  for (const r of sensors || []) list.append(part(r.name, r.state === "ok" || r.state === "nc" || r.state === "ns", `${r.reading} (${r.state})`));
+  for (const v of (volumes ? volumes.volumes : [])) list.append(part(`volume ${v.name}`, v.disk === "UpToDate", `${v.disk}, ${v.role}`));
+  return list;
+}
+
 function nodeCard(s) {
   const p = s.pair;
   const me = el("article", { class: `node ${p.role}`, "data-node": p.node, "data-role": p.role, "data-live": "true" },
-    el("h3", {}, `${p.node} — ${p.role}${p.epoch != null ? ` (epoch ${p.epoch})` : ""}`));
-  const parts = el("ul", { class: "parts" });
-  parts.append(part("private link", p.links.private.carrier && p.links.private.peer_heard,
-    `${p.links.private.interface} ${p.links.private.carrier ? "carrier" : "NO CARRIER"}, peer ${p.links.private.peer_heard ? "heard" : "not heard"}`));
-  parts.append(part("public link", p.links.public.carrier,
-    `${p.links.public.interface} ${p.links.public.carrier ? "carrier" : "NO CARRIER"}, peer ${p.links.public.peer_heard ? "heard" : "not heard"}`));
-  if (p.address) parts.append(part("pair address", p.role !== "primary" || p.address.held, `${p.address.address} ${p.address.held ? "held here" : "not held here"}`));
-  parts.append(part("health", p.health >= 900, `score ${p.health}`));
-  if (p.fence) parts.append(part("fence", true, p.fence));
-  for (const v of (s.volumes ? s.volumes.volumes : [])) parts.append(part(`volume ${v.name}`, v.disk === "UpToDate", v.disk));
-  me.append(parts);
+    el("h3", {}, `${p.node} — ${p.role}${p.epoch != null ? ` (epoch ${p.epoch})` : ""}`), parts(p, s.sensors, s.volumes));
   const peer = p.peer || { live: false };
-  const them = el("article", { class: `node ${peer.live ? peer.role : "silent"}`, "data-node": p.peer_name, "data-role": peer.live ? peer.role : "silent", "data-live": String(!!peer.live) },
-    el("h3", {}, `${p.peer_name} — ${peer.live ? peer.role : "silent"}`));
-  const theirs = el("ul", { class: "parts" });
-  theirs.append(part("heartbeats", !!peer.live, peer.live ? "arriving" : "none: the node is off, cut off or failed"));
-  if (peer.live) {
-    theirs.append(part("health", peer.health >= 900, `score ${peer.health}`));
-    theirs.append(part("ready to take over", peer.ready, peer.ready ? "yes" : "no"));
+  const role = peer.live ? peer.role : "silent";
+  const them = el("article", { class: `node ${role}`, "data-node": p.peer_name, "data-role": role, "data-live": String(!!peer.live) },
+    el("h3", {}, `${p.peer_name} — ${role}`));
+  const theirs = s.peer.reachable && s.peer.parts && s.peer.parts.pair;
+  if (peer.live && theirs) {
+    them.append(parts(s.peer.parts.pair, s.peer.parts.sensors, s.peer.parts.volumes));
+  } else {
+    const list = el("ul", { class: "parts" });
+    list.append(part("heartbeats", !!peer.live, peer.live ? "arriving" : "none: the node is off, cut off or failed"));
+    if (peer.live) {
+      list.append(part("health", peer.health >= 900, `score ${peer.health}`));
+      list.append(part("ready to take over", peer.ready, peer.ready ? "yes" : "no"));
+    }
+    list.append(part("console", !!s.peer.reachable, s.peer.reachable ? "reachable" : (s.peer.error || "not configured")));
+    them.append(list);
   }
-  for (const v of (s.volumes ? s.volumes.volumes : [])) theirs.append(part(`volume ${v.name}`, v.peer_disk === "UpToDate", v.peer_disk));
-  them.append(theirs);
   return [me, them].sort((a, b) => a.dataset.node.localeCompare(b.dataset.node));
+}
+
+// A peer being healed: network boot, imaging, enrolment, then the volumes' sync.
+function healing(s) {
+  const n = s.node || {};
+  const r = n.peer_recovery;
+  const boots = n.network_boot || [];
+  const syncing = (s.volumes ? s.volumes.volumes : []).filter((v) => v.peer_disk !== "UpToDate");
+  if (!r && !n.enrolment && !syncing.length) return [];
+  const steps = [];
+  steps.push(["network boot", boots.length ? boots[boots.length - 1] : "—", boots.length > 0]);
+  steps.push(["imaging", r ? `${r.step}: ${r.percent}% (${Math.round(r.written_bytes / 1048576)} of ${Math.round(r.total_bytes / 1048576)} MiB) ${r.message}` : "—", !!r && r.step === "Finished", r ? r.percent : null]);
+  steps.push(["enrolment", n.enrolment || (s.pair && s.pair.peer && s.pair.peer.live ? "the peer is back in the pair" : "—"), !!(s.pair && s.pair.peer && s.pair.peer.live)]);
+  const pct = syncing.length ? Math.min(...syncing.map((v) => v.done_percent || 0)) : 100;
+  steps.push(["sync", syncing.length ? syncing.map((v) => `${v.name} ${v.peer_disk} ${v.done_percent != null ? v.done_percent.toFixed(1) + "%" : ""}`).join(", ") : "every volume in sync", !syncing.length, pct]);
+  return steps.map(([name, text, done, percent]) => el("li", { "data-step": name, "data-done": String(done), class: done ? "part ok" : "part" },
+    `${name}: ${text} `, ...(percent != null ? [el("progress", { max: "100", value: String(percent) })] : [])));
 }
 
 function render(s) {
@@ -110,6 +138,9 @@ function render(s) {
   document.body.dataset.primary = primary || "";
   document.body.dataset.alarms = String(s.alarms.length);
   $("nodes").replaceChildren(...(p ? nodeCard(s) : [el("p", { class: "error" }, "the pair daemon is not running on this node")]));
+  const heal = healing(s);
+  $("healing-section").hidden = heal.length === 0;
+  $("healing").replaceChildren(...heal);
   const why = p && p.events.filter((e) => e.what === "primary").pop();
   $("why").textContent = why ? `${why.node} became primary in epoch ${why.epoch}: ${why.why}` : "";
 

@@ -163,7 +163,13 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         Wake::Ports,
     );
     if let Some(command) = cfg.sensors.clone() {
-        sensors::spawn(command, sensors::EVERY, wake.clone(), Wake::Sensors);
+        sensors::spawn(
+            command,
+            sensors::EVERY,
+            wake.clone(),
+            Wake::Sensors,
+            Some(cfg.run_dir.join(sensors::READINGS_FILE)),
+        );
     }
     control::spawn(&cfg.run_dir, wake.clone(), Wake::Control)?;
     let witness = witness_client(&cfg, roles.incarnation, &wake)?;

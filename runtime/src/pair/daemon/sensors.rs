@@ -50,6 +50,31 @@ pub fn critical(sdr_list: &str) -> Vec<String> {
         .collect()
 }
 
+/// One sensor as `ipmitool sdr list` shows it, for the console's drawing of the node.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Reading {
+    pub name: String,
+    pub reading: String,
+    /// `ok`, `nc` (non-critical), `cr` (critical), `nr` (non-recoverable) or `ns` (no reading).
+    pub state: String,
+}
+
+/// Every row of `ipmitool sdr list`.
+pub fn readings(sdr_list: &str) -> Vec<Reading> {
+    sdr_list
+        .lines()
+        .filter_map(|line| match line.split('|').map(str::trim).collect::<Vec<_>>().as_slice() {
+            [name, reading, state] if !name.is_empty() && state.len() == 2 => {
+                Some(Reading { name: (*name).into(), reading: (*reading).into(), state: (*state).into() })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Where the daemon keeps the last readings (in its run folder), for the console.
+pub const READINGS_FILE: &str = "sensors.json";
+
 /// How often the sensors are read. One `ipmitool sdr list` costs a third of a second of CPU on
 /// a small node (most of it the program's start), so a read every second took a quarter of an
 /// idle node's CPU. A BMC applies its own hysteresis to thresholds and refreshes readings every
@@ -58,19 +83,24 @@ pub fn critical(sdr_list: &str) -> Vec<String> {
 pub const EVERY: Duration = Duration::from_secs(5);
 
 /// Runs `command` (which prints `ipmitool sdr list`) every `every` and sends what it found,
-/// wrapped by `wrap`, whenever that changes. Ends when the receiver is gone.
+/// wrapped by `wrap`, whenever that changes; every reading goes to `readings_file` each time.
+/// Ends when the receiver is gone.
 pub fn spawn<W: Send + 'static>(
     command: Vec<String>,
     every: Duration,
     to: Sender<W>,
     wrap: fn(Sensors) -> W,
+    readings_file: Option<std::path::PathBuf>,
 ) {
     std::thread::Builder::new()
         .name("pair-sensors".into())
         .spawn(move || {
             let mut last = None;
             loop {
-                let now = read(&command);
+                let (now, rows) = read_all(&command);
+                if let Some(f) = &readings_file {
+                    let _ = pairos_host::write_atomically(f, &serde_json::to_vec(&rows).expect("serialises"));
+                }
                 if last.as_ref() != Some(&now) {
                     if to.send(wrap(now.clone())).is_err() {
                         return;
@@ -83,13 +113,20 @@ pub fn spawn<W: Send + 'static>(
         .expect("a thread starts");
 }
 
+#[cfg(test)]
 fn read(command: &[String]) -> Sensors {
+    read_all(command).0
+}
+
+/// The verdict, and every reading (none when unreadable).
+fn read_all(command: &[String]) -> (Sensors, Vec<Reading>) {
     let Some((program, args)) = command.split_first() else {
-        return Sensors::Unreadable("no sensor command configured".into());
+        return (Sensors::Unreadable("no sensor command configured".into()), Vec::new());
     };
-    match std::process::Command::new(program).args(args).output() {
+    let verdict = match std::process::Command::new(program).args(args).output() {
         Ok(out) if out.status.success() => {
-            Sensors::Read { critical: critical(&String::from_utf8_lossy(&out.stdout)) }
+            let text = String::from_utf8_lossy(&out.stdout);
+            return (Sensors::Read { critical: critical(&text) }, readings(&text));
         }
         Ok(out) => Sensors::Unreadable(format!(
             "`{}` exited with {}: {}",
@@ -98,7 +135,8 @@ fn read(command: &[String]) -> Sensors {
             String::from_utf8_lossy(&out.stderr).trim()
         )),
         Err(e) => Sensors::Unreadable(format!("cannot run {program}: {e}")),
-    }
+    };
+    (verdict, Vec::new())
 }
 
 #[cfg(test)]
@@ -114,6 +152,13 @@ mod tests {
                    DIMM Temp        | no reading        | ns\n";
         assert_eq!(critical(out), ["CPU Temp: 90 degrees C (cr)", "PSU 2: 0 Watts (nr)"]);
         assert!(critical("CPU Temp | 40 degrees C | ok\n").is_empty());
+    }
+
+    #[test]
+    fn every_row_is_a_reading() {
+        let r = readings("CPU Temp | 40 degrees C | ok\nheading\nPSU 1 | 0x01 | nr\n");
+        assert_eq!(r.len(), 2);
+        assert_eq!((r[1].name.as_str(), r[1].state.as_str()), ("PSU 1", "nr"));
     }
 
     #[test]
