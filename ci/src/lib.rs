@@ -20,7 +20,8 @@
 //!   scenarios and the `ci/lab` command use it; [`lab_server`] keeps one running for
 //!   `ci/lab`.
 //!
-//! - [`browser`] drives headless Chromium in a namespace (the console's page).
+//! - [`browser`] drives headless Chromium in a namespace (the console's page);
+//!   [`console_lab`] has the console's other lab tools (curl, alarm receivers, promtool).
 //!
 //! Everything that needs teardown is a guard whose `Drop` cleans up and never panics.
 
@@ -29,6 +30,7 @@ pub mod bmc;
 pub mod browser;
 pub mod checker_lab;
 mod console;
+pub mod console_lab;
 mod error;
 pub mod image;
 pub mod initramfs;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use pairos_host::Cmd;
 use pairos_lab::browser::LabBrowser;
+use pairos_lab::console_lab::{self, metric, promtool_accepts, Answer, Receivers};
 use pairos_lab::pair_host::{role, Fencing, HostPair, PAIR_ADDRESS};
 use pairos_lab::{paths, LabError};
 
@@ -21,32 +22,9 @@ const GUESSER: &str = "192.168.50.101";
 const GREEN: [u8; 3] = [0x1a, 0x7f, 0x37];
 const RED: [u8; 3] = [0xcf, 0x22, 0x2e];
 
-/// An HTTP answer: status, headers (lower-case names) and body.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-/// `curl` from the client's namespace; `extra` are curl's arguments before the URL.
+/// `curl` from the client's namespace.
 fn curl(p: &HostPair, method: &str, url: &str, extra: &[&str]) -> Result<Answer, LabError> {
-    let text = p
-        .client
-        .cmd("curl")
-        .args(["-sk", "--max-time", "10", "-i", "-X", method])
-        .args(extra)
-        .arg(url)
-        .run_text()?;
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Ok(Answer { status, headers: head.to_ascii_lowercase(), body: body.to_owned() })
+    console_lab::curl(&p.client, method, url, extra)
 }
 
 fn at(path: &str) -> String {
@@ -67,22 +45,6 @@ fn fingerprint(p: &HostPair) -> Result<serde_json::Value, LabError> {
     Ok(serde_json::from_str(&text).expect("JSON"))
 }
 
-/// Whether `promtool check metrics` accepts the text.
-fn promtool_accepts(dir: &std::path::Path, text: &str) -> Result<(), LabError> {
-    let file = dir.join("metrics.txt");
-    std::fs::write(&file, text).expect("write");
-    let out =
-        Cmd::new("sh").arg("-c").arg(format!("promtool check metrics < {} 2>&1", file.display())).run_text();
-    match out {
-        Ok(_) => Ok(()),
-        Err(e) => panic!("promtool refused /metrics: {e}\n{text}"),
-    }
-}
-
-fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
-}
-
 fn wait_answering(p: &HostPair) -> Result<(), LabError> {
     let start = std::time::Instant::now();
     loop {
@@ -93,132 +55,6 @@ fn wait_answering(p: &HostPair) -> Result<(), LabError> {
             return Err(LabError::Setup("the console does not answer at the pair's address".into()));
         }
         std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-/// The alarm receivers in the client's namespace: `ci/scripts/alarm-receivers.py` (SMTP with
-/// STARTTLS and AUTH, and HTTP) and Net-SNMP's snmptrapd, each writing what arrives to a file.
-struct Receivers {
-    dir: std::path::PathBuf,
-    cert: String,
-    _children: Vec<pairos_host::Child>,
-}
-
-impl Receivers {
-    const KINDS: [&'static str; 3] = ["mail", "snmp", "webhook"];
-    const ADDRESS: &'static str = "192.168.50.100";
-
-    fn start(p: &HostPair, lab: &std::path::Path) -> Result<Receivers, LabError> {
-        let dir = lab.join("receivers");
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        // A lab CA, and the mail server's certificate signed by it (the console is given the CA).
-        let (ca, ca_key) = (dir.join("ca.crt"), dir.join("ca.key"));
-        let (cert, key, csr) = (dir.join("smtp.crt"), dir.join("smtp.key"), dir.join("smtp.csr"));
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-        Cmd::new("openssl")
-            .args(["req", "-x509", "-days", "2", "-subj", "/CN=lab CA"])
-            .args(ec)
-            .arg("-keyout")
-            .arg(&ca_key)
-            .arg("-out")
-            .arg(&ca)
-            .run()?;
-        Cmd::new("openssl")
-            .args(["req", "-subj", "/CN=192.168.50.100"])
-            .args(ec)
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&csr)
-            .run()?;
-        let ext = dir.join("smtp.ext");
-        std::fs::write(&ext, "subjectAltName=IP:192.168.50.100\nbasicConstraints=CA:FALSE\n").expect("write");
-        Cmd::new("openssl")
-            .args(["x509", "-req", "-days", "2", "-in"])
-            .arg(&csr)
-            .arg("-CA")
-            .arg(&ca)
-            .arg("-CAkey")
-            .arg(&ca_key)
-            .args(["-CAcreateserial", "-extfile"])
-            .arg(&ext)
-            .arg("-out")
-            .arg(&cert)
-            .run()?;
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/alarm-receivers.py");
-        let mail_http = p
-            .client
-            .cmd("/usr/bin/python3")
-            .arg(&script)
-            .args([Self::ADDRESS, "2525", "8080"])
-            .arg(&cert)
-            .arg(&key)
-            .args(["alarms", "receiver password"])
-            .arg(&dir)
-            .spawn(Some(&dir.join("receivers.log")))?;
-        let conf = dir.join("snmptrapd.conf");
-        std::fs::write(&conf, "authCommunity log lab-community\n").expect("write");
-        let traps = p
-            .client
-            .cmd("snmptrapd")
-            .args(["-f", "-n", "-On", "-C", "-c"])
-            .arg(&conf)
-            .arg("-Lf")
-            .arg(dir.join("snmp.log"))
-            .arg(format!("udp:{}:1162", Self::ADDRESS))
-            .spawn(Some(&dir.join("snmptrapd.out")))?;
-        let start = std::time::Instant::now();
-        while !std::fs::read_to_string(dir.join("receivers.log"))
-            .unwrap_or_default()
-            .contains("receivers ready")
-        {
-            assert!(start.elapsed() < SOON, "the receivers did not start: see {}", dir.display());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let cert = std::fs::read_to_string(&ca).expect("the CA certificate");
-        Ok(Receivers { dir, cert, _children: vec![mail_http, traps] })
-    }
-
-    fn destinations(&self) -> serde_json::Value {
-        serde_json::json!({
-            "mail": {
-                "server": Self::ADDRESS, "port": 2525, "starttls": true, "user": "alarms",
-                "password": "receiver password", "from": "pair@lab.example", "to": ["operator@lab.example"],
-                "ca_pem": self.cert,
-            },
-            "snmp": [{ "target": format!("{}:1162", Self::ADDRESS), "community": "lab-community" }],
-            "webhooks": [{ "url": format!("http://{}:8080/alarms", Self::ADDRESS) }],
-        })
-    }
-
-    /// What arrived of `kind`: JSON lines (mail, webhook) or snmptrapd's log as one string.
-    fn lines(&self, kind: &str) -> Vec<serde_json::Value> {
-        let text = std::fs::read_to_string(self.dir.join(format!("{kind}.jsonl"))).unwrap_or_default();
-        text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-    }
-
-    /// How many of `kind` mention `text`.
-    fn count(&self, kind: &str, text: &str) -> usize {
-        match kind {
-            "snmp" => {
-                std::fs::read_to_string(self.dir.join("snmp.log")).unwrap_or_default().matches(text).count()
-            }
-            _ => self.lines(kind).iter().filter(|l| l.to_string().contains(text)).count(),
-        }
-    }
-
-    fn wait_for(&self, kind: &str, text: &str, at_least: usize) -> Result<(), LabError> {
-        let start = std::time::Instant::now();
-        while self.count(kind, text) < at_least {
-            if start.elapsed() > SOON {
-                return Err(LabError::Setup(format!(
-                    "{kind}: {text:?} did not arrive (see {})",
-                    self.dir.display()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Ok(())
     }
 }
 
@@ -317,7 +153,7 @@ fn the_console_follows_the_primary_and_keeps_its_session() -> Result<(), LabErro
 
     // Alarm destinations: a mail server that requires STARTTLS and a login, snptrapd, and an
     // HTTP receiver, all in the client's namespace; a test alarm reaches each.
-    let receivers = Receivers::start(&p, &dir)?;
+    let receivers = Receivers::start(&p.client, &dir)?;
     let as_script = [&header[..], &["-H", &bearer]].concat();
     let bad = json_body(serde_json::json!({ "webhooks": [{ "url": "ftp://192.168.50.100/" }] }));
     let a =

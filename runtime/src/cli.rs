@@ -15,6 +15,15 @@ use clap::{Args, Parser, Subcommand};
     propagate_version = true
 )]
 pub struct Cli {
+    /// Run `pair status`, `pair switchover` or `pair maintenance` against the pair's console at
+    /// this address (`https://ADDRESS`) instead of this node; the password comes from
+    /// $PAIROS_PASSWORD or standard input.
+    #[arg(long, global = true, value_name = "URL", env = "PAIROS_PAIR")]
+    pub pair: Option<String>,
+    /// The pair's certificate (PEM or DER; `pairos console fingerprint --pem` prints it): the
+    /// only one trusted with --pair.
+    #[arg(long, global = true, value_name = "FILE", env = "PAIROS_PAIR_CERT")]
+    pub pair_cert: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -616,4 +625,7 @@ pub struct ConsoleFingerprintArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Print the certificate itself (PEM), for `pairos --pair-cert`.
+    #[arg(long, conflicts_with = "json")]
+    pub pem: bool,
 }

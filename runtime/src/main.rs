@@ -11,7 +11,11 @@ fn main() -> ExitCode {
     // The kernel starts the initramfs's /init (a link to us) with no arguments.
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let as_init = std::path::Path::new(&argv0).file_name().is_some_and(|n| n == "init");
-    let cli = if as_init { Cli { command: commands::init_command() } } else { Cli::parse() };
+    let cli = if as_init {
+        Cli { pair: None, pair_cert: None, command: commands::init_command() }
+    } else {
+        Cli::parse()
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

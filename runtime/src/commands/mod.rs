@@ -21,6 +21,9 @@ pub fn init_command() -> Command {
 
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
+    if cli.pair.is_some() && !matches!(cli.command, Command::Pair(_)) {
+        anyhow::bail!("--pair works with `pair status`, `pair switchover` and `pair maintenance`");
+    }
     match cli.command {
         Command::Boards(cmd) => boards::run(cmd),
         Command::Build(args) => build::run(&args),
@@ -28,7 +31,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Install(args) => install::run(&args),
         Command::Run(args) => crate::run::run(&args),
         Command::Status(args) => status::run(&args),
-        Command::Pair(cmd) => pair::run(cmd),
+        Command::Pair(cmd) => match cli.pair {
+            Some(url) => pair::remote(cmd, &url, cli.pair_cert.as_deref()),
+            None => pair::run(cmd),
+        },
         Command::Volume(cmd) => volume::run(cmd),
         Command::Witness(cmd) => witness::run(cmd),
         Command::Console(cmd) => console::run(cmd),

@@ -81,6 +81,47 @@ pub fn run(cmd: PairCommand) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
+/// A `pair` command against the pair's console (`pairos --pair https://ADDRESS ...`).
+pub fn remote(cmd: PairCommand, url: &str, cert: Option<&std::path::Path>) -> anyhow::Result<Exit> {
+    use crate::console::remote::{password, Remote};
+    let cert = cert.context(
+        "--pair needs the pair's certificate: --pair-cert FILE (pairos console fingerprint --pem)",
+    )?;
+    let r = Remote::login(url, cert, &password()?)?;
+    match cmd {
+        PairCommand::Status(a) => {
+            let state = r.get("/api/v1/state")?;
+            if a.json {
+                crate::output::json(&state)?;
+            } else {
+                let s: status::PairStatus = serde_json::from_value(state["pair"].clone())
+                    .context("the console's answer has no pair status")?;
+                print!("{}", status::render(&s));
+                if let Ok(v) =
+                    serde_json::from_value::<crate::volumes::view::VolumesView>(state["volumes"].clone())
+                {
+                    if !v.volumes.is_empty() {
+                        print!("volumes, {}", crate::volumes::view::render(&v));
+                    }
+                }
+                println!("served by {} at {url}", state["served_by"].as_str().unwrap_or("?"));
+            }
+            Ok(Exit::Success)
+        }
+        PairCommand::Switchover(_) => {
+            let v = r.post("/api/v1/switchover", &serde_json::json!({}))?;
+            println!("{}", v["done"].as_str().unwrap_or_default());
+            Ok(Exit::Success)
+        }
+        PairCommand::Maintenance(a) => {
+            let v = r.post("/api/v1/maintenance", &serde_json::json!({ "on": a.state == OnOff::On }))?;
+            println!("{}", v["done"].as_str().unwrap_or_default());
+            Ok(Exit::Success)
+        }
+        _ => bail!("with --pair, only `pair status`, `pair switchover` and `pair maintenance` run remotely"),
+    }
+}
+
 /// Prints the daemon's answer; a refusal is a failure with its reason.
 fn answer(a: Result<String, String>) -> anyhow::Result<Exit> {
     match a {

@@ -28,6 +28,11 @@ pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
+/// The console's certificate (what the TLS handshake shows, as a file for `--pair-cert`).
+pub async fn certificate(State(c): State<Shared>) -> Response {
+    ([(header::CONTENT_TYPE, "application/x-pem-file")], c.certificate_pem.clone()).into_response()
+}
+
 pub async fn metrics(State(c): State<Shared>) -> Response {
     let text = super::metrics::render(&c.snapshot());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()

@@ -87,6 +87,15 @@ pub fn fingerprint(cert_der: &[u8]) -> String {
     Sha256::digest(cert_der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
+/// The certificate as PEM.
+pub fn pem(cert_der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(cert_der);
+    let lines: Vec<&str> =
+        b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("base64 is ASCII")).collect();
+    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
+}
+
 /// The names a pair's certificate covers: its address and the nodes' management addresses.
 pub fn names(pair_address: Option<&str>, management: &[String]) -> Vec<String> {
     let mut names: Vec<String> = pair_address.into_iter().map(str::to_owned).collect();

@@ -18,6 +18,7 @@ pub mod metrics;
 mod page;
 pub mod password;
 pub mod peer;
+pub mod remote;
 mod server;
 pub mod session;
 pub mod snapshot;
@@ -53,6 +54,8 @@ pub(crate) struct Console {
     pub throttle: Mutex<throttle::Throttle>,
     pub acks: acks::Acks,
     pub fingerprint: String,
+    /// The certificate, PEM (served at `/api/v1/certificate`).
+    pub certificate_pem: String,
     pub pair_id: String,
     pub peer: std::sync::Arc<Mutex<peer::PeerParts>>,
 }

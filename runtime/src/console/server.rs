@@ -30,6 +30,7 @@ pub(crate) fn router(console: Shared) -> Router {
         .route("/style.css", get(page::style))
         .route("/metrics", get(api::metrics))
         .route("/api/openapi.json", get(api::openapi))
+        .route("/api/v1/certificate", get(api::certificate))
         .route("/api/v1/session", get(api::session_get).post(api::login).delete(api::logout))
         .route("/api/v1/password", post(api::first_password))
         .merge(private)
@@ -78,6 +79,7 @@ pub fn serve(cfg: ConsoleConfig, say: fn(String)) -> anyhow::Result<()> {
         throttle: Mutex::new(super::throttle::Throttle::default()),
         acks: super::acks::Acks::load(&cfg.state_dir),
         fingerprint: fingerprint.clone(),
+        certificate_pem: certificate::pem(&cert_der),
         pair_id: cfg.pair_id.clone(),
         peer: Arc::default(),
     });
