@@ -94,16 +94,25 @@ impl LabBrowser {
         self.runtime.block_on(self.client().goto(url)).map_err(setup(url))
     }
 
+    /// The element `css` once it is shown (a page may still be working out which form to show),
+    /// waited for up to 20 s.
+    async fn element(&self, css: &str) -> Result<fantoccini::elements::Element, fantoccini::error::CmdError> {
+        let start = Instant::now();
+        loop {
+            let e =
+                self.client().wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await?;
+            if e.is_displayed().await? || start.elapsed() > Duration::from_secs(20) {
+                return Ok(e);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Types `text` into the element `css`.
     pub fn fill(&self, css: &str, text: &str) -> Result<(), LabError> {
         self.runtime
             .block_on(async {
-                let e = self
-                    .client()
-                    .wait()
-                    .at_most(Duration::from_secs(20))
-                    .for_element(Locator::Css(css))
-                    .await?;
+                let e = self.element(css).await?;
                 e.clear().await?;
                 e.send_keys(text).await
             })
@@ -111,17 +120,7 @@ impl LabBrowser {
     }
 
     pub fn click(&self, css: &str) -> Result<(), LabError> {
-        self.runtime
-            .block_on(async {
-                let e = self
-                    .client()
-                    .wait()
-                    .at_most(Duration::from_secs(20))
-                    .for_element(Locator::Css(css))
-                    .await?;
-                e.click().await
-            })
-            .map_err(setup(css))
+        self.runtime.block_on(async { self.element(css).await?.click().await }).map_err(setup(css))
     }
 
     /// The value of a JavaScript expression in the page.

@@ -185,6 +185,32 @@ fn the_console_follows_the_primary_and_keeps_its_session() -> Result<(), LabErro
     )
     .expect("copy the document");
 
+    // The command line, remotely: `pairos --pair https://ADDRESS pair status`, trusting only the
+    // pair's certificate; with the wrong password it is refused.
+    let pem = dir.join("pair.pem");
+    let text = Cmd::new(paths::pairos_bin()?)
+        .args(["console", "fingerprint", "--pair-id", "hostpair", "--pem", "--key-file"])
+        .arg(p.nodes[0].dir.join("pair.key"))
+        .args(["--name", PAIR_ADDRESS, "--name", "192.168.50.11", "--name", "192.168.50.12"])
+        .run_text()?;
+    std::fs::write(&pem, text).expect("write");
+    let remote = |password: &str| {
+        p.client
+            .cmd(paths::pairos_bin().expect("built").to_str().expect("utf-8"))
+            .args(["--pair", &at(""), "--pair-cert"])
+            .arg(&pem)
+            .args(["pair", "status"])
+            .env("PAIROS_PASSWORD", password)
+            .run_text()
+    };
+    let text = remote(PASSWORD)?;
+    assert!(text.contains("node-1: primary (epoch") && text.contains("served by node-1"), "{text}");
+    let refused = remote("not the password either");
+    assert!(refused.as_ref().is_err_and(|e| e.to_string().contains("wrong password")), "{refused:?}");
+    let local = p.pair_cmd(0, &["status"])?;
+    assert!(local.contains(&format!("console: https://{PAIR_ADDRESS}/")), "{local}");
+    assert!(local.contains(fp["sha256"].as_str().expect("sha256")), "{local}");
+
     // Nothing of the console on the private link: node b cannot reach a's console there.
     let private = p.nodes[1].ns.cmd("curl").args(["-sk", "--max-time", "5", "https://10.77.0.1/"]).run_text();
     assert!(private.is_err(), "the console answered on the private link: {private:?}");

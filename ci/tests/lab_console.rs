@@ -79,7 +79,15 @@ fn the_console_shows_a_failover_and_a_heal_in_a_browser() -> Result<(), LabError
     )?;
     assert_eq!(a.status, 200, "{a:?}");
     // The volume managers carry the document to node-2 within seconds; it sends the failover
-    // alarm later, so it must have the destinations by then.
+    // alarm later, so it must have the destinations by then (asked at its management address,
+    // with the same session: both nodes believe it).
+    let start = std::time::Instant::now();
+    while !curl(client, "GET", "https://192.168.50.12/api/v1/alarm-destinations", &["-H", &bearer])
+        .is_ok_and(|a| a.body.contains("/alarms"))
+    {
+        assert!(start.elapsed() < 2 * MINUTE, "node-2 never got the alarm destinations");
+        std::thread::sleep(Duration::from_secs(2));
+    }
     let a = curl(client, "POST", &at("/api/v1/alarm-destinations/test"), &["-H", &bearer])?;
     assert!(a.body.matches("\"sent\":true").count() == 3, "{a:?}");
     for kind in Receivers::KINDS {
@@ -131,10 +139,21 @@ fn the_console_shows_a_failover_and_a_heal_in_a_browser() -> Result<(), LabError
     pair.power('a', true)?;
     browser.wait_for(
         "node-1 imaging itself, with its progress",
-        "/Writing: [0-9]+%/.test(document.querySelector('[data-step=\"imaging\"]')?.textContent || '')",
+        "/writing: [0-9]+%/i.test(document.querySelector('[data-step=\"imaging\"]')?.textContent || '')",
         5 * MINUTE,
     )?;
     let shot = browser.screenshot("imaging")?;
+    // How it got there, from node-2's console: node-1's first boot was sent to its (blank)
+    // disk, node-2 reset it through its BMC when it did not join, and its next network boot
+    // was offered recovery. Nobody typed a command on node-1.
+    for line in [
+        "LocalBoot (a known peer, not live: told to boot its disk)",
+        "has not joined: its disk does not boot; resetting it",
+        "node-1 reset through IPMI",
+        "Recover (a known peer that network-booted again",
+    ] {
+        pair.wait_console('b', from_b, line, MINUTE)?;
+    }
     assert!(
         shot.count(RED, 24) > 200,
         "node-1 is still silent while it images itself: {}",

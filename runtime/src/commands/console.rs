@@ -56,7 +56,9 @@ pub fn run(cmd: ConsoleCommand) -> anyhow::Result<Exit> {
             let key = pair_key(&a.key_file)?;
             let cert = certificate::derive(&key, &a.pair_id, &a.names)?;
             let fingerprint = certificate::fingerprint(&cert.cert_der);
-            if a.json {
+            if a.pem {
+                print!("{}", certificate::pem(&cert.cert_der));
+            } else if a.json {
                 crate::output::json(
                     &serde_json::json!({ "sha256": fingerprint, "spki_sha256": cert.spki_sha256 }),
                 )?;

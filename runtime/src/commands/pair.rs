@@ -63,13 +63,18 @@ pub fn run(cmd: PairCommand) -> anyhow::Result<Exit> {
                     #[serde(flatten)]
                     pair: &'a status::PairStatus,
                     volumes: Option<crate::volumes::view::VolumesView>,
+                    console: Option<serde_json::Value>,
                 }
-                crate::output::json(&Shown { pair: &s, volumes })?;
+                let console = std::fs::read(a.run_dir.join(crate::console::INFO_FILE))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                crate::output::json(&Shown { pair: &s, volumes, console })?;
             } else {
                 print!("{}", status::render(&s));
                 if let Some(v) = volumes.filter(|v| !v.volumes.is_empty()) {
                     print!("volumes, {}", crate::volumes::view::render(&v));
                 }
+                print!("{}", crate::console::status_line(&a.run_dir).unwrap_or_default());
             }
         }
         PairCommand::Switchover(a) => return answer(control::ask(&a.run_dir, control::Request::Switchover)?),

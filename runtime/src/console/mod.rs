@@ -14,6 +14,7 @@ pub mod alarms;
 mod api;
 mod auth;
 pub mod certificate;
+mod destinations;
 pub mod metrics;
 mod page;
 pub mod password;
@@ -29,6 +30,16 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub use server::serve;
+
+/// Where the serving console says where it is and its certificate's fingerprint (run folder).
+pub const INFO_FILE: &str = "console.json";
+
+/// The console's line in `pairos pair status`, when it runs.
+pub fn status_line(run_dir: &std::path::Path) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(run_dir.join(INFO_FILE)).ok()?).ok()?;
+    let urls: Vec<&str> = v["urls"].as_array()?.iter().filter_map(|u| u.as_str()).collect();
+    Some(format!("console: {} (certificate SHA-256 {})\n", urls.join(" "), v["sha256"].as_str()?))
+}
 
 /// What `pairos console serve` is told.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio_rustls::TlsAcceptor;
 
 use super::auth::{require_session, security_headers, Peer};
-use super::{api, certificate, page, Console, ConsoleConfig, Shared};
+use super::{api, certificate, destinations, page, Console, ConsoleConfig, Shared};
 
 pub(crate) fn router(console: Shared) -> Router {
     let private = Router::new()
@@ -21,8 +21,8 @@ pub(crate) fn router(console: Shared) -> Router {
         .route("/api/v1/alarms/{id}/acknowledge", post(api::acknowledge))
         .route("/api/v1/switchover", post(api::switchover))
         .route("/api/v1/maintenance", post(api::maintenance))
-        .route("/api/v1/alarm-destinations", get(api::destinations_get).put(api::destinations_put))
-        .route("/api/v1/alarm-destinations/test", post(api::destinations_test))
+        .route("/api/v1/alarm-destinations", get(destinations::get).put(destinations::put))
+        .route("/api/v1/alarm-destinations/test", post(destinations::test))
         .route_layer(axum::middleware::from_fn_with_state(console.clone(), require_session));
     Router::new()
         .route("/", get(page::index))
@@ -74,7 +74,7 @@ pub fn serve(cfg: ConsoleConfig, say: fn(String)) -> anyhow::Result<()> {
         .context("the console certificate")?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     let console = Arc::new(Console {
-        sources: super::snapshot::Sources { run_dir: cfg.run_dir.clone(), state_dir: cfg.state_dir.clone() },
+        sources: super::snapshot::Sources::new(cfg.run_dir.clone(), cfg.state_dir.clone()),
         sessions: super::session::Sessions::new(key),
         throttle: Mutex::new(super::throttle::Throttle::default()),
         acks: super::acks::Acks::load(&cfg.state_dir),
@@ -96,6 +96,9 @@ pub fn serve(cfg: ConsoleConfig, say: fn(String)) -> anyhow::Result<()> {
             cfg.listen,
             cfg.interface.as_deref().unwrap_or("every interface")
         ));
+        // For `pairos pair status`: where the console is and its certificate's fingerprint.
+        let shown = serde_json::json!({ "urls": cfg.names.iter().filter(|n| *n != "localhost").map(|n| format!("https://{n}/")).collect::<Vec<_>>(), "sha256": fingerprint });
+        let _ = pairos_host::write_atomically(&cfg.run_dir.join(super::INFO_FILE), shown.to_string().as_bytes());
         // Alarms are sent by the console that serves: a second one (which cannot listen) says
         // nothing twice.
         std::thread::spawn(move || super::alarms::dispatch::watch(&console, say));

@@ -30,10 +30,13 @@ pub struct NodeParts {
 }
 
 /// Where the node's services write.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Sources {
     pub run_dir: PathBuf,
     pub state_dir: PathBuf,
+    /// The events file as last read (by its length: it is only appended to), so that a page
+    /// watching the state does not read the node's whole history four times a second.
+    events: std::sync::Mutex<Option<(u64, Vec<Event>, RoleChanges)>>,
 }
 
 /// An alarm: something wrong now, with its severity; its id stays the same while it lasts.
@@ -111,6 +114,35 @@ pub fn alarm_id(source: &str, node: &str, text: &str) -> String {
 }
 
 impl Sources {
+    pub fn new(run_dir: PathBuf, state_dir: PathBuf) -> Sources {
+        Sources { run_dir, state_dir, events: std::sync::Mutex::default() }
+    }
+
+    /// The last events and the role changes by cause, from the events file.
+    fn events(&self) -> (Vec<Event>, RoleChanges) {
+        let path = self.state_dir.join(EVENTS_FILE);
+        let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+        let mut cache = self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((seen, events, changes)) = cache.as_ref() {
+            if *seen == len {
+                return (events.clone(), *changes);
+            }
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let all: Vec<Event> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let mut changes = RoleChanges::default();
+        for e in all.iter().filter(|e| e.what == "primary") {
+            match cause(&e.why) {
+                "failover" => changes.failover += 1,
+                "switchover" => changes.switchover += 1,
+                _ => changes.other += 1,
+            }
+        }
+        let events = all[all.len().saturating_sub(EVENTS_KEPT)..].to_vec();
+        *cache = Some((len, events.clone(), changes));
+        (events, changes)
+    }
+
     pub fn parts(&self) -> NodeParts {
         NodeParts {
             pair: read_json(&pair_status::status_path(&self.run_dir)),
@@ -124,17 +156,7 @@ impl Sources {
     pub fn read(&self, fingerprint: &str, acknowledged: &dyn Fn(&str) -> bool, peer: PeerParts) -> Snapshot {
         let NodeParts { pair, node: node_status, sensors, volumes } = self.parts();
         let workloads: Option<RunnerView> = read_json(&self.run_dir.join(VIEW_FILE));
-        let text = std::fs::read_to_string(self.state_dir.join(EVENTS_FILE)).unwrap_or_default();
-        let all: Vec<Event> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-        let mut role_changes = RoleChanges::default();
-        for e in all.iter().filter(|e| e.what == "primary") {
-            match cause(&e.why) {
-                "failover" => role_changes.failover += 1,
-                "switchover" => role_changes.switchover += 1,
-                _ => role_changes.other += 1,
-            }
-        }
-        let events = all[all.len().saturating_sub(EVENTS_KEPT)..].to_vec();
+        let (events, role_changes) = self.events();
         let node = pair.as_ref().map(|p| p.node.clone()).unwrap_or_default();
         let mut alarms = Vec::new();
         let mut add = |source: &str, severity: &str, text: &str| {
@@ -193,7 +215,7 @@ mod tests {
         let (run, state) = (dir.path().join("run"), dir.path().join("state"));
         std::fs::create_dir_all(&run).expect("mkdir");
         std::fs::create_dir_all(&state).expect("mkdir");
-        let sources = Sources { run_dir: run.clone(), state_dir: state.clone() };
+        let sources = Sources::new(run.clone(), state.clone());
         let empty = sources.read("FP", &|_| false, PeerParts::default());
         assert_eq!(empty.alarms.len(), 1);
         assert!(empty.alarms[0].text.contains("not running"));

@@ -121,7 +121,7 @@ function healing(s) {
   if (!r && !n.enrolment && !syncing.length) return [];
   const steps = [];
   steps.push(["network boot", boots.length ? boots[boots.length - 1] : "—", boots.length > 0]);
-  steps.push(["imaging", r ? `${r.step}: ${r.percent}% (${Math.round(r.written_bytes / 1048576)} of ${Math.round(r.total_bytes / 1048576)} MiB) ${r.message}` : "—", !!r && r.step === "Finished", r ? r.percent : null]);
+  steps.push(["imaging", r ? `${r.step}: ${r.percent}% (${Math.round(r.written_bytes / 1048576)} of ${Math.round(r.total_bytes / 1048576)} MiB) ${r.message}` : "—", !!r && String(r.step).toLowerCase() === "finished", r ? r.percent : null]);
   steps.push(["enrolment", n.enrolment || (s.pair && s.pair.peer && s.pair.peer.live ? "the peer is back in the pair" : "—"), !!(s.pair && s.pair.peer && s.pair.peer.live)]);
   const pct = syncing.length ? Math.min(...syncing.map((v) => v.done_percent || 0)) : 100;
   steps.push(["sync", syncing.length ? syncing.map((v) => `${v.name} ${v.peer_disk} ${v.done_percent != null ? v.done_percent.toFixed(1) + "%" : ""}`).join(", ") : "every volume in sync", !syncing.length, pct]);
@@ -235,6 +235,7 @@ document.addEventListener("DOMContentLoaded", () => {
       csrf = r.csrf;
       show("dashboard");
       listen();
+      loadDestinations().catch(() => {});
     } catch (err) { $("setup-error").textContent = err.message; }
   });
   $("logout").addEventListener("click", async () => {
