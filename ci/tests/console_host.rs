@@ -87,13 +87,6 @@ fn the_console_follows_the_primary_and_keeps_its_session() -> Result<(), LabErro
     assert!(a.headers.contains("httponly") && a.headers.contains("samesite=strict"), "{a:?}");
     let a = curl(&p, "POST", &at("/api/v1/password"), &[&header[..], &["--data", &good]].concat())?;
     assert_eq!(a.status, 409, "a second first password: {a:?}");
-    // A real pair's volume managers carry the document to the peer; the host pair has none.
-    std::fs::copy(
-        p.nodes[0].dir.join("state/pair-config.json"),
-        p.nodes[1].dir.join("state/pair-config.json"),
-    )
-    .expect("copy the document");
-
     // Wrong passwords from one address are throttled from the fourth; another address is not.
     p.client.ip(&["addr", "add", &format!("{GUESSER}/24"), "dev", "eth0"])?;
     let wrong = json_body(serde_json::json!({ "password": "not the password" }));
@@ -151,7 +144,7 @@ fn the_console_follows_the_primary_and_keeps_its_session() -> Result<(), LabErro
     assert_eq!(state["served_by"], "node-1");
     assert_eq!(state["pair"]["role"], "primary");
 
-    // Alarm destinations: a mail server that requires STARTTLS and a login, snptrapd, and an
+    // Alarm destinations: a mail server that requires STARTTLS and a login, snmptrapd, and an
     // HTTP receiver, all in the client's namespace; a test alarm reaches each.
     let receivers = Receivers::start(&p.client, &dir)?;
     let as_script = [&header[..], &["-H", &bearer]].concat();
@@ -178,6 +171,47 @@ fn the_console_follows_the_primary_and_keeps_its_session() -> Result<(), LabErro
     }
     let mail = receivers.lines("mail");
     assert!(mail[0]["tls"] == true && mail[0]["login"] == true, "STARTTLS and a login: {}", mail[0]);
+    // The page's other actions, through the API: what cannot be done changes nothing and says
+    // why. (The host pair has no volume group and no volumes; lab_console makes them for real.)
+    let doc_before = std::fs::read(p.nodes[0].dir.join("state/pair-config.json")).expect("the document");
+    let volume = serde_json::json!({ "name": "data", "size": "256M" }).to_string();
+    let a = curl(&p, "POST", &at("/api/v1/volumes"), &[&as_script[..], &["--data", &volume]].concat())?;
+    assert_eq!(a.status, 422, "no volume group here: {a:?}");
+    let bad = serde_json::json!({ "name": "Data!", "size": "256M" }).to_string();
+    let a = curl(&p, "POST", &at("/api/v1/volumes"), &[&as_script[..], &["--data", &bad]].concat())?;
+    assert!(a.status == 422 && a.body.contains("expected 1 to 32"), "{a:?}");
+    let on_b = curl(
+        &p,
+        "POST",
+        "https://192.168.50.12/api/v1/volumes",
+        &[&as_script[..], &["--data", &volume]].concat(),
+    )?;
+    assert!(on_b.status == 422 && on_b.body.contains("do it on node-1"), "the secondary refuses: {on_b:?}");
+    let example = Cmd::new(paths::pairos_bin()?).args(["workload", "example"]).run_text()?;
+    let workload = serde_json::json!({ "definition": example }).to_string();
+    let a = curl(&p, "POST", &at("/api/v1/workloads"), &[&as_script[..], &["--data", &workload]].concat())?;
+    assert!(a.status == 422 && a.body.contains("is refused (nothing was changed)"), "{a:?}");
+    assert_eq!(
+        std::fs::read(p.nodes[0].dir.join("state/pair-config.json")).expect("the document"),
+        doc_before
+    );
+    let a = curl(&p, "GET", &at("/api/v1/workloads/postgres/log"), &["-H", &bearer])?;
+    assert_eq!(a.status, 404, "{a:?}");
+    let mac = serde_json::json!({ "mac": "52:54:00:AA:BB:CC" }).to_string();
+    let a =
+        curl(&p, "POST", &at("/api/v1/enrolment/approve"), &[&as_script[..], &["--data", &mac]].concat())?;
+    assert_eq!(a.json()["approved"], "52:54:00:aa:bb:cc", "{a:?}");
+    let approved = std::fs::read_to_string(p.nodes[0].dir.join("run/approved.json")).expect("approved");
+    assert!(approved.contains("52:54:00:aa:bb:cc"), "{approved}");
+    let nonsense = serde_json::json!({ "mac": "nonsense" }).to_string();
+    let a = curl(
+        &p,
+        "POST",
+        &at("/api/v1/enrolment/approve"),
+        &[&as_script[..], &["--data", &nonsense]].concat(),
+    )?;
+    assert!(a.status == 422 && a.body.contains("expected a MAC address"), "{a:?}");
+
     // A real pair's volume managers carry the document to the peer; the host pair has none.
     std::fs::copy(
         p.nodes[0].dir.join("state/pair-config.json"),

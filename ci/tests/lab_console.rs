@@ -1,13 +1,14 @@
 //! Lab: the console in headless Chromium against a pair of QEMU nodes booted from our image,
 //! with BMCs. The operator's first login sets the password on the page; the dashboard shows
-//! both nodes and the primary. Alarms go to real receivers in the client's namespace (an SMTP
-//! server with STARTTLS and a login, snptrapd, an HTTP endpoint). Then the primary's VM is
-//! killed: the page, kept open on the pair's address, shows the failover and the alarm without
-//! a reload and keeps its session, the alarm is acknowledged there, and each receiver gets the
-//! failover alarm once. The dead node's disk is swapped for a blank one: it boots from its
-//! peer, images itself and rejoins, and the page shows each step. `/metrics` passes `promtool
-//! check metrics` and its failover counter moved. Screenshots of each step are kept in the
-//! lab's `browser/` folder and checked for the colours of the states they must show.
+//! both nodes and the primary; a volume is added on the page and syncs. Alarms go to real
+//! receivers in the client's namespace (an SMTP server with STARTTLS and a login, snmptrapd, an
+//! HTTP endpoint). Then the primary's VM is killed: the page, kept open on the pair's address,
+//! shows the failover and the alarm without a reload and keeps its session, the alarm is
+//! acknowledged there, and each receiver gets the failover alarm once. The dead node's disk is
+//! swapped for a blank one: it boots from its peer, images itself, rejoins and syncs the
+//! volume, and the page shows each step. `/metrics` passes `promtool check metrics` and its
+//! failover counter moved. Screenshots of each step are kept in the lab's `browser/` folder and
+//! checked for the colours of the states they must show.
 
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ const MINUTE: Duration = Duration::from_secs(60);
 const PASSWORD: &str = "the lab pair's console";
 const GREEN: [u8; 3] = [0x1a, 0x7f, 0x37];
 const RED: [u8; 3] = [0xcf, 0x22, 0x2e];
+/// The page shows volume `data` up to date here and on the peer.
+const IN_SYNC: &str = "(r => !!r && r.cells[2].textContent.includes('UpToDate') && r.cells[3].textContent === 'UpToDate')(document.querySelector('[data-volume=\"data\"]'))";
 
 fn at(path: &str) -> String {
     format!("https://{PAIR_ADDRESS}{path}")
@@ -59,6 +62,20 @@ fn the_console_shows_a_failover_and_a_heal_in_a_browser() -> Result<(), LabError
     )?;
     let shot = browser.screenshot("dashboard")?;
     assert!(shot.count(GREEN, 24) > 200, "the primary's green frame: {}", shot.path.display());
+
+    // A volume added on the page: the confirmation says what will happen; then it is made on
+    // both nodes and in sync.
+    browser.fill("#volume-name", "data")?;
+    browser.fill("#volume-size", "64M")?;
+    browser.click("#volume-form button[type=submit]")?;
+    browser.wait_for(
+        "a confirmation that says what will happen",
+        "!document.getElementById('confirm').hidden && document.getElementById('confirm-text').textContent.includes('made on both nodes')",
+        MINUTE,
+    )?;
+    browser.click("#confirm-yes")?;
+    browser.wait_for("volume data up to date on both nodes", IN_SYNC, 3 * MINUTE)?;
+    browser.screenshot("volume")?;
 
     // Alarm destinations, through the API as a script sets them, and a test alarm.
     let receivers = Receivers::start(client, &dir)?;
@@ -172,6 +189,12 @@ fn the_console_shows_a_failover_and_a_heal_in_a_browser() -> Result<(), LabError
         BOOT + 2 * MINUTE,
     )?;
     browser.screenshot("rejoined")?;
+    browser.wait_for(
+        "node-1's side of data synced in full",
+        &format!("{IN_SYNC} && document.querySelector('[data-step=\"sync\"]')?.dataset.done === 'true'"),
+        5 * MINUTE,
+    )?;
+    browser.screenshot("in-sync")?;
 
     // The failover alarm reached each receiver once.
     for kind in Receivers::KINDS {

@@ -17,12 +17,7 @@ fn mac_arg(mac: &str) -> anyhow::Result<String> {
 pub fn run(cmd: PairCommand) -> anyhow::Result<Exit> {
     match cmd {
         PairCommand::Approve(a) => {
-            let mac = mac_arg(&a.mac)?;
-            let mut approved = services::approved(&a.approved);
-            if !approved.contains(&mac) {
-                approved.push(mac.clone());
-            }
-            write_atomically(&a.approved, &serde_json::to_vec_pretty(&approved).expect("serialises"))?;
+            let mac = services::approve(&a.approved, &a.mac)?;
             println!("approved {mac}: it enrols the next time it asks (within seconds)");
         }
         PairCommand::ForgetPeer(a) => {

@@ -8,7 +8,6 @@ use anyhow::{bail, Context};
 use crate::cli::{VolumeCommand, VolumeFencePeerArgs, VolumeFolders};
 use crate::pair::daemon::control;
 use crate::pair::daemon::status;
-use crate::volumes::manager::FIRST_GENERATION_DIR;
 use crate::volumes::view::{self, VolumesView};
 use crate::Exit;
 use pairos_mirror::document::PairConfig;
@@ -104,35 +103,18 @@ pub(crate) fn document(a: &VolumeFolders) -> anyhow::Result<PairConfig> {
 }
 
 fn create(name: &str, size: &str, a: &VolumeFolders) -> anyhow::Result<Exit> {
-    // Everything is checked before anything is made.
-    let name: VolumeName = name.parse().map_err(anyhow::Error::msg)?;
-    let size = parse_size(size).map_err(anyhow::Error::msg)?;
-    let s = on_the_primary(a, "made")?;
-    let mut doc = document(a)?;
-    let volume = doc.add(name.clone(), size, &s.node)?.clone();
-    let backups = a.state.join("lvm");
-    let free = lvm::vg_free(&backups)?;
-    if size > free {
-        bail!(
-            "volume {name} needs {}, and the data partition has {} free: nothing was made",
-            show_size(size),
-            show_size(free)
-        );
-    }
-    lvm::ensure_lv(name.as_str(), size, &backups)?;
-    // This node starts the volume's first generation once its manager has brought it up.
-    pairos_host::write_atomically(&a.state.join(FIRST_GENERATION_DIR).join(name.as_str()), b"")?;
-    doc.save(&a.state)?;
-    let device = format!("/dev/drbd{}", volume.minor);
+    let c = crate::volumes::create::create(&a.state, &a.run_dir, name, size)?;
     if a.json {
         crate::output::json(&serde_json::json!({
-            "name": name, "size": size, "device": device, "version": doc.version,
+            "name": c.name, "size": c.size, "device": c.device, "version": c.version,
         }))?;
     } else {
         println!(
-            "volume {name}: {}, {device} on both nodes (pair configuration version {}); the peer makes its side within seconds",
-            show_size(size),
-            doc.version
+            "volume {}: {}, {} on both nodes (pair configuration version {}); the peer makes its side within seconds",
+            c.name,
+            show_size(c.size),
+            c.device,
+            c.version
         );
     }
     Ok(Exit::Success)

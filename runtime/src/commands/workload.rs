@@ -1,16 +1,16 @@
 //! `pairos workload`: define the pair's workloads. The command checks a definition on the
 //! primary and changes the pair's configuration document; the peer adopts the new version.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::{bail, Context};
 
 use crate::cli::{VolumeFolders, WorkloadCommand};
 use crate::commands::volume::{document, on_the_primary, say_changed};
+use crate::workloads::define::define;
 use crate::Exit;
 use pairos_mirror::document::PairConfig;
-use pairos_workload::spec::{Surroundings, Workload, EXAMPLE};
+use pairos_workload::spec::{Workload, EXAMPLE};
 
 pub fn run(cmd: WorkloadCommand) -> anyhow::Result<Exit> {
     match cmd {
@@ -26,42 +26,10 @@ pub fn run(cmd: WorkloadCommand) -> anyhow::Result<Exit> {
     }
 }
 
-/// This node and the pair, as a definition is checked against them.
-struct ThisNode<'a> {
-    doc: &'a PairConfig,
-}
-
-impl Surroundings for ThisNode<'_> {
-    fn has_volume(&self, name: &str) -> bool {
-        self.doc.volumes.iter().any(|v| v.name.as_str() == name)
-    }
-
-    fn is_program(&self, path: &Path) -> bool {
-        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    }
-
-    fn has_user(&self, name: &str) -> bool {
-        matches!(nix::unistd::User::from_name(name), Ok(Some(_)))
-    }
-}
-
 fn add(file: &Path, replace: bool, a: &VolumeFolders) -> anyhow::Result<Exit> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let workload = Workload::from_toml(&text, &file.display().to_string()).map_err(anyhow::Error::msg)?;
-    on_the_primary(a, "defined")?;
-    let mut doc = document(a)?;
-    let wrong = workload.check(&ThisNode { doc: &doc });
-    if !wrong.is_empty() {
-        bail!(
-            "{}: workload {:?} is refused (nothing was changed):\n  {}",
-            file.display(),
-            workload.name,
-            wrong.join("\n  ")
-        );
-    }
-    let name = workload.name.clone();
-    doc.add_workload(workload, replace)?;
-    doc.save(&a.state)?;
+    let (name, _) = define(&a.state, &a.run_dir, &text, &file.display().to_string(), replace)?;
+    let doc = document(a)?;
     say_changed(a.json, "workload", &name, &doc, if replace { "is defined anew" } else { "is added" })
 }
 

@@ -10,6 +10,7 @@
 //! password is an argon2id hash in the pair's document ([`password`]).
 
 pub mod acks;
+mod actions;
 pub mod alarms;
 mod api;
 mod auth;

@@ -11,7 +11,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio_rustls::TlsAcceptor;
 
 use super::auth::{require_session, security_headers, Peer};
-use super::{api, certificate, destinations, page, Console, ConsoleConfig, Shared};
+use super::{actions, api, certificate, destinations, page, Console, ConsoleConfig, Shared};
 
 pub(crate) fn router(console: Shared) -> Router {
     let private = Router::new()
@@ -21,6 +21,10 @@ pub(crate) fn router(console: Shared) -> Router {
         .route("/api/v1/alarms/{id}/acknowledge", post(api::acknowledge))
         .route("/api/v1/switchover", post(api::switchover))
         .route("/api/v1/maintenance", post(api::maintenance))
+        .route("/api/v1/volumes", post(actions::add_volume))
+        .route("/api/v1/workloads", post(actions::add_workload))
+        .route("/api/v1/workloads/{name}/log", get(actions::workload_log))
+        .route("/api/v1/enrolment/approve", post(actions::approve))
         .route("/api/v1/alarm-destinations", get(destinations::get).put(destinations::put))
         .route("/api/v1/alarm-destinations/test", post(destinations::test))
         .route_layer(axum::middleware::from_fn_with_state(console.clone(), require_session));

@@ -62,6 +62,20 @@ pub fn approved(file: &Path) -> Vec<String> {
     std::fs::read(file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }
 
+/// Approves the newcomer with private-link MAC `mac` (normalised): it enrols the next time it
+/// asks. `pairos pair approve` and the console both come here.
+pub fn approve(file: &Path, mac: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let mac = super::enrolment::normal_mac(mac)
+        .with_context(|| format!("{mac:?}: expected a MAC address like 52:54:00:12:34:56"))?;
+    let mut list = approved(file);
+    if !list.contains(&mac) {
+        list.push(mac.clone());
+    }
+    super::identity::write_atomically(file, &serde_json::to_vec_pretty(&list).expect("serialises"))?;
+    Ok(mac)
+}
+
 struct Hooks {
     me: NodeConfig,
     key: PairKey,

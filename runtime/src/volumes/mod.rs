@@ -5,6 +5,7 @@
 //! call; [`split_brain`] is how a split brain is resolved with nothing thrown away; [`view`] is
 //! what `pairos volume list` and the status show.
 
+pub mod create;
 pub mod manager;
 pub mod outdate;
 pub mod split_brain;

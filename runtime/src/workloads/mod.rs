@@ -2,6 +2,7 @@
 //! their processes ([`process`]), their output ([`logs`]) and their health checks
 //! ([`health`]). What a workload is, and its restart budget, is `pairos_workload`'s.
 
+pub mod define;
 pub mod filesystem;
 pub mod health;
 pub mod logs;

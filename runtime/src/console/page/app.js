@@ -166,7 +166,7 @@ function render(s) {
   }));
   const wbody = $("workloads").tBodies[0];
   wbody.replaceChildren(...(s.workloads ? s.workloads.workloads : []).map((w) =>
-    el("tr", { "data-workload": w.name, "data-state": w.state }, el("td", {}, w.name), el("td", { class: w.state }, w.state),
+    el("tr", { "data-workload": w.name, "data-state": w.state }, el("td", {}, w.name, " ", logButton(w.name)), el("td", { class: w.state }, w.state),
       el("td", {}, w.restarts_left), el("td", {}, w.last_failure || ""))));
   $("events").replaceChildren(...s.events.slice().reverse().slice(0, 30).map((e) =>
     el("li", { "data-what": e.what }, `${new Date(e.time * 1000).toISOString().replace("T", " ").slice(0, 19)} ${e.node} ${e.what} (epoch ${e.epoch}): ${e.why}`)));
@@ -206,6 +206,19 @@ function destinationsFromForm() {
 
 function results(lines) {
   $("destinations-result").replaceChildren(...lines.map((l) => el("li", { class: l.ok ? "part ok" : "part bad" }, l.text)));
+}
+
+function logButton(name) {
+  const b = el("button", { type: "button", "data-log": name }, "log");
+  b.addEventListener("click", async () => {
+    try {
+      const r = await api("GET", `/api/v1/workloads/${encodeURIComponent(name)}/log?lines=200`);
+      $("log-title").textContent = `Log of ${name} (last ${r.lines.length} lines)`;
+      $("log").textContent = r.lines.join("\n");
+      $("log-section").hidden = false;
+    } catch (err) { $("action-result").textContent = err.message; }
+  });
+  return b;
 }
 
 function ask(text, action) {
@@ -253,6 +266,24 @@ document.addEventListener("DOMContentLoaded", () => {
     ask(on ? "Maintenance mode: the pair keeps its primary where it is and does not fail over until maintenance ends."
            : "End maintenance: the pair fails over again when the primary fails.",
       () => api("POST", "/api/v1/maintenance", { on }));
+  });
+  $("volume-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const name = $("volume-name").value.trim(), size = $("volume-size").value.trim();
+    ask(`Add volume ${name} of ${size}: it is made on both nodes and mirrored; the new node's side syncs in full.`,
+      async () => { const r = await api("POST", "/api/v1/volumes", { name, size }); return { done: `volume ${r.name} is ${r.device}` }; });
+  });
+  $("workload-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const definition = $("workload-definition").value;
+    ask("Add this workload: it is checked whole; if anything is wrong nothing changes, otherwise the primary starts it and the peer learns it.",
+      async () => { const r = await api("POST", "/api/v1/workloads", { definition }); return { done: `workload ${r.name} added` }; });
+  });
+  $("approve-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const mac = $("approve-mac").value.trim();
+    ask(`Approve ${mac}: the next time it asks, it is given the pair's key and images itself from this node.`,
+      async () => { const r = await api("POST", "/api/v1/enrolment/approve", { mac }); return { done: `approved ${r.approved}` }; });
   });
   $("confirm-yes").addEventListener("click", async () => {
     $("confirm").hidden = true;
