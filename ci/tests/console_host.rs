@@ -186,7 +186,10 @@ fn the_console_follows_the_primary_and_keeps_its_session() -> Result<(), LabErro
         "https://192.168.50.12/api/v1/volumes",
         &[&as_script[..], &["--data", &volume]].concat(),
     )?;
-    assert!(on_b.status == 422 && on_b.body.contains("do it on node-1"), "the secondary refuses: {on_b:?}");
+    assert!(
+        on_b.status == 422 && on_b.body.contains("run this on node-1"),
+        "the secondary refuses: {on_b:?}"
+    );
     let example = Cmd::new(paths::pairos_bin()?).args(["workload", "example"]).run_text()?;
     let workload = serde_json::json!({ "definition": example }).to_string();
     let a = curl(&p, "POST", &at("/api/v1/workloads"), &[&as_script[..], &["--data", &workload]].concat())?;

@@ -27,7 +27,7 @@ pub struct Created {
 pub fn on_the_primary(run_dir: &Path, what: &str) -> anyhow::Result<PairStatus> {
     let s = status::read(&status::status_path(run_dir))?;
     if s.role != "primary" {
-        bail!("{what} on the primary, and this node ({}) is {}: do it on {}", s.node, s.role, s.peer_name);
+        bail!("{what} on the primary, and this node ({}) is {}: run this on {}", s.node, s.role, s.peer_name);
     }
     Ok(s)
 }
