@@ -55,6 +55,54 @@ pub fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
 }
 
+/// A lab CA (`dir/ca.crt`) and a server certificate signed by it for the IP addresses given:
+/// returns the paths of the CA, the certificate and its key (`dir/NAME.crt`, `dir/NAME.key`).
+pub fn lab_certificate(
+    dir: &Path,
+    name: &str,
+    addresses: &[&str],
+) -> Result<(PathBuf, PathBuf, PathBuf), LabError> {
+    let (ca, ca_key) = (dir.join("ca.crt"), dir.join("ca.key"));
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    if !ca.exists() {
+        Cmd::new("openssl")
+            .args(["req", "-x509", "-days", "2", "-subj", "/CN=lab CA"])
+            .args(ec)
+            .arg("-keyout")
+            .arg(&ca_key)
+            .arg("-out")
+            .arg(&ca)
+            .run()?;
+    }
+    let (cert, key, csr) =
+        (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")), dir.join(format!("{name}.csr")));
+    Cmd::new("openssl")
+        .args(["req", "-subj", &format!("/CN={}", addresses[0])])
+        .args(ec)
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr)
+        .run()?;
+    let ext = dir.join(format!("{name}.ext"));
+    let sans: Vec<String> = addresses.iter().map(|a| format!("IP:{a}")).collect();
+    std::fs::write(&ext, format!("subjectAltName={}\nbasicConstraints=CA:FALSE\n", sans.join(",")))
+        .map_err(crate::error::io(&ext))?;
+    Cmd::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-in"])
+        .arg(&csr)
+        .arg("-CA")
+        .arg(&ca)
+        .arg("-CAkey")
+        .arg(&ca_key)
+        .args(["-CAcreateserial", "-extfile"])
+        .arg(&ext)
+        .arg("-out")
+        .arg(&cert)
+        .run()?;
+    Ok((ca, cert, key))
+}
+
 /// The SHA-256 of the public key (base64) that the console at `address` presents, as seen from
 /// `ns`: what the lab browser trusts, so a node that answers later with another key fails.
 pub fn served_spki(ns: &Netns, address: &str) -> Result<String, LabError> {
@@ -82,40 +130,7 @@ impl Receivers {
     pub fn start(ns: &Netns, lab: &Path) -> Result<Receivers, LabError> {
         let dir = lab.join("receivers");
         std::fs::create_dir_all(&dir).expect("mkdir");
-        // A lab CA, and the mail server's certificate signed by it (the console is given the CA).
-        let (ca, ca_key) = (dir.join("ca.crt"), dir.join("ca.key"));
-        let (cert, key, csr) = (dir.join("smtp.crt"), dir.join("smtp.key"), dir.join("smtp.csr"));
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-        Cmd::new("openssl")
-            .args(["req", "-x509", "-days", "2", "-subj", "/CN=lab CA"])
-            .args(ec)
-            .arg("-keyout")
-            .arg(&ca_key)
-            .arg("-out")
-            .arg(&ca)
-            .run()?;
-        Cmd::new("openssl")
-            .args(["req", "-subj", "/CN=192.168.50.100"])
-            .args(ec)
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&csr)
-            .run()?;
-        let ext = dir.join("smtp.ext");
-        std::fs::write(&ext, "subjectAltName=IP:192.168.50.100\nbasicConstraints=CA:FALSE\n").expect("write");
-        Cmd::new("openssl")
-            .args(["x509", "-req", "-days", "2", "-in"])
-            .arg(&csr)
-            .arg("-CA")
-            .arg(&ca)
-            .arg("-CAkey")
-            .arg(&ca_key)
-            .args(["-CAcreateserial", "-extfile"])
-            .arg(&ext)
-            .arg("-out")
-            .arg(&cert)
-            .run()?;
+        let (ca, cert, key) = lab_certificate(&dir, "smtp", &[Self::ADDRESS])?;
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/alarm-receivers.py");
         let mail_http = ns
             .cmd("/usr/bin/python3")

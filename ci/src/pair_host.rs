@@ -270,7 +270,7 @@ impl HostPair {
             true => format!(
                 "while kill -0 $$ 2>/dev/null; do ip netns exec {ns} {bin} console serve --pair-id hostpair --key-file $dir/pair.key \
                  --state $dir/state --run-dir $dir/run --interface pub --listen 0.0.0.0:443 \
-                 --name {PAIR_ADDRESS} --name 192.168.50.11 --name 192.168.50.12 --peer 192.168.50.1{p}:443 \
+                 --name {PAIR_ADDRESS} --name 192.168.50.11 --name 192.168.50.12 --peer 192.168.50.1{p}:7443 \
                  >>$dir/console.log 2>&1; sleep 0.2; done &\n\
                  echo $! > $dir/console-loop.pid",
                 bin = bin.display()

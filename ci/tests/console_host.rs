@@ -259,6 +259,51 @@ fn the_console_follows_the_primary_and_keeps_its_session() -> Result<(), LabErro
     assert_eq!(metric(&m.body, "pairos_primary{node=\"node-1\"}"), Some(1.0), "{}", m.body);
     assert_eq!(metric(&m.body, "pairos_role_changes_total{node=\"node-1\",cause=\"failover\"}"), Some(0.0));
 
+    // The operator's own certificate: refused unless it is a certificate and its key; then both
+    // nodes present it (checked against its CA), the consoles still see each other (their own
+    // port keeps the pair's certificate), and back to the pair's own.
+    let (ca, cert, key) =
+        console_lab::lab_certificate(&dir, "console", &[PAIR_ADDRESS, "192.168.50.11", "192.168.50.12"])?;
+    let (cert, key) =
+        (std::fs::read_to_string(cert).expect("cert"), std::fs::read_to_string(key).expect("key"));
+    let upload = |cert_pem: &str, key_pem: &str| {
+        let body = serde_json::json!({ "cert_pem": cert_pem, "key_pem": key_pem }).to_string();
+        curl(&p, "PUT", &at("/api/v1/certificate/uploaded"), &[&as_script[..], &["--data", &body]].concat())
+    };
+    let a = upload(&cert, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")?;
+    assert!(a.status == 422 && a.body.contains("key_pem"), "{a:?}");
+    let a = upload(&cert, &key)?;
+    assert_eq!(a.status, 200, "{a:?}");
+    std::fs::copy(
+        p.nodes[0].dir.join("state/pair-config.json"),
+        p.nodes[1].dir.join("state/pair-config.json"),
+    )
+    .expect("copy the document");
+    let trusted = ["--cacert", ca.to_str().expect("utf-8")];
+    for url in [at("/api/v1/session"), "https://192.168.50.12/api/v1/session".to_owned()] {
+        let start = std::time::Instant::now();
+        // curl -k is not given here: the answer proves the uploaded certificate.
+        while !p.client.cmd("curl").args(["-s", "--max-time", "5"]).args(trusted).arg(&url).run().is_ok() {
+            assert!(start.elapsed() < SOON, "{url}: the uploaded certificate is not presented");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    let state = curl(&p, "GET", &at("/api/v1/state"), &["-H", &bearer])?.json();
+    assert_eq!(state["peer"]["reachable"], true, "console to console still: {}", state["peer"]);
+    let a = curl(&p, "DELETE", &at("/api/v1/certificate/uploaded"), &as_script)?;
+    assert_eq!(a.status, 200, "{a:?}");
+    std::fs::copy(
+        p.nodes[0].dir.join("state/pair-config.json"),
+        p.nodes[1].dir.join("state/pair-config.json"),
+    )
+    .expect("copy the document");
+    let start = std::time::Instant::now();
+    while console_lab::served_spki(&p.client, PAIR_ADDRESS)? != fp["spki_sha256"].as_str().expect("spki") {
+        assert!(start.elapsed() < SOON, "the pair's own certificate is not back");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     // The page: log in, and see both nodes and the primary.
     let mut browser =
         LabBrowser::start(&p.client, &dir.join("browser"), fp["spki_sha256"].as_str().expect("spki"))?;

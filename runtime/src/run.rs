@@ -262,7 +262,7 @@ fn start_console(me: &pairos_recovery::peer::NodeConfig, public: &str, settings:
         args.extend(["--name".to_owned(), name]);
     }
     if let Some(peer) = settings.management.iter().find(|(n, _)| **n != me.node_name).map(|(_, a)| *a) {
-        args.extend(["--peer".to_owned(), format!("{peer}:443")]);
+        args.extend(["--peer".to_owned(), format!("{peer}:{}", crate::console::PEER_PORT)]);
     }
     pair::supervise::keep_running("console", PathBuf::from("/usr/bin/pairos"), args);
 }

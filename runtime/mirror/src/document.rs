@@ -53,6 +53,17 @@ pub struct ConsoleSettings {
     /// Where alarms go.
     #[serde(default)]
     pub alarms: AlarmDestinations,
+    /// The operator's own certificate for the console, instead of the pair's derived one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UploadedTls>,
+}
+
+/// A certificate chain (the server's first) and its private key, PEM, as the operator gave them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadedTls {
+    pub cert_pem: String,
+    pub key_pem: String,
 }
 
 /// Where the pair's alarms are sent: mail, SNMP traps, webhooks (any, all or none).

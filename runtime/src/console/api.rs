@@ -29,7 +29,44 @@ pub async fn openapi() -> Response {
 
 /// The console's certificate (what the TLS handshake shows, as a file for `--pair-cert`).
 pub async fn certificate(State(c): State<Shared>) -> Response {
-    ([(header::CONTENT_TYPE, "application/x-pem-file")], c.certificate_pem.clone()).into_response()
+    let pem: String = c.tls.now().cert.iter().map(|d| super::certificate::pem(d.as_ref())).collect();
+    ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response()
+}
+
+/// The operator's own certificate (chain and key, PEM), checked, in the pair's document (on the
+/// primary); both nodes present it within seconds.
+pub async fn upload_certificate(
+    State(c): State<Shared>,
+    Json(t): Json<pairos_mirror::document::UploadedTls>,
+) -> Response {
+    if let Err(e) = super::tls::check(&t) {
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}"));
+    }
+    set_certificate(&c, Some(t)).await
+}
+
+/// Back to the pair's own (derived) certificate.
+pub async fn own_certificate(State(c): State<Shared>) -> Response {
+    set_certificate(&c, None).await
+}
+
+async fn set_certificate(c: &Shared, t: Option<pairos_mirror::document::UploadedTls>) -> Response {
+    let (state_dir, run_dir) = (c.sources.state_dir.clone(), c.sources.run_dir.clone());
+    let uploaded = t.is_some();
+    let done = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        super::on_the_primary(&run_dir, "the console's certificate")?;
+        let mut doc = pairos_mirror::document::PairConfig::load(&state_dir)?;
+        let mut console = doc.console.clone().unwrap_or_default();
+        console.tls = t;
+        doc.set_console(console);
+        doc.save(&state_dir)
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => Json(serde_json::json!({ "uploaded": uploaded })).into_response(),
+        Ok(Err(e)) => refuse(StatusCode::CONFLICT, format!("{e:#}")),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 pub async fn metrics(State(c): State<Shared>) -> Response {
@@ -46,7 +83,7 @@ pub async fn session_get(State(c): State<Shared>, headers: HeaderMap) -> Respons
         "logged_in": live.is_some(),
         "csrf": live.map(|t| c.sessions.csrf(t)),
         "password_set": c.password_hash().is_some(),
-        "fingerprint": c.fingerprint,
+        "fingerprint": c.fingerprint(),
     }))
     .into_response()
 }

@@ -25,12 +25,17 @@ mod server;
 pub mod session;
 pub mod snapshot;
 pub mod throttle;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub use server::serve;
+
+/// The port the consoles of a pair speak to each other on (the public network, the derived
+/// certificate).
+pub const PEER_PORT: u16 = 7443;
 
 /// Where the serving console says where it is and its certificate's fingerprint (run folder).
 pub const INFO_FILE: &str = "console.json";
@@ -65,9 +70,8 @@ pub(crate) struct Console {
     pub sessions: session::Sessions,
     pub throttle: Mutex<throttle::Throttle>,
     pub acks: acks::Acks,
-    pub fingerprint: String,
-    /// The certificate, PEM (served at `/api/v1/certificate`).
-    pub certificate_pem: String,
+    /// Which certificate the console presents (the derived one, or the operator's).
+    pub tls: Arc<tls::Resolver>,
     pub pair_id: String,
     pub peer: std::sync::Arc<Mutex<peer::PeerParts>>,
 }
@@ -96,7 +100,12 @@ pub fn on_the_primary(run_dir: &std::path::Path, what: &str) -> anyhow::Result<(
 impl Console {
     pub fn snapshot(&self) -> snapshot::Snapshot {
         let peer = self.peer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        self.sources.read(&self.fingerprint, &|id| self.acks.has(id), peer)
+        self.sources.read(&self.fingerprint(), &|id| self.acks.has(id), peer)
+    }
+
+    /// The SHA-256 fingerprint of the certificate presented now.
+    pub fn fingerprint(&self) -> String {
+        certificate::fingerprint(self.tls.now().cert[0].as_ref())
     }
 
     /// The console's settings in the pair's document, on this node.

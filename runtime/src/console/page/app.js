@@ -170,6 +170,7 @@ function render(s) {
       el("td", {}, w.restarts_left), el("td", {}, w.last_failure || ""))));
   $("events").replaceChildren(...s.events.slice().reverse().slice(0, 30).map((e) =>
     el("li", { "data-what": e.what }, `${new Date(e.time * 1000).toISOString().replace("T", " ").slice(0, 19)} ${e.node} ${e.what} (epoch ${e.epoch}): ${e.why}`)));
+  $("current-fingerprint").textContent = s.fingerprint;
   $("maintenance").dataset.on = String(!!(p && p.maintenance));
   $("maintenance").textContent = p && p.maintenance ? "End maintenance…" : "Maintenance…";
 }
@@ -285,6 +286,14 @@ document.addEventListener("DOMContentLoaded", () => {
     ask(`Approve ${mac}: the next time it asks, it is given the pair's key and images itself from this node.`,
       async () => { const r = await api("POST", "/api/v1/enrolment/approve", { mac }); return { done: `approved ${r.approved}` }; });
   });
+  $("certificate-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const body = { cert_pem: $("cert-pem").value, key_pem: $("key-pem").value };
+    ask("Upload this certificate: both nodes present it within seconds; browsers that trusted the pair's own certificate will ask again.",
+      async () => { await api("PUT", "/api/v1/certificate/uploaded", body); $("key-pem").value = ""; return { done: "uploaded" }; });
+  });
+  $("certificate-own").addEventListener("click", () => ask("Go back to the pair's own certificate (derived from the pair key).",
+    async () => { await api("DELETE", "/api/v1/certificate/uploaded"); return { done: "the pair's own certificate again" }; }));
   $("confirm-yes").addEventListener("click", async () => {
     $("confirm").hidden = true;
     try { $("action-result").textContent = (await pending()).done; } catch (err) { $("action-result").textContent = err.message; }
