@@ -283,7 +283,7 @@ fn the_console_follows_the_primary_and_keeps_its_session() -> Result<(), LabErro
     for url in [at("/api/v1/session"), "https://192.168.50.12/api/v1/session".to_owned()] {
         let start = std::time::Instant::now();
         // curl -k is not given here: the answer proves the uploaded certificate.
-        while !p.client.cmd("curl").args(["-s", "--max-time", "5"]).args(trusted).arg(&url).run().is_ok() {
+        while p.client.cmd("curl").args(["-s", "--max-time", "5"]).args(trusted).arg(&url).run().is_err() {
             assert!(start.elapsed() < SOON, "{url}: the uploaded certificate is not presented");
             std::thread::sleep(Duration::from_millis(500));
         }
