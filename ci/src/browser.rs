@@ -149,7 +149,9 @@ impl LabBrowser {
     }
 
     /// A screenshot, kept as `NN-name.png` beside the lab's logs; returns its RGBA pixels.
+    /// The page is scrolled to its top first (the dashboard).
     pub fn screenshot(&mut self, name: &str) -> Result<Screenshot, LabError> {
+        self.eval("window.scrollTo(0, 0) || true")?;
         let png = self.runtime.block_on(self.client().screenshot()).map_err(setup("screenshot"))?;
         self.taken += 1;
         let path = self.shots.join(format!("{:02}-{name}.png", self.taken));

@@ -324,6 +324,17 @@ fn the_console_follows_the_primary_and_keeps_its_session() -> Result<(), LabErro
     assert!(shot.count(GREEN, 24) > 200, "the primary's green frame is drawn: {}", shot.path.display());
     assert!(shot.count(RED, 24) < 50, "nothing red while all is well: {}", shot.path.display());
 
+    // "Send a test alarm" on the page: each destination says it was sent, and it arrives.
+    browser.click("#destinations-test")?;
+    browser.wait_for(
+        "three destinations sent",
+        "[...document.querySelectorAll('#destinations-result li')].filter(l => l.textContent.endsWith(': sent')).length === 3",
+        SOON,
+    )?;
+    for kind in Receivers::KINDS {
+        receivers.wait_for(kind, "a test alarm from the pairos console", 2)?;
+    }
+
     // The primary's power is cut; the page, kept open, shows the failover and the alarm.
     p.kill(0)?;
     p.wait_until("node b primary", SOON, |_, b| role(b) == "primary" && b["address"]["held"] == true)?;
