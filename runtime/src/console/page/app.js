@@ -98,7 +98,15 @@ function nodeCard(s) {
     el("h3", {}, `${p.peer_name} — ${role}`));
   const theirs = s.peer.reachable && s.peer.parts && s.peer.parts.pair;
   if (peer.live && theirs) {
-    them.append(parts(s.peer.parts.pair, s.peer.parts.sensors, s.peer.parts.volumes));
+    // The peer's volumes as this node's DRBD sees them now (the peer's own report is up to a
+    // few seconds old), with the role the peer reported.
+    const theirVolumes = (s.peer.parts.volumes ? s.peer.parts.volumes.volumes : []);
+    const volumes = s.volumes ? { volumes: s.volumes.volumes.map((v) => ({
+      name: v.name,
+      disk: v.peer_disk,
+      role: (theirVolumes.find((t) => t.name === v.name) || { role: "?" }).role,
+    })) } : s.peer.parts.volumes;
+    them.append(parts(s.peer.parts.pair, s.peer.parts.sensors, volumes));
   } else {
     const list = el("ul", { class: "parts" });
     list.append(part("heartbeats", !!peer.live, peer.live ? "arriving" : "none: the node is off, cut off or failed"));
