@@ -258,9 +258,40 @@ impl PairLab {
             n.vm.wait_for("pair: watchdog /dev/watchdog armed", BOOT)?;
         }
         progress("waiting for the pair to form");
-        pair.nodes[0].vm.wait_for("pair: primary in epoch", BOOT)?;
+        pair.formed_with_a(BOOT, progress)?;
         progress("the pair formed: node a (node-1) is primary");
         Ok(pair)
+    }
+
+    /// Waits until the pair forms with node a primary. The preferred node a forms it, unless
+    /// it was not ready for the hold time while b was (a slow boot on a loaded host): then b
+    /// forms it, and is asked to switch over to a, as the scenarios start from a primary.
+    fn formed_with_a(&mut self, within: Duration, progress: &mut dyn FnMut(&str)) -> Result<(), LabError> {
+        let start = std::time::Instant::now();
+        let mut asked: Option<std::time::Instant> = None;
+        loop {
+            let said = |n: &mut LabNode| n.vm.console().text().contains("pair: primary in epoch");
+            let a_primary = said(&mut self.nodes[0]);
+            if a_primary && asked.is_none() {
+                return Ok(());
+            }
+            if asked.is_some() && daemon_status(&mut self.nodes[0].vm).is_some_and(|v| v["role"] == "primary")
+            {
+                return Ok(());
+            }
+            if said(&mut self.nodes[1]) && asked.is_none_or(|t| t.elapsed() > Duration::from_secs(20)) {
+                progress("node b formed the pair (node a was slower to be ready): switching over to a");
+                let _ = self.exec('b', "pairos pair switchover", Duration::from_secs(60));
+                asked = Some(std::time::Instant::now());
+            }
+            if start.elapsed() > within {
+                return self.nodes[0]
+                    .vm
+                    .wait_for("pair: primary in epoch", Duration::from_secs(1))
+                    .map(|_| ());
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
     }
 
     pub fn lab(&self) -> &Lab {

@@ -255,8 +255,12 @@ fn start_daemon(
 /// The pair's web console on the public port (never the private link), kept running like the
 /// daemon; its certificate covers the pair's address and both management addresses.
 fn start_console(me: &pairos_recovery::peer::NodeConfig, public: &str, settings: &PairSettings) {
+    // At a lower priority than the pair daemon: the console never competes with the core (on a
+    // small node at boot, it would delay the daemon's readiness).
     let mut args: Vec<String> =
-        ["console", "serve", "--pair-id", &me.pair_id, "--interface", public].map(String::from).to_vec();
+        ["-n", "10", "/usr/bin/pairos", "console", "serve", "--pair-id", &me.pair_id, "--interface", public]
+            .map(String::from)
+            .to_vec();
     let pair_address = settings.address.split('/').next().unwrap_or_default().to_owned();
     for name in std::iter::once(pair_address).chain(settings.management.values().map(ToString::to_string)) {
         args.extend(["--name".to_owned(), name]);
@@ -264,7 +268,7 @@ fn start_console(me: &pairos_recovery::peer::NodeConfig, public: &str, settings:
     if let Some(peer) = settings.management.iter().find(|(n, _)| **n != me.node_name).map(|(_, a)| *a) {
         args.extend(["--peer".to_owned(), format!("{peer}:{}", crate::console::PEER_PORT)]);
     }
-    pair::supervise::keep_running("console", PathBuf::from("/usr/bin/pairos"), args);
+    pair::supervise::keep_running("console", PathBuf::from("/usr/bin/nice"), args);
 }
 
 /// The volume group on the data partition: found, or made on a blank one; a partition that
