@@ -83,7 +83,7 @@ impl Dispatch {
     }
 }
 
-/// Looks at the node's state every second and sends what is new, forever.
+/// Looks at the node's state every two seconds and sends what is new, forever.
 pub(crate) fn watch(c: &crate::console::Console, say: fn(String)) {
     use super::feed::{Told, FILE};
     let path = c.sources.run_dir.join(FILE);
@@ -105,7 +105,7 @@ pub(crate) fn watch(c: &crate::console::Console, say: fn(String)) {
                 say(format!("console: cannot keep what was told ({}): {e}", path.display()));
             }
         }
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_secs(2));
     }
 }
 
