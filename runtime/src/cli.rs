@@ -17,12 +17,13 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     /// Run `pair status`, `pair switchover` or `pair maintenance` against the pair's console at
     /// this address (`https://ADDRESS`) instead of this node; the password comes from
-    /// $PAIROS_PASSWORD or standard input.
-    #[arg(long, global = true, value_name = "URL", env = "PAIROS_PAIR")]
+    /// $PAIROS_PASSWORD or standard input. Given before the command (`pairos --pair URL pair
+    /// status`): `pairos install --pair` is another option.
+    #[arg(long, value_name = "URL")]
     pub pair: Option<String>,
     /// The pair's certificate (PEM or DER; `pairos console fingerprint --pem` prints it): the
     /// only one trusted with --pair.
-    #[arg(long, global = true, value_name = "FILE", env = "PAIROS_PAIR_CERT")]
+    #[arg(long, value_name = "FILE", env = "PAIROS_PAIR_CERT")]
     pub pair_cert: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
