@@ -83,23 +83,12 @@ fn fence_peer(a: &VolumeFencePeerArgs) -> anyhow::Result<Exit> {
 
 /// This node's status, if it is the primary: the pair's volumes change only there.
 pub(crate) fn on_the_primary(a: &VolumeFolders, what: &str) -> anyhow::Result<status::PairStatus> {
-    let s = status::read(&status::status_path(&a.run_dir))?;
-    if s.role != "primary" {
-        bail!(
-            "volumes are {what} on the primary, and this node ({}) is {}: run this on {}",
-            s.node,
-            s.role,
-            s.peer_name
-        );
-    }
-    Ok(s)
+    crate::volumes::create::on_the_primary(&a.run_dir, &format!("volumes are {what}"))
 }
 
 /// This node's pair configuration, checked.
 pub(crate) fn document(a: &VolumeFolders) -> anyhow::Result<PairConfig> {
-    let doc = PairConfig::load(&a.state)?;
-    doc.check().context("this node's pair configuration")?;
-    Ok(doc)
+    crate::volumes::create::document(&a.state)
 }
 
 fn create(name: &str, size: &str, a: &VolumeFolders) -> anyhow::Result<Exit> {

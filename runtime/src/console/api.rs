@@ -53,13 +53,11 @@ pub async fn own_certificate(State(c): State<Shared>) -> Response {
 async fn set_certificate(c: &Shared, t: Option<pairos_mirror::document::UploadedTls>) -> Response {
     let (state_dir, run_dir) = (c.sources.state_dir.clone(), c.sources.run_dir.clone());
     let uploaded = t.is_some();
-    let done = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        super::on_the_primary(&run_dir, "the console's certificate")?;
-        let mut doc = pairos_mirror::document::PairConfig::load(&state_dir)?;
-        let mut console = doc.console.clone().unwrap_or_default();
-        console.tls = t;
-        doc.set_console(console);
-        doc.save(&state_dir)
+    let done = tokio::task::spawn_blocking(move || {
+        super::change_settings(&state_dir, &run_dir, "the console's certificate is changed", |console| {
+            console.tls = t;
+            Ok(())
+        })
     })
     .await;
     match done {

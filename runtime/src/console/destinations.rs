@@ -35,13 +35,11 @@ pub async fn put(State(c): State<Shared>, Json(mut d): Json<AlarmDestinations>) 
     }
     let (state_dir, run_dir) = (c.sources.state_dir.clone(), c.sources.run_dir.clone());
     let saved = d.clone();
-    let done = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        super::on_the_primary(&run_dir, "where alarms go")?;
-        let mut doc = pairos_mirror::document::PairConfig::load(&state_dir)?;
-        let mut console = doc.console.clone().unwrap_or_default();
-        console.alarms = saved;
-        doc.set_console(console);
-        doc.save(&state_dir)
+    let done = tokio::task::spawn_blocking(move || {
+        super::change_settings(&state_dir, &run_dir, "where alarms go is changed", |console| {
+            console.alarms = saved;
+            Ok(())
+        })
     })
     .await;
     match done {

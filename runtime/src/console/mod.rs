@@ -82,19 +82,20 @@ pub(crate) fn unix_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The pair's document changes on the primary only (the peer follows it): refused elsewhere,
-/// naming the node to go to.
-pub fn on_the_primary(run_dir: &std::path::Path, what: &str) -> anyhow::Result<()> {
-    let status = crate::pair::daemon::status::read(&crate::pair::daemon::status::status_path(run_dir))?;
-    if status.role != "primary" {
-        anyhow::bail!(
-            "{what} is changed on the primary, and this node ({}) is {}: change it on {}",
-            status.node,
-            status.role,
-            status.peer_name
-        );
-    }
-    Ok(())
+/// Changes the console's settings in the pair's document, on this node, which must be the
+/// primary (the peer follows its document); `what` names the change in a refusal.
+pub fn change_settings(
+    state_dir: &std::path::Path,
+    run_dir: &std::path::Path,
+    what: &str,
+    change: impl FnOnce(&mut pairos_mirror::document::ConsoleSettings) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    crate::volumes::create::on_the_primary(run_dir, what)?;
+    let mut doc = pairos_mirror::document::PairConfig::load(state_dir)?;
+    let mut console = doc.console.clone().unwrap_or_default();
+    change(&mut console)?;
+    doc.set_console(console);
+    doc.save(state_dir)
 }
 
 impl Console {

@@ -45,19 +45,17 @@ pub fn set(
     replace: bool,
 ) -> anyhow::Result<()> {
     use anyhow::bail;
-    use pairos_mirror::document::PairConfig;
     if let Some(why) = refuse(password) {
         bail!("{why}");
     }
-    super::on_the_primary(run_dir, "the console password")?;
-    let mut doc = PairConfig::load(state_dir)?;
-    let mut console = doc.console.clone().unwrap_or_default();
-    if console.password.is_some() && !replace {
-        bail!("a console password is set already");
-    }
-    console.password = Some(hash(password)?);
-    doc.set_console(console);
-    doc.save(state_dir)
+    let hashed = hash(password)?;
+    super::change_settings(state_dir, run_dir, "the console password is set", |console| {
+        if console.password.is_some() && !replace {
+            bail!("a console password is set already");
+        }
+        console.password = Some(hashed);
+        Ok(())
+    })
 }
 
 #[cfg(test)]
