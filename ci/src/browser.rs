@@ -18,6 +18,11 @@ use crate::{LabError, Netns};
 
 const DRIVER_PORT: u16 = 9515;
 
+/// WebDriver's codes for the keys a keyboard user needs (fantoccini's `Key`), for [`LabBrowser::press`].
+pub const TAB: &str = "\u{e004}";
+pub const ENTER: &str = "\u{e007}";
+pub const ESCAPE: &str = "\u{e00c}";
+
 #[derive(Debug)]
 pub struct LabBrowser {
     runtime: tokio::runtime::Runtime,
@@ -121,6 +126,40 @@ impl LabBrowser {
 
     pub fn click(&self, css: &str) -> Result<(), LabError> {
         self.runtime.block_on(async { self.element(css).await?.click().await }).map_err(setup(css))
+    }
+
+    /// Presses `keys` one after another as a keyboard does, on whatever has the focus
+    /// ([`TAB`], [`ENTER`], [`ESCAPE`] for those keys).
+    pub fn press(&self, keys: &str) -> Result<(), LabError> {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let mut keyboard = KeyActions::new("keyboard".into());
+        for value in keys.chars() {
+            keyboard = keyboard.then(KeyAction::Down { value }).then(KeyAction::Up { value });
+        }
+        self.runtime.block_on(self.client().perform_actions(keyboard)).map_err(setup("keys"))
+    }
+
+    /// Presses Tab until the element with id `id` has the focus, as a keyboard user reaches it;
+    /// fails if it is not reached within `most` presses. Returns how many it took.
+    pub fn tab_to(&self, id: &str, most: usize) -> Result<usize, LabError> {
+        let here = format!("document.activeElement && document.activeElement.id === '{id}'");
+        for presses in 0..=most {
+            if self.eval(&here)? == Value::Bool(true) {
+                return Ok(presses);
+            }
+            self.press(TAB)?;
+        }
+        let at = self.eval(
+            "document.activeElement && (document.activeElement.id || document.activeElement.tagName)",
+        )?;
+        Err(LabError::Setup(format!(
+            "browser: #{id} not reached in {most} presses of Tab (the focus is on {at})"
+        )))
+    }
+
+    /// The window's size in CSS pixels: a laptop's, a tablet's.
+    pub fn resize(&self, width: u32, height: u32) -> Result<(), LabError> {
+        self.runtime.block_on(self.client().set_window_size(width, height)).map_err(setup("window size"))
     }
 
     /// The value of a JavaScript expression in the page.

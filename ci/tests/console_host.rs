@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use pairos_host::Cmd;
-use pairos_lab::browser::LabBrowser;
+use pairos_lab::browser::{LabBrowser, ENTER, ESCAPE};
 use pairos_lab::console_lab::{self, metric, promtool_accepts, Answer, Receivers};
 use pairos_lab::pair_host::{role, Fencing, HostPair, PAIR_ADDRESS};
 use pairos_lab::{paths, LabError};
@@ -308,8 +308,10 @@ fn the_console_follows_the_primary_and_keeps_its_session() -> Result<(), LabErro
     let mut browser =
         LabBrowser::start(&p.client, &dir.join("browser"), fp["spki_sha256"].as_str().expect("spki"))?;
     browser.goto(&at("/"))?;
-    browser.fill("#password", PASSWORD)?;
-    browser.click("#login-form button[type=submit]")?;
+    // By keyboard alone: Tab reaches the password, Enter logs in.
+    browser.wait_for("the login form", "!document.getElementById('login').hidden", SOON)?;
+    browser.tab_to("password", 5)?;
+    browser.press(&format!("{PASSWORD}{ENTER}"))?;
     browser.wait_for(
         "the dashboard with node-1 primary and node-2 secondary",
         "document.body.dataset.primary === 'node-1' && document.querySelector('[data-node=\"node-2\"]')?.dataset.role === 'secondary'",
@@ -323,6 +325,42 @@ fn the_console_follows_the_primary_and_keeps_its_session() -> Result<(), LabErro
     let shot = browser.screenshot("dashboard")?;
     assert!(shot.count(GREEN, 24) > 200, "the primary's green frame is drawn: {}", shot.path.display());
     assert!(shot.count(RED, 24) < 50, "nothing red while all is well: {}", shot.path.display());
+
+    // By keyboard: Tab reaches "Switch over…" (its outline shows where the focus is), Enter asks
+    // first with the focus on the answer, Escape cancels and gives the focus back; nothing moves.
+    browser.tab_to("switchover", 40)?;
+    assert_eq!(
+        browser.eval("getComputedStyle(document.activeElement).outlineStyle")?,
+        "solid",
+        "the focused button is outlined"
+    );
+    browser.press(ENTER)?;
+    browser.wait_for(
+        "the switchover's confirmation, with the focus on its answer",
+        "!document.getElementById('confirm').hidden && document.activeElement.id === 'confirm-yes' && document.getElementById('confirm-text').textContent.startsWith('Switch over')",
+        SOON,
+    )?;
+    browser.press(ESCAPE)?;
+    browser.wait_for(
+        "the confirmation gone and the focus back on Switch over",
+        "document.getElementById('confirm').hidden && document.activeElement.id === 'switchover'",
+        SOON,
+    )?;
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(role(&p.status(0)?), "primary", "a cancelled switchover changes nothing");
+    assert_eq!(browser.eval("document.body.dataset.primary")?, "node-1");
+
+    // On a tablet (768 by 1024): nothing wider than the screen, both nodes within it, and no
+    // part's text (a long fence command) running out of its node's frame.
+    browser.resize(768, 1024)?;
+    browser.wait_for(
+        "the tablet layout",
+        "document.documentElement.scrollWidth <= window.innerWidth && [...document.querySelectorAll('[data-node]')].every(n => n.getBoundingClientRect().right <= window.innerWidth && n.scrollWidth <= n.clientWidth)",
+        SOON,
+    )?;
+    let shot = browser.screenshot("tablet")?;
+    assert!(shot.count(GREEN, 24) > 200, "the primary's green frame on a tablet: {}", shot.path.display());
+    browser.resize(1280, 1024)?;
 
     // "Send a test alarm" on the page: each destination says it was sent, and it arrives.
     browser.click("#destinations-test")?;

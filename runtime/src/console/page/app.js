@@ -5,6 +5,8 @@
 let csrf = null;
 let stream = null;
 let pending = null;
+// What had the focus when a confirmation opened: it gets the focus back when it closes.
+let opener = null;
 // When the event stream last said anything: it ticks every 2 s, so a longer silence means the
 // node that served it is gone, and the page connects again (to whichever node holds the address).
 let heard = 0;
@@ -232,9 +234,17 @@ function logButton(name) {
 
 function ask(text, action) {
   pending = action;
+  opener = document.activeElement;
   $("confirm-text").textContent = text;
   $("confirm").hidden = false;
   $("confirm-yes").focus();
+}
+
+function closeConfirm() {
+  if ($("confirm").hidden) return;
+  $("confirm").hidden = true;
+  if (opener && opener.focus) opener.focus();
+  opener = null;
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -303,7 +313,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("certificate-own").addEventListener("click", () => ask("Go back to the pair's own certificate (derived from the pair key).",
     async () => { await api("DELETE", "/api/v1/certificate/uploaded"); return { done: "the pair's own certificate again" }; }));
   $("confirm-yes").addEventListener("click", async () => {
-    $("confirm").hidden = true;
+    closeConfirm();
     try { $("action-result").textContent = (await pending()).done; } catch (err) { $("action-result").textContent = err.message; }
   });
   $("destinations-form").addEventListener("submit", async (e) => {
@@ -320,8 +330,8 @@ document.addEventListener("DOMContentLoaded", () => {
       results(r.results.map((x) => ({ ok: x.sent, text: `${x.destination}: ${x.sent ? "sent" : x.error}` })));
     } catch (err) { results([{ ok: false, text: err.message }]); }
   });
-  $("confirm-no").addEventListener("click", () => { $("confirm").hidden = true; });
-  document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("confirm").hidden = true; });
+  $("confirm-no").addEventListener("click", closeConfirm);
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeConfirm(); });
   setInterval(() => {
     if (stream && Date.now() - heard > SILENCE_MS) {
       $("summary").textContent = "the console's node went silent: reconnecting…";
