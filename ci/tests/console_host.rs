@@ -1,8 +1,9 @@
 //! The console on a host pair (two pair daemons in network namespaces, each node serving
 //! `pairos console serve` on its public port): the API's security (no session, wrong passwords
 //! throttled, cross-site changes refused, nothing on the private link), `/metrics` as promtool
-//! reads it, and the page in headless Chromium kept open on the pair's address while the
-//! primary's power is cut: it shows the failover and the alarm without a reload, keeps its
+//! reads it, and the page in headless Chromium: used by keyboard alone (login, a switchover's
+//! confirmation opened and cancelled), at a tablet's size, and kept open on the pair's address
+//! while the primary's power is cut: it shows the failover and the alarm without a reload, keeps its
 //! session, and acknowledges the alarm. Screenshots are kept in the lab's folder and checked
 //! for the colours of the states they must show.
 
