@@ -3,8 +3,8 @@
 //! throttled, cross-site changes refused, nothing on the private link), `/metrics` as promtool
 //! reads it, and the page in headless Chromium: used by keyboard alone (login, a switchover's
 //! confirmation opened and cancelled), at a tablet's size, and kept open on the pair's address
-//! while the primary's power is cut: it shows the failover and the alarm without a reload, keeps its
-//! session, and acknowledges the alarm. Screenshots are kept in the lab's folder and checked
+//! while the primary's power is cut: it shows the failover and the alarm without a reload,
+//! keeps its session, and acknowledges the alarm. Screenshots are kept in the lab's folder and checked
 //! for the colours of the states they must show.
 
 use std::time::Duration;
