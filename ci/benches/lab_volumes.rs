@@ -177,7 +177,7 @@ fn main() -> Result<(), LabError> {
     pair.power('b', true)?;
     let told = seen(&mut pair, 'a', from_a, "LocalBoot (a known peer, not live", start)?;
     let reset = seen(&mut pair, 'a', from_a, "node-2 reset through", start)?;
-    let offered = seen(&mut pair, 'a', from_a, "Recover (a known peer that network-booted again", start)?;
+    let offered = seen(&mut pair, 'a', from_a, "Recover (a known peer whose disk does not boot", start)?;
     let enrolled = seen(&mut pair, 'b', from_b, "pairos-recover: enrolled with the peer", start)?;
     let imaged = seen(&mut pair, 'b', from_b, "pairos-recover: identity written", start)?;
     let daemon = seen(&mut pair, 'b', from_b, "pair: watchdog", start)?;
@@ -194,7 +194,7 @@ fn main() -> Result<(), LabError> {
     println!("|---|---|---|");
     for (what, at, from) in [
         ("firmware to network boot: told to boot its disk", told, 0.0),
-        ("its disk does not boot: the peer resets it (the three-minute wait)", reset, told),
+        ("its disk does not start: the peer resets it (the rejoin wait after its last ask)", reset, told),
         ("firmware to network boot again: offered recovery", offered, reset),
         ("recovery agent: enrolled", enrolled, offered),
         ("imaging its disk from the peer", imaged, enrolled),

@@ -31,9 +31,9 @@ pub const LAB_COOLDOWN_MS: u64 = 20_000;
 /// A stuck volume is cycled after 30 s, not a minute, so that a stalled resync is seen in
 /// the lab soon.
 pub const LAB_RESYNC_STALL_MS: u64 = 30_000;
-/// A node told to boot its disk that has not joined 100 s after its last network-boot ask is
-/// reset and offered recovery (3 minutes by default): a lab node boots its disk and joins
-/// within a minute even under load.
+/// A node told to boot its disk whose disk has not started 100 s after its last network-boot
+/// ask is reset, and offered recovery when it network-boots again (3 minutes by default): a
+/// lab node (IPv4 network options only) boots its disk and joins within a minute under load.
 pub const LAB_REJOIN_WAIT_MS: u64 = 100_000;
 const KEY: &str = "5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e";
 

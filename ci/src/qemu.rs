@@ -90,6 +90,8 @@ pub struct VmSpec {
     same_machine_as: Option<usize>,
     /// OVMF network-boots by UEFI HTTP boot only (its PXE off, no iPXE ROMs).
     http_boot: bool,
+    /// OVMF's network options as it ships them: PXE and HTTP boot over IPv4 and IPv6.
+    every_network_option: bool,
     /// A BMC (`ipmi_sim`) listening on this port of 127.0.0.1 in the lab namespace, reached
     /// through a KCS interface: its "power off" ends the VM at once.
     bmc_port: Option<u16>,
@@ -112,6 +114,7 @@ impl VmSpec {
             nic_roms: true,
             same_machine_as: None,
             http_boot: false,
+            every_network_option: false,
             bmc_port: None,
             watchdog: false,
         }
@@ -134,6 +137,15 @@ impl VmSpec {
     pub fn http_boot(mut self) -> Self {
         self.http_boot = true;
         self.nic_roms = false;
+        self
+    }
+
+    /// Under OVMF, every network option on as the firmware ships (PXE and HTTP boot, IPv4 and
+    /// IPv6), as on a server nobody set up: a node told to boot its disk waits out each of them
+    /// (minutes under TCG) before it reaches the disk. Without it, the lab's OVMF boots over
+    /// IPv4 only, as server firmware usually is set up.
+    pub fn every_network_option(mut self) -> Self {
+        self.every_network_option = true;
         self
     }
 
@@ -315,8 +327,10 @@ impl Lab {
             args.push(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
             // Network boot over IPv4 only, as server firmware is usually set up: otherwise a node
             // told to boot its disk first waits out PXE and HTTP boot over IPv6 (minutes under TCG).
-            args.push("-fw_cfg".into());
-            args.push("name=opt/org.tianocore/IPv6Support,string=no".into());
+            if !spec.every_network_option {
+                args.push("-fw_cfg".into());
+                args.push("name=opt/org.tianocore/IPv6Support,string=no".into());
+            }
             if spec.http_boot {
                 args.push("-fw_cfg".into());
                 args.push("name=opt/org.tianocore/IPv4PXESupport,string=no".into());

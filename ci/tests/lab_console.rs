@@ -165,9 +165,9 @@ fn the_console_shows_a_failover_and_a_heal_in_a_browser() -> Result<(), LabError
     // was offered recovery. Nobody typed a command on node-1.
     for line in [
         "LocalBoot (a known peer, not live: told to boot its disk)",
-        "has not joined: its disk does not boot; resetting it",
+        "its disk has not started",
         "node-1 reset through IPMI",
-        "Recover (a known peer that network-booted again",
+        "Recover (a known peer whose disk does not boot (it was reset after its disk did not start",
     ] {
         pair.wait_console('b', from_b, line, MINUTE)?;
     }

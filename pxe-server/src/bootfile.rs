@@ -46,14 +46,36 @@ pub fn choose(client: &ClientInfo, decision: Decision, server: Ipv4Addr, http_po
 /// iPXE scripts that boot the local disk.
 ///
 /// - BIOS: `sanboot --no-describe --drive 0x80` hands the first hard disk to the BIOS boot path.
-///   `exit` alone would fall back to the next BIOS boot device, which may not be the disk.
+///   `exit` alone would fall back to the next BIOS boot device, which may not be the disk. When
+///   the disk does not boot (no boot sector: blank, wiped), the script says so to the server
+///   ([`LOCAL_BOOT_FAILED`]), which may send the client on to the recovery boot at once.
 /// - UEFI: `exit 1` returns to the firmware with an error, so that its boot manager tries the
 ///   next boot option (the disk). A plain `exit` returns success, and EDK2's BDS (OVMF, and the
-///   vendor firmware built on it) then stops and opens its boot menu instead.
+///   vendor firmware built on it) then stops and opens its boot menu instead. iPXE cannot boot
+///   a local disk under UEFI, so whether the disk started is learnt from the disk itself.
 pub fn localboot_script(uefi: bool) -> &'static str {
     if uefi {
         "#!ipxe\necho pairos: booting the local disk (back to the firmware for its next boot option)\nexit 1\n"
     } else {
-        "#!ipxe\necho pairos: booting the local disk\nsanboot --no-describe --drive 0x80 || exit\n"
+        "#!ipxe\necho pairos: booting the local disk\n\
+         sanboot --no-describe --drive 0x80 || chain /local-boot-failed/bios/${netX/mac} || exit\n"
+    }
+}
+
+/// The path prefix of a BIOS client's word that its local disk did not boot:
+/// `/local-boot-failed/bios/MAC`.
+pub const LOCAL_BOOT_FAILED: &str = "local-boot-failed/";
+
+/// The script answering [`LOCAL_BOOT_FAILED`]: on to the recovery boot if the policy says
+/// `Recover`, otherwise back to the firmware.
+pub fn local_boot_failed_script(decision: Decision, firmware: &str, why: &str) -> String {
+    let why = why.replace(['\n', '\r'], " ");
+    match decision {
+        Decision::Recover => {
+            format!(
+                "#!ipxe\necho pairos: the local disk did not boot: {why}\nchain /recover-{firmware}.ipxe\n"
+            )
+        }
+        _ => format!("#!ipxe\necho pairos: the local disk did not boot: {why}\nexit 1\n"),
     }
 }

@@ -13,6 +13,19 @@ pub mod arch {
     pub const EFI_X64_HTTP: u16 = 16;
 }
 
+/// Which program of a network-booting machine asked: one boot runs several, each with its own
+/// DHCP exchange (the firmware's PXE, then the iPXE it loads; or the firmware's HTTP boot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Asker {
+    /// The firmware's own PXE client (option 60 `PXEClient`, not iPXE).
+    Firmware,
+    /// iPXE: loaded by the firmware's PXE, or the NIC's option ROM.
+    Ipxe,
+    /// The firmware's UEFI HTTP boot client (option 60 `HTTPClient`).
+    HttpBoot,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClientInfo {
     pub mac: [u8; 6],
@@ -28,6 +41,9 @@ pub struct ClientInfo {
     pub user_class: Option<Vec<u8>>,
     /// Option 175 present, or user class "iPXE": iPXE is asking.
     pub ipxe: bool,
+    /// The DHCP transaction id: a client's retransmissions and its REQUEST carry the DISCOVER's,
+    /// so asks with one xid are one exchange, and a new xid is a new attempt.
+    pub xid: u32,
 }
 
 impl ClientInfo {
@@ -57,7 +73,7 @@ impl ClientInfo {
         };
         let ipxe = opts.get(OptionCode::Unknown(175)).is_some()
             || user_class.as_deref().is_some_and(|u| u.windows(4).any(|w| w == b"iPXE"));
-        Some(ClientInfo { mac, arch, vendor_class, undi, uuid, user_class, ipxe })
+        Some(ClientInfo { mac, arch, vendor_class, undi, uuid, user_class, ipxe, xid: msg.xid() })
     }
 
     pub fn mac_string(&self) -> String {
@@ -73,6 +89,17 @@ impl ClientInfo {
 
     pub fn is_http_boot(&self) -> bool {
         self.vendor_class.as_deref().is_some_and(|v| v.starts_with("HTTPClient"))
+    }
+
+    /// Which of the network boot programs of a machine asked.
+    pub fn asker(&self) -> Asker {
+        if self.ipxe {
+            Asker::Ipxe
+        } else if self.is_http_boot() {
+            Asker::HttpBoot
+        } else {
+            Asker::Firmware
+        }
     }
 
     pub fn is_uefi(&self) -> bool {

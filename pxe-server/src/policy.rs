@@ -27,6 +27,28 @@ pub trait Policy: Send + Sync {
     fn serves_plain_clients(&self) -> bool {
         true
     }
+
+    /// iPXE says that the client with private-link MAC `mac` could not boot its local disk
+    /// (the BIOS local boot script asks for this when `sanboot` fails). `Recover` sends the
+    /// client on to the recovery boot at once; anything else sends it back to its firmware.
+    fn local_boot_failed(&self, _mac: &str) -> (Decision, String) {
+        (Decision::Ignore, "this server does not act on a failed local boot".into())
+    }
+}
+
+/// One policy shared by the DHCP and HTTP services.
+impl<P: Policy + ?Sized> Policy for std::sync::Arc<P> {
+    fn decide(&self, client: &ClientInfo) -> (Decision, String) {
+        (**self).decide(client)
+    }
+
+    fn serves_plain_clients(&self) -> bool {
+        (**self).serves_plain_clients()
+    }
+
+    fn local_boot_failed(&self, mac: &str) -> (Decision, String) {
+        (**self).local_boot_failed(mac)
+    }
 }
 
 /// The same decision for every client (`pairos pxe --policy`).

@@ -43,6 +43,8 @@ pub fn serve<P: Policy + 'static>(
         stop.store(true, Ordering::Relaxed);
         r
     };
+    let policy = Arc::new(policy);
+    let for_http: Arc<dyn Policy> = policy.clone();
     std::thread::scope(|scope| {
         let dhcp = scope.spawn(|| {
             let r = match &svc.addresses {
@@ -72,7 +74,7 @@ pub fn serve<P: Policy + 'static>(
             .enable_all()
             .build()
             .map_err(socket_error(&svc.interface, "starting the HTTP runtime"))
-            .and_then(|rt| rt.block_on(serve_http(&http, stop.clone())));
+            .and_then(|rt| rt.block_on(serve_http(&http, for_http, stop.clone())));
         let http = stop_all(http, &stop);
         let joined =
             |h: std::thread::ScopedJoinHandle<'_, Result<(), ServeError>>| h.join().unwrap_or(Ok(()));

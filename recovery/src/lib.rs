@@ -6,6 +6,7 @@
 //! folder or over HTTP, [`classify`] says what a disk holds before anything touches it,
 //! [`target`] opens the disk exclusively, and [`journal`] lets an interrupted write resume on
 //! the same disk ([`disk_identity`]) and no other.
+//! [`efi_boot`] makes the written disk the firmware's next boot.
 //! [`own_image`] makes a node's own disk an image source, [`image_service`] serves it over
 //! HTTP, and [`peer`] is what the recovering node and its peer say to each other. The agent's
 //! steps (link, board check, write, identity, reboot) run in the initramfs and are wired in
@@ -13,6 +14,7 @@
 
 pub mod classify;
 pub mod disk_identity;
+pub mod efi_boot;
 pub mod image_service;
 pub mod journal;
 pub mod own_image;

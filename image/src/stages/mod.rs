@@ -128,8 +128,10 @@ pub struct BuildSummary {
 
 /// Modules a booting node needs before its root is mounted. ext4 asks for crc32c when it
 /// mounts, and the initramfs has no modprobe helper to answer, so it is loaded up front. The
-/// installer reads the image from the DVD (isofs, sr_mod).
-const BOOT_MODULES: [&str; 6] = ["dm_verity", "squashfs", "crc32c_generic", "ext4", "isofs", "sr_mod"];
+/// installer reads the image from the DVD (isofs, sr_mod). The recovery agent makes the disk it
+/// wrote the firmware's next boot through efivarfs.
+const BOOT_MODULES: [&str; 7] =
+    ["dm_verity", "squashfs", "crc32c_generic", "ext4", "isofs", "sr_mod", "efivarfs"];
 
 struct Runner<'a> {
     events: &'a mut dyn FnMut(Event),

@@ -9,7 +9,9 @@
 //!    one writer (a disk with foreign data is refused, said, and left as it is);
 //! 4. write the node's identity, the pair key and the pair's settings (from the peer, with the
 //!    enrolment's token) into its new state partition;
-//! 5. reboot into the installed OS.
+//! 5. make the disk the firmware's next boot (UEFI `BootNext`, and first in `BootOrder`), so
+//!    that firmware which boots the network first does not come back to the peer, and reboot
+//!    into the installed OS.
 //!
 //! Every step is reported to the peer, which shows it in its log and `pairos status`.
 
@@ -240,9 +242,51 @@ fn image_this_node(
     if given.pair.is_some() {
         say("the pair's settings written: the pair daemon starts at the first boot");
     }
+    say(boot_the_disk_next(&disk));
     let msg = format!("installed pairos {} as {}; rebooting into it", m.version, given.node_name);
     say(&msg);
     let total = m.disk.chunks.iter().filter(|c| !c.partition_table).map(|c| c.length).sum();
     tell(Step::Finished, msg, total, total);
     Ok(Outcome::Reboot)
+}
+
+/// Makes the disk just written the firmware's next boot and its first ([`efi_boot`]); says what
+/// was done. Not fatal: the peer still tells this node to boot its disk when it network-boots.
+fn boot_the_disk_next(disk: &Path) -> String {
+    use pairos_recovery::efi_boot::{self, Esp, EFIVARFS};
+    if !Path::new("/sys/firmware/efi").exists() {
+        return "BIOS firmware: the peer's iPXE boots the disk when this node network-boots".into();
+    }
+    let vars = Path::new(EFIVARFS);
+    let mounted = std::fs::read_dir(vars).is_ok_and(|mut d| d.next().is_some());
+    if !mounted {
+        let flags =
+            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC;
+        if let Err(e) = nix::mount::mount(Some("efivarfs"), vars, Some("efivarfs"), flags, None::<&str>) {
+            return format!("cannot mount efivarfs on {EFIVARFS} ({e}): the boot order is left as it is");
+        }
+    }
+    let esp = super::disks::read_gpt(disk).and_then(|parts| {
+        parts
+            .into_iter()
+            .find(|(_, p)| p.name == "esp" && p.part_type_guid.guid == pairos_image::layout::TYPE_ESP)
+    });
+    let Some((number, p)) = esp else {
+        return format!("{} has no ESP: the boot order is left as it is", disk.display());
+    };
+    let esp =
+        Esp { number, first_lba: p.first_lba, sectors: p.last_lba + 1 - p.first_lba, guid: p.part_guid };
+    match efi_boot::boot_disk_next(vars, &esp) {
+        Ok(o) => {
+            let order: Vec<String> = o.boot_order.iter().map(|n| format!("{n:04X}")).collect();
+            format!(
+                "the disk boots next: Boot{:04X} ({}{}) is BootNext, BootOrder {}",
+                o.entry,
+                efi_boot::LOADER,
+                if o.created { ", made now" } else { "" },
+                order.join(",")
+            )
+        }
+        Err(e) => format!("cannot make the disk the next boot: {e}; the boot order is left as it is"),
+    }
 }

@@ -45,7 +45,7 @@ pub struct Alarm {
     pub id: String,
     /// `critical`, `major` or `minor`.
     pub severity: String,
-    /// `pair`, `volumes` or `workloads`.
+    /// `pair`, `network-boot`, `volumes` or `workloads`.
     pub source: String,
     pub node: String,
     pub text: String,
@@ -174,6 +174,9 @@ impl Sources {
         match &pair {
             Some(p) => p.conditions.iter().for_each(|c| add("pair", severity(c), c)),
             None => add("pair", "critical", "the pair daemon is not running on this node"),
+        }
+        if let Some(n) = &node_status {
+            n.alarms.iter().for_each(|a| add("network-boot", "critical", a));
         }
         if let Some(v) = &volumes {
             v.alarms.iter().for_each(|a| add("volumes", "major", a));

@@ -1,139 +1,313 @@
-//! Who is offered what when it network-boots on the private link: by membership, not history.
+//! Who is offered what when it network-boots on the private link: by membership, and for a
+//! known peer by evidence about its disk, never by a timer alone.
 //!
 //! - While the peer is live (its heartbeats are heard), the peer is told to boot its disk, and
 //!   any other machine is not answered: the pair has both its nodes.
-//! - While the peer is silent, a known peer (one this node installed, or whose heartbeats it
-//!   heard) is told to boot its disk: both nodes may be starting after a power cut. If it
-//!   network-boots again within [`RETRY_WINDOW`] without having joined, its disk evidently does
-//!   not boot, and it is offered recovery. After a recovery, its new disk comes first again.
 //! - A machine the pair has never seen is offered recovery only while the pair misses a node.
+//! - A known peer (one this node installed, or whose heartbeats it heard) that is not live is
+//!   told to boot its disk, on every network option its firmware tries and for as long as they
+//!   take: both nodes may be starting after a power cut, and firmware that boots the network
+//!   first may spend minutes on its PXE and HTTP options, over IPv4 and IPv6, before its disk.
+//!   Its UEFI HTTP boot asks then get no offer at all, so the firmware falls through to the disk.
+//!   It is offered recovery only on evidence that its disk does not boot:
+//!   - iPXE could not boot it (the BIOS local boot script says so: [`PairPolicy::local_boot_failed`]);
+//!   - its firmware went round its boot options again (a new DHCP exchange from the program that
+//!     opened its network boot, after iPXE was told to boot the disk) and its disk never started
+//!     (its heartbeats were not heard in between);
+//!   - it was reset through its BMC because its disk had not started [`REJOIN_WAIT`] after its
+//!     last ask (firmware that stops in its shell when no option boots never comes back by
+//!     itself), and it network-boots again.
+//! - A node imaged twice within [`LOOP_WINDOW`] is not offered recovery a third time: it is held,
+//!   an alarm names it, and `pairos pair approve MAC` lets it go on.
 //!
-//! One boot asks DHCP many times (firmware PXE, iPXE, then the firmware's other network
-//! options, for minutes under emulation), so asks less than [`SAME_BOOT`] apart are one network
-//! boot.
+//! A DHCP exchange is one ask however often it is retransmitted: asks are told apart by their
+//! transaction id (xid), not by the time between them.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
 
-use pairos_pxe::client::ClientInfo;
+use pairos_pxe::client::{Asker, ClientInfo};
 use pairos_pxe::policy::{Decision, Policy};
 
 use super::heartbeat::Liveness;
 use super::identity;
 use super::status::{self, Status};
 
-/// A known peer that network-boots again within this long of its last try, without having
-/// joined, is offered recovery.
-pub const RETRY_WINDOW: Duration = Duration::from_secs(5 * 60);
-/// By default, a known peer told to boot its disk that has not joined this long after its last
-/// ask is reset through its BMC, once: its disk evidently does not boot (a swapped, blank disk
-/// drops the firmware into its shell), and its next network boot, within [`RETRY_WINDOW`], is
-/// offered recovery. A disk that boots joins well within it, under emulation too. The pair's
-/// `timing.rejoin_wait_ms` sets it.
+/// By default, a known peer told to boot its disk whose disk has not started (its heartbeats
+/// not heard) this long after its last network-boot ask is reset through its BMC, once, so that
+/// it network-boots again and is offered recovery. The pair's `timing.rejoin_wait_ms` sets it.
 pub const REJOIN_WAIT: Duration = Duration::from_secs(3 * 60);
-/// DHCP asks less than this apart belong to one network boot.
-pub const SAME_BOOT: Duration = Duration::from_secs(60);
+/// The longest `timing.rejoin_wait_ms` the pair's settings may give.
+pub const MAX_REJOIN_WAIT: Duration = Duration::from_secs(30 * 60);
+/// A node imaged twice within this long is held for the operator rather than imaged again.
+pub const LOOP_WINDOW: Duration = Duration::from_secs(60 * 60);
+/// Imagings within [`LOOP_WINDOW`] after which a node is held.
+pub const IMAGINGS_BEFORE_HOLD: usize = 2;
 /// Decisions kept in the status.
 const SHOWN: usize = 8;
-/// The reason given for every DHCP ask of a network boot after its first.
-const SAME: &str = "the same network boot";
+/// DHCP exchanges remembered per boot.
+const XIDS_KEPT: usize = 64;
+/// The reason given for every DHCP message of an exchange after its first.
+const SAME: &str = "the same DHCP exchange";
 
-/// What the policy remembers of a known peer's network boots.
+/// One DHCP ask, as the policy needs it.
 #[derive(Debug, Clone, Copy)]
-struct Boots {
-    /// When this network boot began.
+struct Ask {
+    now: Instant,
+    asker: Asker,
+    xid: u32,
+}
+
+/// A known peer's network boot, from its first ask until its disk starts.
+#[derive(Debug, Clone)]
+struct Boot {
+    /// Its first ask.
     began: Instant,
-    /// Its last DHCP ask.
+    /// Its last ask.
     last: Instant,
+    /// The program that asked first; a new exchange from it is the firmware going round again.
+    opened_by: Asker,
+    /// The DHCP exchanges of this boot.
+    xids: Vec<u32>,
+    /// iPXE was told to boot the disk.
+    told_disk: bool,
     decision: Decision,
-    /// The peer was reset after this boot (it did not join).
+    /// Why its disk is known not to boot.
+    evidence: Option<String>,
+    /// It was reset through its BMC because its disk did not start.
     reset: bool,
 }
 
-/// The pure decision, for tests and the simulator: `known` says whether the MAC is a peer of
-/// this pair, `previous` what was decided for its last network boot.
-fn decide(
-    now: Instant,
+/// What the policy remembers of one peer.
+#[derive(Debug, Clone, Default)]
+struct Peer {
+    boot: Option<Boot>,
+    /// When its imagings from this node finished, within [`LOOP_WINDOW`].
+    imaged: Vec<Instant>,
+    /// Held for the operator since then (wall clock: an approval given later releases it).
+    held: Option<SystemTime>,
+}
+
+impl Peer {
+    fn imaged_recently(&self, now: Instant) -> usize {
+        self.imaged.iter().filter(|t| now.saturating_duration_since(**t) < LOOP_WINDOW).count()
+    }
+}
+
+/// Where the peer stands: `live` its heartbeats heard now, `heard` when they last were.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
     live: bool,
-    peer_mac_live: bool,
+    /// The asking MAC is the live peer's.
+    is_live_peer: bool,
     known: bool,
-    joined_since: Option<Instant>,
-    previous: Option<Boots>,
-) -> (Decision, &'static str) {
-    if live {
-        return if peer_mac_live {
-            (Decision::LocalBoot, "the live peer of this pair: boot from its disk")
+    heard: Option<Instant>,
+}
+
+/// The decision for one ask, and the reason. Pure: `peer` is what is remembered of the asking
+/// machine, brought up to date.
+fn decide(ask: Ask, seen: Seen, peer: &mut Peer) -> (Decision, String) {
+    if seen.live {
+        return if seen.is_live_peer {
+            (Decision::LocalBoot, "the live peer of this pair: boot from its disk".into())
         } else {
-            (Decision::Ignore, "the pair has both its nodes; a stranger on the private link is not answered")
+            (
+                Decision::Ignore,
+                "the pair has both its nodes; a stranger on the private link is not answered".into(),
+            )
         };
     }
-    if !known {
+    if !seen.known {
         return (
             Decision::Recover,
-            "a machine the pair has not seen, while the pair misses a node: offered recovery",
+            "a machine the pair has not seen, while the pair misses a node: offered recovery".into(),
         );
     }
-    match previous {
-        // Asks close together are one boot, unless the peer joined in between (a new boot).
-        Some(b) if now - b.last < SAME_BOOT && joined_since.is_none_or(|j| j < b.last) => (b.decision, SAME),
-        Some(b)
-            if b.decision == Decision::LocalBoot
-                && now - b.last < RETRY_WINDOW
-                && joined_since.is_none_or(|j| j < b.began) =>
-        {
-            (
-            Decision::Recover,
-                "a known peer that network-booted again without joining: its disk does not boot; offered recovery",
-            )
-        }
-        // After a recovery (or long after the last try), the disk first.
-        _ => (Decision::LocalBoot, "a known peer, not live: told to boot its disk"),
+    // Heard since this boot began: its disk started, and this is a new boot.
+    if peer.boot.as_ref().is_some_and(|b| seen.heard.is_some_and(|h| h >= b.began)) {
+        peer.boot = None;
     }
+    let b = peer.boot.get_or_insert_with(|| Boot {
+        began: ask.now,
+        last: ask.now,
+        opened_by: ask.asker,
+        xids: Vec::new(),
+        told_disk: false,
+        decision: Decision::LocalBoot,
+        evidence: None,
+        reset: false,
+    });
+    b.last = ask.now;
+    if b.xids.contains(&ask.xid) {
+        return (b.decision, SAME.into());
+    }
+    if b.evidence.is_none() {
+        if b.reset {
+            b.evidence = Some("it was reset after its disk did not start, and network-booted again".into());
+        } else if b.told_disk && ask.asker == b.opened_by && ask.asker != Asker::HttpBoot {
+            b.evidence =
+                Some("its firmware went round its boot options again and its disk never started".into());
+        }
+    }
+    if b.xids.len() >= XIDS_KEPT {
+        b.xids.remove(0);
+    }
+    b.xids.push(ask.xid);
+    let (decision, why) = match (&b.evidence, peer.held) {
+        (Some(e), Some(_)) => (
+            Decision::LocalBoot,
+            format!(
+                "its disk does not boot ({e}), but it was imaged {IMAGINGS_BEFORE_HOLD} times within the hour: \
+                 held for the operator (pairos pair approve MAC lets it go on)"
+            ),
+        ),
+        (Some(e), None) => (Decision::Recover, format!("a known peer whose disk does not boot ({e}): offered recovery")),
+        (None, _) => (Decision::LocalBoot, "a known peer, not live: told to boot its disk".into()),
+    };
+    b.decision = decision;
+    if decision == Decision::LocalBoot && ask.asker == Asker::Ipxe {
+        b.told_disk = true;
+    }
+    (decision, why)
+}
+
+/// What iPXE's word that the peer's local disk did not boot decides.
+fn local_boot_failed(now: Instant, seen: Seen, peer: &mut Peer) -> (Decision, String) {
+    if seen.live || !seen.known {
+        return (Decision::Ignore, "not a known peer that the pair misses".into());
+    }
+    let b = peer.boot.get_or_insert_with(|| Boot {
+        began: now,
+        last: now,
+        opened_by: Asker::Ipxe,
+        xids: Vec::new(),
+        told_disk: true,
+        decision: Decision::LocalBoot,
+        evidence: None,
+        reset: false,
+    });
+    b.evidence = Some("iPXE could not boot its disk".into());
+    if peer.held.is_some() {
+        b.decision = Decision::LocalBoot;
+        return (Decision::LocalBoot, "its disk does not boot, but it is held for the operator".into());
+    }
+    b.decision = Decision::Recover;
+    (
+        Decision::Recover,
+        "a known peer whose disk does not boot (iPXE could not boot it): offered recovery".into(),
+    )
 }
 
 /// Whether the peer of boot `b` is due for a reset at `now`, `wait` after its last ask (see
-/// [`REJOIN_WAIT`]): told to boot its disk, not reset yet, silent since, and still in time for
-/// its next boot to be offered recovery. `heard` is when its heartbeats were last heard.
-fn due_for_reset(now: Instant, b: &Boots, heard: Option<Instant>, wait: Duration) -> bool {
+/// [`REJOIN_WAIT`]): told to boot its disk, not reset yet, no evidence yet, and its disk not
+/// started since (`heard`: its heartbeats were last heard then).
+fn due_for_reset(now: Instant, b: &Boot, heard: Option<Instant>, wait: Duration) -> bool {
     b.decision == Decision::LocalBoot
+        && b.evidence.is_none()
         && !b.reset
-        && now - b.last >= wait
-        && now - b.last < RETRY_WINDOW
+        && now.saturating_duration_since(b.last) >= wait
         && heard.is_none_or(|h| h < b.began)
 }
 
-/// What the policy remembers of known peers' network boots, shared with whoever learns that a
-/// boot ended otherwise (a recovery that finished) and with the watch that resets a peer whose
-/// disk does not boot.
+/// What the policy remembers of peers' network boots and imagings, shared with whoever learns
+/// that a recovery finished and with the watch that resets a peer whose disk does not start.
 #[derive(Debug, Clone, Default)]
-pub struct BootMemory(Arc<Mutex<HashMap<String, Boots>>>);
+pub struct BootMemory(Arc<Mutex<HashMap<String, Peer>>>);
 
 impl BootMemory {
-    /// The peer with `mac` finished a recovery: its next network boot is a new one, and its new
-    /// disk comes first, however soon it asks.
-    pub fn recovered(&self, mac: &str) {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&mac.to_ascii_lowercase());
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Peer>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The peer with `mac` finished a recovery at `now`: its next network boot is a new one,
+    /// and its new disk comes first, however soon it asks. Returns how many times it was imaged
+    /// within [`LOOP_WINDOW`].
+    pub fn recovered(&self, mac: &str, now: Instant) -> usize {
+        let mut peers = self.lock();
+        let p = peers.entry(mac.to_ascii_lowercase()).or_default();
+        p.boot = None;
+        p.imaged.retain(|t| now.saturating_duration_since(*t) < LOOP_WINDOW);
+        p.imaged.push(now);
+        p.imaged.len()
     }
 
     /// The known peers due for a reset now, each said once: they are marked reset.
     pub fn due_for_reset(&self, now: Instant, heard: Option<Instant>, wait: Duration) -> Vec<String> {
-        let mut boots = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut due = Vec::new();
-        for (mac, b) in boots.iter_mut() {
-            if due_for_reset(now, b, heard, wait) {
+        for (mac, p) in self.lock().iter_mut() {
+            // A held peer the operator released is reset at once: it waits in its firmware.
+            let released = p.held.is_none();
+            let is_due = |b: &Boot| {
+                due_for_reset(now, b, heard, wait)
+                    || (released && b.evidence.is_some() && b.decision == Decision::LocalBoot && !b.reset)
+            };
+            if let Some(b) = p.boot.as_mut().filter(|b| is_due(b)) {
                 b.reset = true;
                 due.push(mac.clone());
             }
         }
         due
     }
+
+    /// The peers held for the operator, with the alarm's text.
+    pub fn held(&self) -> Vec<(String, String)> {
+        let mut held: Vec<(String, String)> = self
+            .lock()
+            .iter()
+            .filter(|(_, p)| p.held.is_some())
+            .map(|(mac, _)| (mac.clone(), held_alarm(mac)))
+            .collect();
+        held.sort();
+        held
+    }
+
+    /// Holds a peer imaged [`IMAGINGS_BEFORE_HOLD`] times within the hour, and releases one the
+    /// operator approved since it was held (`approved`: the MACs approved, and when the list was
+    /// last written). Says whether anything changed.
+    fn update_holds(
+        &self,
+        now: Instant,
+        wall: SystemTime,
+        approved: &(Vec<String>, Option<SystemTime>),
+    ) -> bool {
+        let mut changed = false;
+        for (mac, p) in self.lock().iter_mut() {
+            let approved_since = |since: SystemTime| {
+                approved.1.is_some_and(|at| at >= since)
+                    && approved.0.iter().any(|a| a.eq_ignore_ascii_case(mac))
+            };
+            match p.held {
+                Some(since) if approved_since(since) => {
+                    p.held = None;
+                    p.imaged.clear();
+                    changed = true;
+                }
+                None if p.imaged_recently(now) >= IMAGINGS_BEFORE_HOLD => {
+                    p.held = Some(wall);
+                    changed = true;
+                }
+                _ => {}
+            }
+        }
+        changed
+    }
 }
 
-#[derive(Debug)]
+/// The alarm of a held peer.
+pub fn held_alarm(mac: &str) -> String {
+    format!(
+        "{mac} was imaged {IMAGINGS_BEFORE_HOLD} times within the hour and its disk still does not boot: \
+         it is not imaged again until the operator approves (pairos pair approve {mac})"
+    )
+}
+
+#[derive(Debug, Clone)]
 pub struct PairPolicy {
     state_dir: PathBuf,
+    /// The operator's approvals (`pairos pair approve`).
+    approved_file: PathBuf,
     liveness: Arc<Mutex<Liveness>>,
     status: Arc<Mutex<Status>>,
     boots: BootMemory,
@@ -142,35 +316,42 @@ pub struct PairPolicy {
 impl PairPolicy {
     pub fn new(
         state_dir: PathBuf,
+        approved_file: PathBuf,
         liveness: Arc<Mutex<Liveness>>,
         status: Arc<Mutex<Status>>,
         boots: BootMemory,
     ) -> PairPolicy {
-        PairPolicy { state_dir, liveness, status, boots }
+        PairPolicy { state_dir, approved_file, liveness, status, boots }
     }
-}
 
-impl Policy for PairPolicy {
-    fn decide(&self, client: &ClientInfo) -> (Decision, String) {
-        let mac = client.mac_string();
-        let now = Instant::now();
+    /// Where the asking machine stands.
+    fn seen(&self, mac: &str, now: Instant) -> Seen {
         let (live, peer_mac, heard) = {
             let l = self.liveness.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             (l.live(now), l.peer_mac.clone(), l.last_heard())
         };
-        let is_peer = peer_mac.as_deref() == Some(mac.as_str());
+        let is_peer = peer_mac.as_deref() == Some(mac);
         // Read each time: `pairos pair forget-peer` changes it under a running node.
-        let known = is_peer || identity::known_peers(&self.state_dir).contains(&mac);
-        let mut boots = self.boots.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let previous = boots.get(&mac).copied();
-        let joined = if is_peer { heard } else { None };
-        let (decision, why) = decide(now, live, is_peer && live, known, joined, previous);
-        if known && !live {
-            let same = previous.filter(|_| why == SAME);
-            let (began, reset) = same.map_or((now, false), |b| (b.began, b.reset));
-            boots.insert(mac.clone(), Boots { began, last: now, decision, reset });
+        let known = is_peer || identity::known_peers(&self.state_dir).contains(mac);
+        Seen { live, is_live_peer: is_peer && live, known, heard: if is_peer { heard } else { None } }
+    }
+
+    /// Brings the holds up to date and the status's alarms with them.
+    pub fn update_holds(&self) {
+        let approvals = (
+            super::services::approved(&self.approved_file),
+            std::fs::metadata(&self.approved_file).and_then(|m| m.modified()).ok(),
+        );
+        if self.boots.update_holds(Instant::now(), SystemTime::now(), &approvals) {
+            let held = self.boots.held();
+            for (mac, alarm) in &held {
+                crate::run::say(format_args!("network boot: {mac} held: {alarm}"));
+            }
+            status::update(&self.status, |s| s.alarms = held.into_iter().map(|(_, a)| a).collect());
         }
-        drop(boots);
+    }
+
+    fn remember(&self, mac: &str, decision: Decision, why: &str) {
         let line = format!("{mac}: {decision:?}: {why}");
         // A machine that keeps asking (one the pair ignores) writes the status once, not per ask.
         let repeated =
@@ -183,11 +364,45 @@ impl Policy for PairPolicy {
                 s.network_boot.drain(..excess);
             });
         }
-        (decision, why.to_owned())
+    }
+}
+
+impl Policy for PairPolicy {
+    fn decide(&self, client: &ClientInfo) -> (Decision, String) {
+        self.update_holds();
+        let mac = client.mac_string();
+        let ask = Ask { now: Instant::now(), asker: client.asker(), xid: client.xid };
+        let seen = self.seen(&mac, ask.now);
+        let (decision, why) = {
+            let mut peers = self.boots.lock();
+            if seen.known && !seen.live {
+                decide(ask, seen, peers.entry(mac.clone()).or_default())
+            } else {
+                decide(ask, seen, &mut Peer::default())
+            }
+        };
+        self.remember(&mac, decision, &why);
+        (decision, format!("{why} [{:?} {:08x}]", ask.asker, ask.xid))
     }
 
     fn serves_plain_clients(&self) -> bool {
         false
+    }
+
+    fn local_boot_failed(&self, mac: &str) -> (Decision, String) {
+        self.update_holds();
+        let now = Instant::now();
+        let seen = self.seen(mac, now);
+        let (decision, why) = if seen.known && !seen.live {
+            local_boot_failed(now, seen, self.boots.lock().entry(mac.to_owned()).or_default())
+        } else {
+            local_boot_failed(now, seen, &mut Peer::default())
+        };
+        crate::run::say(format_args!(
+            "network boot: {mac}: iPXE could not boot its disk: {decision:?}: {why}"
+        ));
+        self.remember(mac, decision, &why);
+        (decision, why)
     }
 }
 
@@ -195,80 +410,166 @@ impl Policy for PairPolicy {
 mod tests {
     use super::*;
 
-    #[test]
-    fn network_boot_goes_by_membership() {
-        let t0 = Instant::now();
-        let at = |s: u64| t0 + Duration::from_secs(s);
-        // The pair has both its nodes: its peer boots its disk, a stranger gets nothing.
-        assert_eq!(decide(t0, true, true, true, Some(t0), None).0, Decision::LocalBoot);
-        assert_eq!(decide(t0, true, false, false, None, None).0, Decision::Ignore);
-        assert_eq!(
-            decide(t0, true, false, true, None, None).0,
-            Decision::Ignore,
-            "a remembered MAC that is not the live peer"
-        );
-        // The pair misses a node: a stranger is offered recovery.
-        assert_eq!(decide(t0, false, false, false, None, None).0, Decision::Recover);
-        // A known peer after a power cut: its disk first.
-        let first = decide(t0, false, false, true, None, None);
-        assert_eq!(first.0, Decision::LocalBoot);
-        let b = Some(Boots { began: t0, last: t0, decision: first.0, reset: false });
-        assert_eq!(
-            decide(at(30), false, false, true, None, b).0,
-            Decision::LocalBoot,
-            "iPXE asking in the same boot"
-        );
-        // The firmware's other network options keep asking for minutes: still the same boot.
-        let long = Some(Boots { began: t0, last: at(150), decision: first.0, reset: false });
-        assert_eq!(
-            decide(at(180), false, false, true, None, long),
-            (Decision::LocalBoot, "the same network boot")
-        );
-        // Back within minutes without joining: the disk does not boot.
-        assert_eq!(decide(at(200), false, false, true, None, b).0, Decision::Recover);
-        // It joined in between (heard after that boot began): its disk boots; disk again.
-        assert_eq!(decide(at(200), false, false, true, Some(at(100)), b).0, Decision::LocalBoot);
-        // Joined in between, then back within the minute (killed, disk wiped): a new boot.
-        let joined = decide(at(170), false, false, true, Some(at(160)), long);
-        assert_eq!(joined, (Decision::LocalBoot, "a known peer, not live: told to boot its disk"));
-        // After that recovery, the next network boot is told to boot the new disk.
-        let recovered =
-            Some(Boots { began: at(200), last: at(210), decision: Decision::Recover, reset: false });
-        assert_eq!(decide(at(330), false, false, true, None, recovered).0, Decision::LocalBoot);
-        // Long after: a new power cut, the disk first again.
-        assert_eq!(decide(at(400), false, false, true, None, b).0, Decision::LocalBoot);
+    const MAC: &str = "52:54:00:12:04:00";
+
+    fn ask(now: Instant, asker: Asker, xid: u32) -> Ask {
+        Ask { now, asker, xid }
+    }
+
+    fn silent(heard: Option<Instant>) -> Seen {
+        Seen { live: false, is_live_peer: false, known: true, heard }
     }
 
     #[test]
-    fn a_peer_whose_disk_does_not_boot_is_reset_once_in_time_for_recovery() {
+    fn network_boot_goes_by_membership() {
         let t0 = Instant::now();
-        let told = Boots { began: t0, last: t0, decision: Decision::LocalBoot, reset: false };
-        let early = t0 + REJOIN_WAIT - Duration::from_secs(60);
-        assert!(!due_for_reset(early, &told, None, REJOIN_WAIT), "it may still be booting its disk");
-        assert!(due_for_reset(t0 + REJOIN_WAIT, &told, None, REJOIN_WAIT));
-        assert!(
-            !due_for_reset(t0 + REJOIN_WAIT, &told, Some(t0 + Duration::from_secs(50)), REJOIN_WAIT),
-            "it joined"
+        let live = |is_live_peer, known| Seen { live: true, is_live_peer, known, heard: Some(t0) };
+        let mut p = Peer::default();
+        let a = ask(t0, Asker::Ipxe, 1);
+        // The pair has both its nodes: its peer boots its disk, a stranger gets nothing.
+        assert_eq!(decide(a, live(true, true), &mut p).0, Decision::LocalBoot);
+        assert_eq!(decide(a, live(false, false), &mut p).0, Decision::Ignore);
+        assert_eq!(
+            decide(a, live(false, true), &mut p).0,
+            Decision::Ignore,
+            "a remembered MAC, not the live peer"
         );
-        assert!(
-            !due_for_reset(t0 + RETRY_WINDOW, &told, None, REJOIN_WAIT),
-            "too late: its next boot is a new one"
-        );
-        let offered = Boots { decision: Decision::Recover, ..told };
-        assert!(
-            !due_for_reset(t0 + REJOIN_WAIT, &offered, None, REJOIN_WAIT),
-            "only a peer told to boot its disk"
+        // The pair misses a node: a stranger is offered recovery.
+        let stranger = Seen { live: false, is_live_peer: false, known: false, heard: None };
+        assert_eq!(decide(a, stranger, &mut p).0, Decision::Recover);
+        assert!(p.boot.is_none(), "nothing is remembered of a stranger");
+    }
+
+    /// OVMF booting the network first with every option on: PXE (the firmware's, then iPXE),
+    /// then IPv6 and HTTP boot, for minutes, then the disk. Never offered recovery for it.
+    #[test]
+    fn a_known_peer_is_told_to_boot_its_disk_on_every_option_for_as_long_as_they_take() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut p = Peer::default();
+        let mut go = |s, asker, xid| decide(ask(at(s), asker, xid), silent(None), &mut p);
+        assert_eq!(go(0, Asker::Firmware, 1).0, Decision::LocalBoot);
+        assert_eq!(go(2, Asker::Firmware, 1), (Decision::LocalBoot, SAME.into()), "its REQUEST");
+        assert_eq!(go(20, Asker::Ipxe, 2).0, Decision::LocalBoot, "iPXE: told to boot the disk");
+        assert_eq!(go(25, Asker::Ipxe, 2).0, Decision::LocalBoot);
+        // Minutes later the firmware's HTTP boot asks, several exchanges: still no offer.
+        for (i, s) in [130, 150, 190, 260, 400].into_iter().enumerate() {
+            assert_eq!(go(s, Asker::HttpBoot, 10 + i as u32).0, Decision::LocalBoot, "HTTP boot at {s} s");
+        }
+        assert_eq!(go(900, Asker::Ipxe, 3).0, Decision::LocalBoot, "another iPXE of the same boot");
+        assert!(p.boot.as_ref().is_some_and(|b| b.evidence.is_none()));
+    }
+
+    #[test]
+    fn a_known_peer_is_offered_recovery_on_evidence_only() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // The firmware comes round again (a new exchange from its PXE) without the disk starting.
+        let mut p = Peer::default();
+        decide(ask(at(0), Asker::Firmware, 1), silent(None), &mut p);
+        decide(ask(at(20), Asker::Ipxe, 2), silent(None), &mut p);
+        let (d, why) = decide(ask(at(30), Asker::Firmware, 3), silent(None), &mut p);
+        assert_eq!(d, Decision::Recover, "{why}");
+        assert!(why.contains("went round its boot options again"), "{why}");
+        assert_eq!(
+            decide(ask(at(50), Asker::Ipxe, 4), silent(None), &mut p).0,
+            Decision::Recover,
+            "its iPXE"
         );
 
-        // Once: the memory marks it; and the reset boot, asking soon after, is offered recovery.
+        // The same, but its disk started in between (heard): a new boot, the disk first.
+        let mut p = Peer::default();
+        decide(ask(at(0), Asker::Firmware, 1), silent(None), &mut p);
+        decide(ask(at(20), Asker::Ipxe, 2), silent(None), &mut p);
+        let heard = silent(Some(at(60)));
+        assert_eq!(decide(ask(at(300), Asker::Firmware, 3), heard, &mut p).0, Decision::LocalBoot);
+        assert_eq!(decide(ask(at(320), Asker::Ipxe, 4), heard, &mut p).0, Decision::LocalBoot);
+
+        // Firmware that starts with HTTP boot: an unanswered HTTP boot retries with new xids, so
+        // that is no evidence; the reset is.
+        let mut p = Peer::default();
+        for (s, xid) in [(0, 1), (40, 2), (90, 3)] {
+            assert_eq!(decide(ask(at(s), Asker::HttpBoot, xid), silent(None), &mut p).0, Decision::LocalBoot);
+        }
+        let b = p.boot.clone().expect("a boot");
+        assert!(!due_for_reset(at(90) + REJOIN_WAIT - Duration::from_secs(1), &b, None, REJOIN_WAIT));
+        assert!(due_for_reset(at(90) + REJOIN_WAIT, &b, None, REJOIN_WAIT));
+        assert!(!due_for_reset(at(90) + REJOIN_WAIT, &b, Some(at(100)), REJOIN_WAIT), "its disk started");
+        p.boot.as_mut().expect("a boot").reset = true;
+        let (d, why) = decide(ask(at(400), Asker::HttpBoot, 9), silent(None), &mut p);
+        assert_eq!(d, Decision::Recover, "{why}");
+        assert!(why.contains("reset after its disk did not start"), "{why}");
+
+        // BIOS: iPXE's local boot fails; recovery at once.
+        let mut p = Peer::default();
+        decide(ask(at(0), Asker::Ipxe, 1), silent(None), &mut p);
+        assert_eq!(local_boot_failed(at(5), silent(None), &mut p).0, Decision::Recover);
+        assert_eq!(
+            local_boot_failed(at(5), Seen { known: false, ..silent(None) }, &mut Peer::default()).0,
+            Decision::Ignore,
+            "a stranger's word about its disk is not acted on"
+        );
+    }
+
+    #[test]
+    fn a_node_imaged_twice_within_the_hour_is_held_until_approved() {
         let memory = BootMemory::default();
-        memory.0.lock().expect("not poisoned").insert("52:54:00:12:04:00".into(), told);
-        assert_eq!(memory.due_for_reset(t0 + REJOIN_WAIT, None, REJOIN_WAIT), ["52:54:00:12:04:00"]);
-        assert!(memory
-            .due_for_reset(t0 + REJOIN_WAIT + Duration::from_secs(5), None, REJOIN_WAIT)
-            .is_empty());
-        let after = t0 + REJOIN_WAIT + Duration::from_secs(40);
-        let previous = memory.0.lock().expect("not poisoned").get("52:54:00:12:04:00").copied();
-        assert_eq!(decide(after, false, false, true, None, previous).0, Decision::Recover);
+        let t0 = Instant::now();
+        let wall = SystemTime::now();
+        let none = (Vec::new(), None);
+        assert_eq!(memory.recovered(MAC, t0), 1);
+        assert!(!memory.update_holds(t0, wall, &none), "once is not a loop");
+        assert_eq!(memory.recovered(MAC, t0 + Duration::from_secs(600)), 2);
+        assert!(memory.update_holds(t0 + Duration::from_secs(601), wall, &none));
+        assert_eq!(memory.held().len(), 1);
+        assert!(memory.held()[0].1.contains("pairos pair approve 52:54:00:12:04:00"));
+
+        // Its disk is wiped again: the firmware comes round, and it is told to boot its disk.
+        let mut peers = memory.lock();
+        let p = peers.get_mut(MAC).expect("remembered");
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        decide(ask(at(700), Asker::Firmware, 1), silent(None), p);
+        decide(ask(at(720), Asker::Ipxe, 2), silent(None), p);
+        let (d, why) = decide(ask(at(760), Asker::Firmware, 3), silent(None), p);
+        assert_eq!(d, Decision::LocalBoot, "{why}");
+        assert!(why.contains("held for the operator"), "{why}");
+        assert_eq!(local_boot_failed(at(770), silent(None), p).0, Decision::LocalBoot);
+        drop(peers);
+
+        // An approval from before the hold does not release it; one given after does.
+        let before = (vec![MAC.to_owned()], Some(wall - Duration::from_secs(1)));
+        assert!(!memory.update_holds(at(780), wall, &before));
+        let after = (vec![MAC.to_ascii_uppercase()], Some(wall + Duration::from_secs(5)));
+        assert!(memory.update_holds(at(790), wall, &after));
+        assert!(memory.held().is_empty());
+        let mut peers = memory.lock();
+        let p = peers.get_mut(MAC).expect("remembered");
+        assert_eq!(decide(ask(at(800), Asker::Firmware, 4), silent(None), p).0, Decision::Recover);
+        drop(peers);
+        // Imagings an hour apart are no loop.
+        let memory = BootMemory::default();
+        memory.recovered(MAC, t0);
+        memory.recovered(MAC, t0 + LOOP_WINDOW + Duration::from_secs(1));
+        assert!(!memory.update_holds(t0 + LOOP_WINDOW + Duration::from_secs(2), wall, &none));
+    }
+
+    #[test]
+    fn a_peer_whose_disk_does_not_start_is_reset_once() {
+        let t0 = Instant::now();
+        let memory = BootMemory::default();
+        memory.lock().entry(MAC.into()).or_default();
+        {
+            let mut peers = memory.lock();
+            let p = peers.get_mut(MAC).expect("there");
+            decide(ask(t0, Asker::Firmware, 1), silent(None), p);
+            decide(ask(t0, Asker::Ipxe, 2), silent(None), p);
+        }
+        assert!(memory.due_for_reset(t0 + Duration::from_secs(60), None, REJOIN_WAIT).is_empty());
+        assert_eq!(memory.due_for_reset(t0 + REJOIN_WAIT, None, REJOIN_WAIT), [MAC]);
+        assert!(memory.due_for_reset(t0 + REJOIN_WAIT * 2, None, REJOIN_WAIT).is_empty(), "once");
+        let mut peers = memory.lock();
+        let p = peers.get_mut(MAC).expect("there");
+        let back = t0 + REJOIN_WAIT + Duration::from_secs(40);
+        assert_eq!(decide(ask(back, Asker::Firmware, 7), silent(None), p).0, Decision::Recover);
     }
 }

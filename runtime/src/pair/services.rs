@@ -84,6 +84,8 @@ struct Hooks {
     enrolments: Mutex<Enrolments>,
     /// Told when a recovery finishes, so that the newcomer's next boot goes to its new disk.
     boots: BootMemory,
+    /// Holds a node imaged too often.
+    policy: PairPolicy,
     status: Arc<Mutex<Status>>,
     /// The last step and tenth of the write that was logged, so the log shows each step and
     /// every 10 %, not every report.
@@ -167,7 +169,9 @@ impl PeerHooks for Hooks {
         // Only a finished recovery changes the remembered peers: read them again then only.
         let mut known = None;
         if r.step == Step::Finished {
-            self.boots.recovered(&r.mac);
+            let times = self.boots.recovered(&r.mac, Instant::now());
+            say(format_args!("peer {}: imaged {times} time(s) within the hour", r.mac));
+            self.policy.update_holds();
             if let Err(e) = identity::remember_peer(&self.state_dir, &r.mac) {
                 say(format_args!("cannot remember peer {}: {e:#}", r.mac));
             }
@@ -224,8 +228,21 @@ pub fn start(svc: PairServices, address: Ipv4Addr) {
         http_port: 80,
     };
     let boots = BootMemory::default();
-    let policy = PairPolicy::new(svc.state_dir.clone(), liveness.clone(), svc.status.clone(), boots.clone());
-    reset_peers_that_do_not_boot(svc.me.clone(), liveness.clone(), boots.clone(), svc.rejoin_wait);
+    let policy = PairPolicy::new(
+        svc.state_dir.clone(),
+        PathBuf::from(APPROVED_FILE),
+        liveness.clone(),
+        svc.status.clone(),
+        boots.clone(),
+    );
+    reset_peers_that_do_not_boot(
+        svc.me.clone(),
+        liveness.clone(),
+        policy.clone(),
+        boots.clone(),
+        svc.rejoin_wait,
+    );
+    let held = policy.clone();
     let status = svc.status.clone();
     running(&svc.status, "DHCP, TFTP and HTTP network boot".into());
     let stop_boot = Arc::new(AtomicBool::new(false));
@@ -243,6 +260,7 @@ pub fn start(svc: PairServices, address: Ipv4Addr) {
         liveness,
         enrolments: Mutex::new(Enrolments::new((first, last))),
         boots,
+        policy: held,
         status: svc.status.clone(),
         logged: Mutex::new(None),
     };
@@ -270,19 +288,23 @@ pub fn start(svc: PairServices, address: Ipv4Addr) {
 }
 
 /// Has the pair daemon reset, through the peer's BMC, a known peer that was told to boot its
-/// disk and did not join within `wait` (the pair's `timing.rejoin_wait_ms`,
-/// [`super::boot_policy::REJOIN_WAIT`] by default): its next network boot is then offered
-/// recovery, and a swapped blank disk heals with nobody at the console. (The daemon holds the
-/// fence, and never resets a peer it hears.) Without a pair daemon or a BMC, it is said, and
-/// the peer waits for someone to power it on again.
+/// disk and whose disk did not start within `wait` of its last network-boot ask (the pair's
+/// `timing.rejoin_wait_ms`, [`super::boot_policy::REJOIN_WAIT`] by default): firmware whose
+/// every boot option failed may wait in its shell for ever. Its next network boot is then
+/// offered recovery, and a swapped blank disk heals with nobody at the console. A held peer
+/// the operator released is reset at once. (The daemon holds the fence, and never resets a
+/// peer it hears.) Without a pair daemon or a BMC, it is said, and the peer waits for someone
+/// to power it on again.
 fn reset_peers_that_do_not_boot(
     me: NodeConfig,
     liveness: Arc<Mutex<Liveness>>,
+    policy: PairPolicy,
     boots: BootMemory,
     wait: Duration,
 ) {
     std::thread::spawn(move || loop {
         std::thread::sleep(Duration::from_secs(5));
+        policy.update_holds();
         let now = Instant::now();
         let heard = {
             let l = lock(&liveness);
@@ -293,8 +315,9 @@ fn reset_peers_that_do_not_boot(
         };
         for mac in boots.due_for_reset(now, heard, wait) {
             say(format_args!(
-                "peer {mac} was told to boot its disk {}s ago and has not joined: its disk does not \
-                 boot; resetting it so that its next network boot is offered recovery",
+                "peer {mac} was told to boot its disk and its disk has not started {}s after its last \
+                 network-boot ask (or the operator released it): resetting it so that its next \
+                 network boot is offered recovery",
                 wait.as_secs(),
             ));
             let run_dir = Path::new(super::daemon::config::RUN_DIR);

@@ -34,6 +34,9 @@ pub struct Status {
     /// The last network-boot decisions for machines on the private link, newest last.
     #[serde(default)]
     pub network_boot: Vec<String>,
+    /// What the private-link services need the operator for (a node held after imaging twice).
+    #[serde(default)]
+    pub alarms: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,6 +126,9 @@ pub fn render(s: &Status) -> String {
     }
     for line in &s.network_boot {
         out.push_str(&format!("network boot: {line}\n"));
+    }
+    for alarm in &s.alarms {
+        out.push_str(&format!("ALARM: {alarm}\n"));
     }
     out
 }

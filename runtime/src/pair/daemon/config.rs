@@ -116,9 +116,10 @@ pub struct Timing {
     /// A volume whose resync makes no progress (or whose connection is stuck) this long is
     /// cycled; each further cycle waits twice as long ([`pairos_mirror::resync_watch`]).
     pub resync_stall_ms: u64,
-    /// A known peer that was told to boot its disk and has not joined this long after its
-    /// last network-boot ask is reset through its BMC, once, so that its next network boot is
-    /// offered recovery (a swapped blank disk heals by itself: [`crate::pair::boot_policy`]).
+    /// A known peer that was told to boot its disk and whose disk has not started this long
+    /// after its last network-boot ask is reset through its BMC, once, so that its next network
+    /// boot is offered recovery (a swapped blank disk heals by itself:
+    /// [`crate::pair::boot_policy`]).
     pub rejoin_wait_ms: u64,
 }
 
@@ -175,15 +176,13 @@ impl DaemonConfig {
                 t.resync_stall_ms
             );
         }
-        let retry_ms = crate::pair::boot_policy::RETRY_WINDOW.as_millis() as u64;
-        if t.rejoin_wait_ms < 30_000 || t.rejoin_wait_ms + 60_000 > retry_ms {
+        let max_ms = crate::pair::boot_policy::MAX_REJOIN_WAIT.as_millis() as u64;
+        if t.rejoin_wait_ms < 30_000 || t.rejoin_wait_ms > max_ms {
             bail!(
-                "timing: rejoin_wait_ms ({}) must be from 30 s to {} s: a disk that boots joins \
-                 well within it, and the reset peer's next network boot must come within the \
-                 {} s in which it is offered recovery",
+                "timing: rejoin_wait_ms ({}) must be from 30 s to {} s: long enough for firmware \
+                 that tries every network option before its disk, and a disk that boots, to start",
                 t.rejoin_wait_ms,
-                (retry_ms - 60_000) / 1000,
-                retry_ms / 1000
+                max_ms / 1000
             );
         }
         if self.node == self.peer {
@@ -319,8 +318,8 @@ password_file = "/state/pairos/bmc-peer.password"
         let e = err(&format!("{keyed}\n[timing]\nclaim_wait_ms = 5000\n"));
         assert!(e.contains("claim_wait_ms"), "{e}");
         // A reset peer must boot again while it is still offered recovery (5 minutes).
-        let e = err(&format!("{GOOD}\n[timing]\nrejoin_wait_ms = 280000\n"));
-        assert!(e.contains("rejoin_wait_ms (280000) must be from 30 s to 240 s"), "{e}");
+        let e = err(&format!("{GOOD}\n[timing]\nrejoin_wait_ms = 1900000\n"));
+        assert!(e.contains("rejoin_wait_ms (1900000) must be from 30 s to 1800 s"), "{e}");
         assert_eq!(
             load(&format!("{GOOD}\n[timing]\nrejoin_wait_ms = 100000\n"))
                 .expect("loads")
