@@ -1,18 +1,24 @@
 //! Lab scenarios for self-imaging. Node A boots the built disk image; it serves network boot
 //! and its own image on the private link. A node whose disk holds foreign data PXE-boots from
 //! A, says why it will not image itself, and its disk is left as it was; so does a machine
-//! that is not a certified board. A blank node (network
-//! first, then its disk) PXE-boots from A, images itself with no input, reboots, is told by A
-//! to boot its disk, and comes up as node-2 of A's pair on the same image version. A's log and
-//! `pairos status` show both. Each newcomer enrols first; B learns the pair key that way, and
-//! the two then hear each other's authenticated heartbeats. A stranger on the private link
-//! of the complete pair can neither enrol nor fake a report nor read the node configuration.
-//! When B's disk is then wiped, B's first network boot is told to boot its disk, and the next
-//! one, a minute later, is offered recovery: B heals and rejoins.
+//! that is not a certified board. A blank node, whose OVMF boots the network first with every
+//! network option on as it ships (PXE and HTTP boot, IPv4 and IPv6), PXE-boots from A, images
+//! itself once with no input, makes its disk the firmware's next boot and comes up from it as
+//! node-2 of A's pair on the same image version. A's log and `pairos status` show both. Each
+//! newcomer enrols first; B learns the pair key that way, and the two then hear each other's
+//! authenticated heartbeats. A stranger on the private link of the complete pair can neither
+//! enrol nor fake a report nor read the node configuration.
+//!
+//! Then the boot order's trials, on the same pair: B's power is cut and it comes back through
+//! every network option, minutes of them, to its own disk, never offered recovery. B's disk is
+//! wiped: its first network boot is told to boot its disk, OVMF stops in its shell, and when B
+//! is powered on again its firmware comes round without its disk having started: offered
+//! recovery at once, imaged once, rejoined. Wiped again right after: imaged twice within the
+//! hour, B is held with an alarm until `pairos pair approve`, then heals.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pairos_lab::{blank_disk, disk_from_image, image, DiskBus, Firmware, Lab, LabError, NicModel, VmSpec};
 
@@ -26,13 +32,31 @@ fn sha256(path: &Path) -> String {
     pairos_image::digest::sha256_file(path).expect("hash")
 }
 
-/// A node booting from the network first, then from `disk`; its private port is `mac`.
+/// A node booting from the network first, with every network option OVMF ships on, then from
+/// `disk`.
 fn newcomer(name: &str, disk: &Path) -> VmSpec {
     VmSpec::new(name)
         .firmware(Firmware::Ovmf)
+        .every_network_option()
         .boot_nic("private", NicModel::VirtioNet)
         .nic("public", NicModel::VirtioNet)
         .boot_disk(disk, DiskBus::Virtio)
+}
+
+/// A node whose firmware tries every network option before its disk: under TCG, minutes.
+const EVERY_OPTION: Duration = Duration::from_secs(900);
+/// B's private-link port.
+const B_MAC: &str = "52:54:00:12:04:00";
+
+/// How many network boots of B's A offered recovery in `log`: the firmware's PXE exchanges
+/// answered `Recover` (each boot has one; its iPXE and its retransmissions are not counted).
+fn offers(log: &str) -> usize {
+    let offered: std::collections::BTreeSet<&str> = log
+        .lines()
+        .filter(|l| l.contains(&format!("to {B_MAC}: Recover (")))
+        .filter_map(|l| l.rsplit_once(" [Firmware xid ").map(|(_, xid)| xid))
+        .collect();
+    offered.len()
 }
 
 #[test]
@@ -91,7 +115,8 @@ fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -
     b.wait_for("\"class\":\"blank\"", BOOT)?;
     b.wait_for("pairos-recover: image written", WRITE)?;
     b.wait_for("pairos-recover: identity written: node-2", BOOT)?;
-    // The reboot goes through the network first again: A now tells it to boot its disk.
+    // The disk it wrote is the firmware's next boot: B reboots straight into it.
+    b.wait_for("pairos-recover: the disk boots next: Boot", BOOT)?;
     b.wait_for("pairos run: node-2 of pair", BOOT)?;
     b.wait_for("pairos run: ready", BOOT)?;
 
@@ -111,7 +136,13 @@ fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -
     assert_eq!(version(&a_log), version(&b_log), "B runs the image version A runs");
     assert!(a_log.contains("Writing ("), "A's log shows B's progress:\n{a_log}");
     assert!(a_log.contains("Finished"), "A's log shows B's completion:\n{a_log}");
-    assert!(a_log.contains("localboot-uefi.ipxe"), "the installed B was told to boot its disk:\n{a_log}");
+    assert_eq!(offers(&a_log), 1, "B was offered recovery once:\n{a_log}");
+    assert_eq!(b_log.matches("pairos-recover: image written").count(), 1, "B was imaged once");
+    let after_imaging = &a_log[a_log.find("Finished").expect("finished")..];
+    assert!(
+        !after_imaging.contains(&format!("to {B_MAC}:")),
+        "B booted its disk without another network boot (BootNext):\n{after_imaging}"
+    );
 
     // B learnt the pair key by enrolment: each hears the other's authenticated heartbeats.
     a.wait_for("pairos run: peer live (52:54:00:12:04:00)", BOOT)?;
@@ -196,25 +227,85 @@ fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -
     assert_eq!(code, 0, "{json}");
     assert!(json.contains("\"step\": \"finished\""), "{json}");
 
-    // B's disk dies (wiped). Powered on, B is first told to boot its disk: A cannot tell a dead
-    // disk from a power cut. The disk does not boot. Powered on again within minutes, without
-    // having joined, B is offered recovery, images itself and rejoins as node-2.
+    // B's power is cut and it comes back with its own disk: its firmware boots the network
+    // first, every option on. A tells it to boot its disk on each, for as long as they take;
+    // it is never offered recovery, and it comes up from its own disk.
     b.kill();
     a.wait_for("pairos run: peer silent", BOOT)?;
-    blank_disk(&b_disk, 10 * GIB)?;
-    let mut b = lab.start(newcomer("node-b-wiped", &b_disk).same_machine_as(4))?;
-    a.wait_for("52:54:00:12:04:00: LocalBoot (a known peer, not live: told to boot its disk)", BOOT)?;
-    // Every boot option fails, and OVMF falls back to its shell.
-    b.wait_for("UEFI Interactive Shell", BOOT)?;
-    b.kill();
-    // DHCP asks less than a minute apart count as one network boot; the next power-on must be a
-    // new one. This waits for time to pass, not for anything to be ready.
-    std::thread::sleep(Duration::from_secs(65));
-    let mut b = lab.start(newcomer("node-b-repaired", &b_disk).same_machine_as(4))?;
-    a.wait_for("52:54:00:12:04:00: Recover (a known peer that network-booted again without joining", BOOT)?;
+    let from = a.console().text().len();
+    let mut b = lab.start(newcomer("node-b-back", &b_disk).same_machine_as(4))?;
+    b.wait_for("pairos run: node-2 of pair", EVERY_OPTION)?;
+    a.wait_for(&format!("pairos run: peer live ({B_MAC})"), BOOT)?;
+    let back = a.console().text()[from..].to_owned();
+    assert!(
+        back.contains(&format!("{B_MAC}: LocalBoot (a known peer, not live: told to boot its disk)")),
+        "B was told to boot its disk:\n{back}"
+    );
+    assert!(!back.contains(&format!("to {B_MAC}: Recover (")), "a healthy disk is never reimaged:\n{back}");
+    assert!(!b.console().text().contains("recovery mode"), "B booted no recovery environment");
+
+    // B's disk dies (wiped). Powered on, B is first told to boot its disk: A cannot tell a dead
+    // disk from a power cut yet. Every option fails and OVMF stops in its shell. Powered on
+    // again (this lab has no BMC; a pair with BMCs resets it by itself), its firmware comes
+    // round again with no sign of its disk having started: offered recovery at once.
+    let wipe_and_power_on = |lab: &mut Lab, a: &mut pairos_lab::Vm, b: &mut pairos_lab::Vm, name: &str| {
+        b.kill();
+        a.wait_for("pairos run: peer silent", BOOT)?;
+        blank_disk(&b_disk, 10 * GIB)?;
+        let from = a.console().text().len();
+        let mut b = lab.start(newcomer(name, &b_disk).same_machine_as(4))?;
+        a.wait_for(&format!("{B_MAC}: LocalBoot (a known peer, not live: told to boot its disk)"), BOOT)?;
+        b.wait_for("UEFI Interactive Shell", EVERY_OPTION)?;
+        b.kill();
+        Ok::<_, LabError>((lab.start(newcomer(&format!("{name}-again"), &b_disk).same_machine_as(4))?, from))
+    };
+    let (mut b, from) = wipe_and_power_on(&mut lab, &mut a, &mut b, "node-b-wiped")?;
+    let again = Instant::now();
+    let why = a.wait_for(&format!("to {B_MAC}: Recover (a known peer whose disk does not boot"), BOOT)?;
+    assert!(why.contains("its firmware went round its boot options again"), "{why}");
+    let offered_after = again.elapsed();
+    let (_, first_ms) = a.console().find_since(from, &format!("to {B_MAC}: LocalBoot")).expect("told");
+    let (_, offer_ms) = a.console().find_since(from, &format!("to {B_MAC}: Recover")).expect("offered");
+    println!(
+        "a wiped disk (OVMF, every network option): from its first network boot to the offer {} s, \
+         of which {} s from its power-on again",
+        (offer_ms.saturating_sub(first_ms)) / 1000,
+        offered_after.as_secs()
+    );
     b.wait_for("pairos-recover: enrolled with the peer 10.77.0.1", BOOT)?;
     b.wait_for("pairos-recover: identity written: node-2", WRITE)?;
     b.wait_for("pairos run: node-2 of pair", BOOT)?;
-    a.wait_for("pairos run: peer live (52:54:00:12:04:00)", BOOT)?;
+    a.wait_for(&format!("pairos run: peer live ({B_MAC})"), BOOT)?;
+    let healed = a.console().text()[from..].to_owned();
+    assert_eq!(offers(&healed), 1, "the wiped B was offered recovery once:\n{healed}");
+    assert_eq!(b.console().text().matches("pairos-recover: image written").count(), 1, "imaged once");
+
+    // Wiped again right after: imaged twice within the hour, B is not imaged a third time. A
+    // holds it, says why in its status (the console's alarm), and lets it go on once approved.
+    let (mut b, from) = wipe_and_power_on(&mut lab, &mut a, &mut b, "node-b-wiped-twice")?;
+    let held = a.wait_for(&format!("{B_MAC} held: {B_MAC} was imaged 2 times within the hour"), BOOT)?;
+    assert!(held.contains(&format!("pairos pair approve {B_MAC}")), "{held}");
+    a.wait_for("held for the operator (pairos pair approve MAC lets it go on)", BOOT)?;
+    let (code, status) = a.run("pairos status", Duration::from_secs(60))?;
+    assert_eq!(code, 0, "{status}");
+    assert!(status.contains(&format!("ALARM: {B_MAC} was imaged 2 times within the hour")), "{status}");
+    b.wait_for("UEFI Interactive Shell", EVERY_OPTION)?;
+    let since = a.console().text()[from..].to_owned();
+    assert!(
+        !since.contains(&format!("to {B_MAC}: Recover (")),
+        "a held node is not offered recovery:\n{since}"
+    );
+    assert!(!b.console().text().contains("recovery mode"), "B booted no recovery environment");
+    let (code, out) = a.run(&format!("pairos pair approve {B_MAC}"), Duration::from_secs(60))?;
+    assert_eq!(code, 0, "{out}");
+    a.wait_for("is not reset", BOOT)?;
+    b.kill();
+    let mut b = lab.start(newcomer("node-b-approved", &b_disk).same_machine_as(4))?;
+    a.wait_for(&format!("to {B_MAC}: Recover (a known peer whose disk does not boot"), BOOT)?;
+    b.wait_for("pairos-recover: identity written: node-2", WRITE)?;
+    b.wait_for("pairos run: node-2 of pair", BOOT)?;
+    a.wait_for(&format!("pairos run: peer live ({B_MAC})"), BOOT)?;
+    let (_, status) = a.run("pairos status", Duration::from_secs(60))?;
+    assert!(!status.contains("ALARM"), "the alarm cleared once approved:\n{status}");
     Ok(())
 }

@@ -152,7 +152,11 @@ impl<P: Policy> DhcpServer<P> {
         let netboot = client.is_netboot() || client.ipxe;
         let note = |what: &str| {
             if netboot {
-                format!("{what} to {mac}: {decision:?} ({reason})")
+                format!(
+                    "{what} to {mac}: {decision:?} ({reason}) [{:?} xid {:08x}]",
+                    client.asker(),
+                    client.xid
+                )
             } else {
                 format!("{what} to {mac}: address only ({reason})")
             }

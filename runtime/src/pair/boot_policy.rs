@@ -17,8 +17,9 @@
 //!   - it was reset through its BMC because its disk had not started [`REJOIN_WAIT`] after its
 //!     last ask (firmware that stops in its shell when no option boots never comes back by
 //!     itself), and it network-boots again.
-//! - A node imaged twice within [`LOOP_WINDOW`] is not offered recovery a third time: it is held,
-//!   an alarm names it, and `pairos pair approve MAC` lets it go on.
+//! - A node imaged twice within [`LOOP_WINDOW`] whose disk again does not boot is not offered
+//!   recovery a third time: it is held, an alarm names it, and `pairos pair approve MAC` (an
+//!   approval given after the hold) lets it go on.
 //!
 //! A DHCP exchange is one ask however often it is retransmitted: asks are told apart by their
 //! transaction id (xid), not by the time between them.
@@ -56,6 +57,8 @@ const SAME: &str = "the same DHCP exchange";
 #[derive(Debug, Clone, Copy)]
 struct Ask {
     now: Instant,
+    /// The wall clock now: a hold is compared with the time of the operator's approval.
+    wall: SystemTime,
     asker: Asker,
     xid: u32,
 }
@@ -125,6 +128,7 @@ fn decide(ask: Ask, seen: Seen, peer: &mut Peer) -> (Decision, String) {
             "a machine the pair has not seen, while the pair misses a node: offered recovery".into(),
         );
     }
+    let imaged = peer.imaged_recently(ask.now);
     // Heard since this boot began: its disk started, and this is a new boot.
     if peer.boot.as_ref().is_some_and(|b| seen.heard.is_some_and(|h| h >= b.began)) {
         peer.boot = None;
@@ -155,6 +159,9 @@ fn decide(ask: Ask, seen: Seen, peer: &mut Peer) -> (Decision, String) {
         b.xids.remove(0);
     }
     b.xids.push(ask.xid);
+    if b.evidence.is_some() && peer.held.is_none() && imaged >= IMAGINGS_BEFORE_HOLD {
+        peer.held = Some(ask.wall);
+    }
     let (decision, why) = match (&b.evidence, peer.held) {
         (Some(e), Some(_)) => (
             Decision::LocalBoot,
@@ -174,10 +181,11 @@ fn decide(ask: Ask, seen: Seen, peer: &mut Peer) -> (Decision, String) {
 }
 
 /// What iPXE's word that the peer's local disk did not boot decides.
-fn local_boot_failed(now: Instant, seen: Seen, peer: &mut Peer) -> (Decision, String) {
+fn local_boot_failed(now: Instant, wall: SystemTime, seen: Seen, peer: &mut Peer) -> (Decision, String) {
     if seen.live || !seen.known {
         return (Decision::Ignore, "not a known peer that the pair misses".into());
     }
+    let imaged = peer.imaged_recently(now);
     let b = peer.boot.get_or_insert_with(|| Boot {
         began: now,
         last: now,
@@ -189,6 +197,9 @@ fn local_boot_failed(now: Instant, seen: Seen, peer: &mut Peer) -> (Decision, St
         reset: false,
     });
     b.evidence = Some("iPXE could not boot its disk".into());
+    if peer.held.is_none() && imaged >= IMAGINGS_BEFORE_HOLD {
+        peer.held = Some(wall);
+    }
     if peer.held.is_some() {
         b.decision = Decision::LocalBoot;
         return (Decision::LocalBoot, "its disk does not boot, but it is held for the operator".into());
@@ -263,35 +274,22 @@ impl BootMemory {
         held
     }
 
-    /// Holds a peer imaged [`IMAGINGS_BEFORE_HOLD`] times within the hour, and releases one the
-    /// operator approved since it was held (`approved`: the MACs approved, and when the list was
-    /// last written). Says whether anything changed.
-    fn update_holds(
-        &self,
-        now: Instant,
-        wall: SystemTime,
-        approved: &(Vec<String>, Option<SystemTime>),
-    ) -> bool {
-        let mut changed = false;
+    /// Releases the held peers the operator approved since they were held (`approved`: the
+    /// MACs approved, and when the list was last written). Says whether any was released.
+    fn release_approved(&self, approved: &(Vec<String>, Option<SystemTime>)) -> bool {
+        let mut released = false;
         for (mac, p) in self.lock().iter_mut() {
             let approved_since = |since: SystemTime| {
                 approved.1.is_some_and(|at| at >= since)
                     && approved.0.iter().any(|a| a.eq_ignore_ascii_case(mac))
             };
-            match p.held {
-                Some(since) if approved_since(since) => {
-                    p.held = None;
-                    p.imaged.clear();
-                    changed = true;
-                }
-                None if p.imaged_recently(now) >= IMAGINGS_BEFORE_HOLD => {
-                    p.held = Some(wall);
-                    changed = true;
-                }
-                _ => {}
+            if p.held.is_some_and(approved_since) {
+                p.held = None;
+                p.imaged.clear();
+                released = true;
             }
         }
-        changed
+        released
     }
 }
 
@@ -336,18 +334,24 @@ impl PairPolicy {
         Seen { live, is_live_peer: is_peer && live, known, heard: if is_peer { heard } else { None } }
     }
 
-    /// Brings the holds up to date and the status's alarms with them.
+    /// Releases the held peers the operator approved, and brings the status's alarms up to
+    /// date with the holds (each new hold said once on the console).
     pub fn update_holds(&self) {
         let approvals = (
             super::services::approved(&self.approved_file),
             std::fs::metadata(&self.approved_file).and_then(|m| m.modified()).ok(),
         );
-        if self.boots.update_holds(Instant::now(), SystemTime::now(), &approvals) {
-            let held = self.boots.held();
-            for (mac, alarm) in &held {
+        if self.boots.release_approved(&approvals) {
+            crate::run::say("network boot: the operator approved a held peer: it is offered recovery again");
+        }
+        let held = self.boots.held();
+        let shown = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).alarms.clone();
+        let alarms: Vec<String> = held.iter().map(|(_, a)| a.clone()).collect();
+        if alarms != shown {
+            for (mac, alarm) in held.iter().filter(|(_, a)| !shown.contains(a)) {
                 crate::run::say(format_args!("network boot: {mac} held: {alarm}"));
             }
-            status::update(&self.status, |s| s.alarms = held.into_iter().map(|(_, a)| a).collect());
+            status::update(&self.status, |s| s.alarms = alarms);
         }
     }
 
@@ -371,7 +375,8 @@ impl Policy for PairPolicy {
     fn decide(&self, client: &ClientInfo) -> (Decision, String) {
         self.update_holds();
         let mac = client.mac_string();
-        let ask = Ask { now: Instant::now(), asker: client.asker(), xid: client.xid };
+        let ask =
+            Ask { now: Instant::now(), wall: SystemTime::now(), asker: client.asker(), xid: client.xid };
         let seen = self.seen(&mac, ask.now);
         let (decision, why) = {
             let mut peers = self.boots.lock();
@@ -382,7 +387,8 @@ impl Policy for PairPolicy {
             }
         };
         self.remember(&mac, decision, &why);
-        (decision, format!("{why} [{:?} {:08x}]", ask.asker, ask.xid))
+        self.update_holds();
+        (decision, why)
     }
 
     fn serves_plain_clients(&self) -> bool {
@@ -394,14 +400,20 @@ impl Policy for PairPolicy {
         let now = Instant::now();
         let seen = self.seen(mac, now);
         let (decision, why) = if seen.known && !seen.live {
-            local_boot_failed(now, seen, self.boots.lock().entry(mac.to_owned()).or_default())
+            local_boot_failed(
+                now,
+                SystemTime::now(),
+                seen,
+                self.boots.lock().entry(mac.to_owned()).or_default(),
+            )
         } else {
-            local_boot_failed(now, seen, &mut Peer::default())
+            local_boot_failed(now, SystemTime::now(), seen, &mut Peer::default())
         };
         crate::run::say(format_args!(
             "network boot: {mac}: iPXE could not boot its disk: {decision:?}: {why}"
         ));
         self.remember(mac, decision, &why);
+        self.update_holds();
         (decision, why)
     }
 }
@@ -413,7 +425,7 @@ mod tests {
     const MAC: &str = "52:54:00:12:04:00";
 
     fn ask(now: Instant, asker: Asker, xid: u32) -> Ask {
-        Ask { now, asker, xid }
+        Ask { now, wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000), asker, xid }
     }
 
     fn silent(heard: Option<Instant>) -> Seen {
@@ -503,9 +515,10 @@ mod tests {
         // BIOS: iPXE's local boot fails; recovery at once.
         let mut p = Peer::default();
         decide(ask(at(0), Asker::Ipxe, 1), silent(None), &mut p);
-        assert_eq!(local_boot_failed(at(5), silent(None), &mut p).0, Decision::Recover);
+        let wall = SystemTime::now();
+        assert_eq!(local_boot_failed(at(5), wall, silent(None), &mut p).0, Decision::Recover);
         assert_eq!(
-            local_boot_failed(at(5), Seen { known: false, ..silent(None) }, &mut Peer::default()).0,
+            local_boot_failed(at(5), wall, Seen { known: false, ..silent(None) }, &mut Peer::default()).0,
             Decision::Ignore,
             "a stranger's word about its disk is not acted on"
         );
@@ -515,42 +528,49 @@ mod tests {
     fn a_node_imaged_twice_within_the_hour_is_held_until_approved() {
         let memory = BootMemory::default();
         let t0 = Instant::now();
-        let wall = SystemTime::now();
-        let none = (Vec::new(), None);
-        assert_eq!(memory.recovered(MAC, t0), 1);
-        assert!(!memory.update_holds(t0, wall, &none), "once is not a loop");
-        assert_eq!(memory.recovered(MAC, t0 + Duration::from_secs(600)), 2);
-        assert!(memory.update_holds(t0 + Duration::from_secs(601), wall, &none));
-        assert_eq!(memory.held().len(), 1);
-        assert!(memory.held()[0].1.contains("pairos pair approve 52:54:00:12:04:00"));
-
-        // Its disk is wiped again: the firmware comes round, and it is told to boot its disk.
-        let mut peers = memory.lock();
-        let p = peers.get_mut(MAC).expect("remembered");
         let at = |s: u64| t0 + Duration::from_secs(s);
-        decide(ask(at(700), Asker::Firmware, 1), silent(None), p);
-        decide(ask(at(720), Asker::Ipxe, 2), silent(None), p);
-        let (d, why) = decide(ask(at(760), Asker::Firmware, 3), silent(None), p);
+        let wiped = |memory: &BootMemory, s: u64, xid: u32| {
+            let mut peers = memory.lock();
+            let p = peers.entry(MAC.into()).or_default();
+            decide(ask(at(s), Asker::Firmware, xid), silent(None), p);
+            decide(ask(at(s + 20), Asker::Ipxe, xid + 1), silent(None), p);
+            decide(ask(at(s + 60), Asker::Firmware, xid + 2), silent(None), p)
+        };
+        // Imaged once: a wiped disk is healed.
+        assert_eq!(memory.recovered(MAC, at(0)), 1);
+        assert_eq!(wiped(&memory, 100, 10).0, Decision::Recover);
+        assert!(memory.held().is_empty());
+        // Imaged twice: the second time it is held, and told to boot its disk.
+        assert_eq!(memory.recovered(MAC, at(600)), 2);
+        assert!(memory.held().is_empty(), "two imagings are not yet a loop: its disk may boot now");
+        let (d, why) = wiped(&memory, 700, 20);
         assert_eq!(d, Decision::LocalBoot, "{why}");
         assert!(why.contains("held for the operator"), "{why}");
-        assert_eq!(local_boot_failed(at(770), silent(None), p).0, Decision::LocalBoot);
-        drop(peers);
+        assert_eq!(memory.held().len(), 1);
+        assert!(memory.held()[0].1.contains("pairos pair approve 52:54:00:12:04:00"));
+        let wall = ask(at(0), Asker::Ipxe, 0).wall;
+        assert_eq!(
+            local_boot_failed(at(770), wall, silent(None), memory.lock().get_mut(MAC).expect("there")).0,
+            Decision::LocalBoot
+        );
 
         // An approval from before the hold does not release it; one given after does.
         let before = (vec![MAC.to_owned()], Some(wall - Duration::from_secs(1)));
-        assert!(!memory.update_holds(at(780), wall, &before));
+        assert!(!memory.release_approved(&before));
+        assert!(!memory.release_approved(&(Vec::new(), Some(wall + Duration::from_secs(5)))), "another MAC");
         let after = (vec![MAC.to_ascii_uppercase()], Some(wall + Duration::from_secs(5)));
-        assert!(memory.update_holds(at(790), wall, &after));
+        assert!(memory.release_approved(&after));
         assert!(memory.held().is_empty());
         let mut peers = memory.lock();
         let p = peers.get_mut(MAC).expect("remembered");
-        assert_eq!(decide(ask(at(800), Asker::Firmware, 4), silent(None), p).0, Decision::Recover);
+        assert_eq!(decide(ask(at(800), Asker::Firmware, 40), silent(None), p).0, Decision::Recover);
         drop(peers);
+
         // Imagings an hour apart are no loop.
         let memory = BootMemory::default();
         memory.recovered(MAC, t0);
         memory.recovered(MAC, t0 + LOOP_WINDOW + Duration::from_secs(1));
-        assert!(!memory.update_holds(t0 + LOOP_WINDOW + Duration::from_secs(2), wall, &none));
+        assert_eq!(wiped(&memory, LOOP_WINDOW.as_secs() + 100, 50).0, Decision::Recover);
     }
 
     #[test]
