@@ -1,5 +1,5 @@
-//! The default image, checked by independent tools: sgdisk, fsck.vfat, unsquashfs, veritysetup,
-//! bmaptool, objdump, xorriso and openssl. None of them shares code with pairos.
+//! The default image, checked by independent tools: sgdisk, fsck.vfat, mtools, unsquashfs,
+//! veritysetup, bmaptool, objdump, xorriso and openssl. None of them shares code with pairos.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -78,6 +78,26 @@ fn independent_tools_accept_every_artifact() -> Result<(), LabError> {
     sh(Cmd::new("objcopy").args(["-O", "binary", "--only-section=.cmdline"]).arg(&uki).arg(&cmdline));
     let cmdline = std::fs::read_to_string(&cmdline).expect("cmdline");
     assert!(cmdline.contains(&format!("roothash={}", m.root_hash)), "{cmdline}");
+
+    // The BIOS boot: syslinux's GPT boot code in the MBR, the ESP marked legacy-BIOS-bootable,
+    // and syslinux in the ESP booting the same kernel and initramfs with the UKI's command line.
+    let info = sh(Cmd::new("sgdisk").args(["-i", "1"]).arg(&disk));
+    assert!(info.contains("Attribute flags: 0000000000000004"), "{info}");
+    let mbr = std::fs::read(&disk).expect("disk")[..440].to_vec();
+    assert_eq!(mbr, std::fs::read("/usr/lib/syslinux/mbr/gptmbr.bin").expect("gptmbr.bin"), "MBR boot code");
+    let listing = sh(Cmd::new("mdir").arg("-i").arg(&esp).arg("-b").arg("::/"));
+    assert!(listing.contains("ldlinux.sys"), "syslinux installed in the ESP:\n{listing}");
+    let syslinux_cfg = t.join("syslinux.cfg");
+    sh(Cmd::new("mcopy").arg("-i").arg(&esp).arg("::/syslinux/syslinux.cfg").arg(&syslinux_cfg));
+    let syslinux_cfg = std::fs::read_to_string(&syslinux_cfg).expect("syslinux.cfg");
+    assert!(
+        syslinux_cfg.contains(&format!("APPEND {}", cmdline.trim_end_matches('\0').trim())),
+        "{syslinux_cfg}"
+    );
+    for f in ["/pairos/pxe/vmlinuz", "/pairos/pxe/initrd.img"] {
+        assert!(syslinux_cfg.contains(f), "{f}: {syslinux_cfg}");
+        sh(Cmd::new("mcopy").arg("-i").arg(&esp).arg(format!("::{f}")).arg(t.join("x")).arg("-o"));
+    }
 
     // The root filesystem and its hash tree.
     let root_part = m.disk.layout.partition("root-a").expect("root-a");

@@ -12,6 +12,8 @@ use gpt::partition_types::{OperatingSystem, Type};
 
 use crate::layout::{DiskLayout, PartitionEntry, SECTOR};
 
+/// The GPT attribute (bit 2) that BIOS boot code such as syslinux's `gptmbr.bin` looks for.
+pub const LEGACY_BIOS_BOOTABLE: u64 = 1 << 2;
 /// GPT arrays hold 128 entries, as every tool expects; unused ones are zero.
 const GPT_ENTRIES: u32 = 128;
 
@@ -35,8 +37,12 @@ pub fn write_gpt(
 ) -> Result<std::fs::File, TableError> {
     let lbas = layout.size / SECTOR;
     let mut file = file;
-    ProtectiveMBR::with_lb_size(u32::try_from(lbas - 1).unwrap_or(u32::MAX))
-        .overwrite_lba0(&mut file)
+    // The MBR's boot code (the BIOS boot's, `stages::bios_boot`) is kept: only the table changes.
+    let bootcode = gpt::mbr::read_bootcode(&mut file)
+        .map_err(|e| TableError { disk: disk_path.to_owned(), message: format!("reading its MBR: {e}") })?;
+    let mut mbr = ProtectiveMBR::with_lb_size(u32::try_from(lbas - 1).unwrap_or(u32::MAX));
+    mbr.set_bootcode(bootcode);
+    mbr.overwrite_lba0(&mut file)
         .map_err(|e| TableError { disk: disk_path.to_owned(), message: e.to_string() })?;
     let mut gpt = gpt::GptConfig::new()
         .writable(true)
@@ -57,7 +63,8 @@ pub fn partition_map(entries: &[PartitionEntry]) -> BTreeMap<u32, Partition> {
                 part_guid: p.guid,
                 first_lba: p.first_lba,
                 last_lba: p.last_lba,
-                flags: 0,
+                // The ESP is the partition the MBR's boot code boots under BIOS.
+                flags: if p.type_guid == crate::layout::TYPE_ESP { LEGACY_BIOS_BOOTABLE } else { 0 },
                 name: p.name.clone(),
             },
             None => Partition::zero(),
