@@ -303,3 +303,109 @@ fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -
     assert!(!status.contains("ALARM"), "the alarm cleared once approved:\n{status}");
     Ok(())
 }
+
+/// The rest of the boot-order matrix, on one pair. SeaBIOS with iPXE, network first: a blank
+/// node is imaged once, and from then on iPXE boots its disk (`sanboot`, the disk's BIOS boot).
+/// Its disk wiped, iPXE's local boot fails and says so: it is sent on to the recovery boot in
+/// that same boot, imaged once and rejoins. Then an OVMF node whose disk comes first: blank, it
+/// falls through to the network and is imaged once; wiped, its firmware comes round again
+/// without its disk starting and it is offered recovery.
+#[test]
+fn bios_and_disk_first_nodes_boot_their_disks_and_a_dead_disk_is_healed_on_evidence() -> Result<(), LabError>
+{
+    let out = image::default_image()?;
+    let mut lab = Lab::new("recover-order")?;
+    let a_disk = lab.dir().join("a.raw");
+    disk_from_image(&out.join("disk.raw"), &a_disk, 10 * GIB)?;
+    let mut a = lab.start(
+        VmSpec::new("node-a")
+            .firmware(Firmware::Ovmf)
+            .nic("private", NicModel::VirtioNet)
+            .nic("public", NicModel::VirtioNet)
+            .boot_disk(&a_disk, DiskBus::Virtio),
+    )?;
+    a.wait_for("pairos run: ready", BOOT)?;
+
+    // SeaBIOS, network first (the NIC's iPXE ROM), then the disk.
+    let bios_mac = "52:54:00:12:02:00";
+    let b_disk = lab.dir().join("b.raw");
+    blank_disk(&b_disk, 10 * GIB)?;
+    let bios = |name: &str| {
+        VmSpec::new(name)
+            .firmware(Firmware::SeaBios)
+            .boot_nic("private", NicModel::VirtioNet)
+            .nic("public", NicModel::VirtioNet)
+            .boot_disk(&b_disk, DiskBus::Virtio)
+    };
+    let mut b = lab.start(bios("bios-b"))?;
+    b.wait_for("pairos-recover: identity written: node-2", WRITE)?;
+    b.wait_for("pairos-recover: BIOS firmware: the peer's iPXE boots the disk", BOOT)?;
+    b.wait_for("pairos: booting the local disk", BOOT)?;
+    b.wait_for("pairos run: node-2 of pair", BOOT)?;
+    a.wait_for(&format!("pairos run: peer live ({bios_mac})"), BOOT)?;
+    let log = a.console().text();
+    assert!(
+        log.contains(&format!("to {bios_mac}: LocalBoot (a known peer, not live: told to boot its disk)")),
+        "{log}"
+    );
+    let started = |log: &str, mac: &str| {
+        log.lines().filter(|l| l.contains(&format!("peer {mac} (")) && l.contains("): Started: ")).count()
+    };
+    assert_eq!(started(&log, bios_mac), 1, "imaged once:\n{log}");
+
+    // Its disk wiped: iPXE cannot boot it, says so, and goes on to the recovery boot at once.
+    b.kill();
+    a.wait_for("pairos run: peer silent", BOOT)?;
+    blank_disk(&b_disk, 10 * GIB)?;
+    let from = a.console().text().len();
+    let mut b = lab.start(bios("bios-b-wiped").same_machine_as(2))?;
+    let why =
+        a.wait_for(&format!("network boot: {bios_mac}: iPXE could not boot its disk: Recover"), BOOT)?;
+    let (_, told_ms) = a.console().find_since(from, &format!("to {bios_mac}: LocalBoot")).expect("told");
+    let (_, offer_ms) =
+        a.console().find_since(from, "iPXE could not boot its disk: Recover").expect("offered");
+    println!(
+        "a wiped disk (SeaBIOS and iPXE, network first): from its first network boot to the offer {} ms ({why})",
+        offer_ms.saturating_sub(told_ms)
+    );
+    b.wait_for("pairos-recover: identity written: node-2", WRITE)?;
+    b.wait_for("pairos run: node-2 of pair", BOOT)?;
+    a.wait_for(&format!("pairos run: peer live ({bios_mac})"), BOOT)?;
+    assert_eq!(started(&a.console().text()[from..], bios_mac), 1, "imaged once more");
+    b.kill();
+    a.wait_for("pairos run: peer silent", BOOT)?;
+
+    // OVMF, disk first, then the network: a blank disk falls through to the network at once.
+    let c_mac = "52:54:00:12:03:00";
+    let c_disk = lab.dir().join("c.raw");
+    blank_disk(&c_disk, 10 * GIB)?;
+    let disk_first = |name: &str| {
+        VmSpec::new(name)
+            .firmware(Firmware::Ovmf)
+            .nic("private", NicModel::VirtioNet)
+            .nic("public", NicModel::VirtioNet)
+            .boot_disk(&c_disk, DiskBus::Virtio)
+            .then_boot_nic("private")
+    };
+    let mut c = lab.start(disk_first("disk-first-c"))?;
+    c.wait_for("pairos-recover: the disk boots next: Boot", WRITE)?;
+    c.wait_for("pairos run: node-2 of pair", BOOT)?;
+    a.wait_for(&format!("pairos run: peer live ({c_mac})"), BOOT)?;
+    assert_eq!(started(&a.console().text(), c_mac), 1, "imaged once");
+    c.kill();
+    a.wait_for("pairos run: peer silent", BOOT)?;
+    blank_disk(&c_disk, 10 * GIB)?;
+    let from = a.console().text().len();
+    let mut c = lab.start(disk_first("disk-first-c-wiped").same_machine_as(3))?;
+    a.wait_for(&format!("{c_mac}: LocalBoot (a known peer, not live: told to boot its disk)"), BOOT)?;
+    c.wait_for("UEFI Interactive Shell", EVERY_OPTION)?;
+    c.kill();
+    let mut c = lab.start(disk_first("disk-first-c-again").same_machine_as(3))?;
+    let why = a.wait_for(&format!("to {c_mac}: Recover (a known peer whose disk does not boot"), BOOT)?;
+    assert!(why.contains("its firmware went round its boot options again"), "{why}");
+    c.wait_for("pairos-recover: identity written: node-2", WRITE)?;
+    c.wait_for("pairos run: node-2 of pair", BOOT)?;
+    a.wait_for(&format!("pairos run: peer live ({c_mac})"), BOOT)?;
+    assert_eq!(started(&a.console().text()[from..], c_mac), 1, "imaged once more");
+    Ok(())
+}

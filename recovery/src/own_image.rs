@@ -176,6 +176,13 @@ fn regenerate_table(disk: &Path, image: &Verified) -> Result<Vec<(u64, Vec<u8>)>
     let layout: &DiskLayout = &image.manifest.disk.layout;
     let scratch = tempfile::tempfile().map_err(io("making a scratch file for the partition table"))?;
     scratch.set_len(layout.size).map_err(io("sizing the scratch file"))?;
+    // The MBR's boot code (the BIOS boot's) is the image's, kept by every rewrite of the table;
+    // write_gpt keeps what the scratch file holds there. The manifest's hash checks it below.
+    let mut bootcode = [0u8; 440];
+    std::fs::File::open(disk)
+        .and_then(|f| f.read_exact_at(&mut bootcode, 0))
+        .map_err(io("reading the MBR's boot code"))?;
+    scratch.write_all_at(&bootcode, 0).map_err(io("writing the scratch file"))?;
     let scratch = write_gpt(Path::new("(scratch)"), scratch, layout)
         .map_err(|e| OwnImageError::Disk { disk: disk.to_owned(), message: e.to_string() })?;
     let mut out = Vec::new();

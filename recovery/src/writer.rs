@@ -119,6 +119,35 @@ fn fetch_verified(
     Err(WriteError::Chunk { index, offset: chunk.offset, source_name: source.describe(), message: last })
 }
 
+/// Writes the image's MBR boot code (the disk's BIOS boot) to the target: the first 440 bytes
+/// of the image's own table chunk, checked against the manifest like every chunk. The table
+/// written next keeps it.
+fn write_boot_code(
+    source: &dyn ImageSource,
+    chunks: &[Chunk],
+    target: &Target,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<(), WriteError> {
+    let Some((index, chunk)) = chunks.iter().enumerate().find(|(_, c)| c.partition_table && c.offset == 0)
+    else {
+        return Ok(());
+    };
+    let (tx, rx) = mpsc::channel();
+    let table = fetch_verified(source, index, chunk, &tx);
+    drop(tx);
+    for m in rx.try_iter() {
+        if let Msg::Retry(chunk, reason) = m {
+            on_event(Event::Retry { chunk, offset: 0, reason });
+        }
+    }
+    let table = table?;
+    let code = &table[..table.len().min(440)];
+    std::os::unix::fs::FileExt::write_all_at(&target.file, code, 0).map_err(|source| WriteError::Io {
+        what: format!("writing the boot code to {}", target.path.display()),
+        source,
+    })
+}
+
 enum Msg {
     Written(usize, u64),
     Retry(usize, String),
@@ -331,6 +360,7 @@ pub fn write_image(
     // that nothing of an earlier table survives beside the new one.
     let first = layout.partitions.iter().map(|p| p.first_lba * SECTOR).min().unwrap_or(SECTOR * 34);
     target.zero(0, first)?;
+    write_boot_code(source, &map.chunks, &target, on_event)?;
     target.sync()?;
     let path = target.path.clone();
     let file = write_gpt(&path, target.file, &layout).map_err(|e| WriteError::Table(e.to_string()))?;
