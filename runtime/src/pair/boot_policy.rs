@@ -11,9 +11,12 @@
 //!   Its UEFI HTTP boot asks then get no offer at all, so the firmware falls through to the disk.
 //!   It is offered recovery only on evidence that its disk does not boot:
 //!   - iPXE could not boot it (the BIOS local boot script says so: [`PairPolicy::local_boot_failed`]);
-//!   - its firmware went round its boot options again (a new DHCP exchange from the program that
-//!     opened its network boot, after iPXE was told to boot the disk) and its disk never started
-//!     (its heartbeats were not heard in between);
+//!   - its firmware went round its boot options again and its disk never started (its
+//!     heartbeats were not heard in between): a second exchange from the firmware's own PXE
+//!     client after iPXE was told to boot the disk. The firmware's PXE runs once per round of
+//!     its boot options; iPXE may run several times in one (the NIC's option ROM, then the
+//!     iPXE that the firmware's PXE loads) and HTTP boot retries with new exchanges, so
+//!     neither of those counts;
 //!   - it was reset through its BMC because its disk had not started [`REJOIN_WAIT`] after its
 //!     last ask (firmware that stops in its shell when no option boots never comes back by
 //!     itself), and it network-boots again.
@@ -70,8 +73,8 @@ struct Boot {
     began: Instant,
     /// Its last ask.
     last: Instant,
-    /// The program that asked first; a new exchange from it is the firmware going round again.
-    opened_by: Asker,
+    /// Exchanges from the firmware's own PXE client: one per round of its boot options.
+    firmware_rounds: u32,
     /// The DHCP exchanges of this boot.
     xids: Vec<u32>,
     /// iPXE was told to boot the disk.
@@ -136,7 +139,7 @@ fn decide(ask: Ask, seen: Seen, peer: &mut Peer) -> (Decision, String) {
     let b = peer.boot.get_or_insert_with(|| Boot {
         began: ask.now,
         last: ask.now,
-        opened_by: ask.asker,
+        firmware_rounds: 0,
         xids: Vec::new(),
         told_disk: false,
         decision: Decision::LocalBoot,
@@ -150,10 +153,13 @@ fn decide(ask: Ask, seen: Seen, peer: &mut Peer) -> (Decision, String) {
     if b.evidence.is_none() {
         if b.reset {
             b.evidence = Some("it was reset after its disk did not start, and network-booted again".into());
-        } else if b.told_disk && ask.asker == b.opened_by && ask.asker != Asker::HttpBoot {
+        } else if b.told_disk && ask.asker == Asker::Firmware && b.firmware_rounds > 0 {
             b.evidence =
                 Some("its firmware went round its boot options again and its disk never started".into());
         }
+    }
+    if ask.asker == Asker::Firmware {
+        b.firmware_rounds += 1;
     }
     if b.xids.len() >= XIDS_KEPT {
         b.xids.remove(0);
@@ -189,7 +195,7 @@ fn local_boot_failed(now: Instant, wall: SystemTime, seen: Seen, peer: &mut Peer
     let b = peer.boot.get_or_insert_with(|| Boot {
         began: now,
         last: now,
-        opened_by: Asker::Ipxe,
+        firmware_rounds: 0,
         xids: Vec::new(),
         told_disk: true,
         decision: Decision::LocalBoot,
@@ -460,9 +466,11 @@ mod tests {
         let at = |s: u64| t0 + Duration::from_secs(s);
         let mut p = Peer::default();
         let mut go = |s, asker, xid| decide(ask(at(s), asker, xid), silent(None), &mut p);
-        assert_eq!(go(0, Asker::Firmware, 1).0, Decision::LocalBoot);
-        assert_eq!(go(2, Asker::Firmware, 1), (Decision::LocalBoot, SAME.into()), "its REQUEST");
-        assert_eq!(go(20, Asker::Ipxe, 2).0, Decision::LocalBoot, "iPXE: told to boot the disk");
+        // The NIC's iPXE ROM, then the firmware's PXE, which loads iPXE again (as the lab's OVMF).
+        assert_eq!(go(0, Asker::Ipxe, 7).0, Decision::LocalBoot, "the ROM's iPXE: told to boot the disk");
+        assert_eq!(go(10, Asker::Firmware, 1).0, Decision::LocalBoot);
+        assert_eq!(go(14, Asker::Firmware, 1), (Decision::LocalBoot, SAME.into()), "its REQUEST");
+        assert_eq!(go(20, Asker::Ipxe, 2).0, Decision::LocalBoot, "iPXE again, in the same round");
         assert_eq!(go(25, Asker::Ipxe, 2).0, Decision::LocalBoot);
         // Minutes later the firmware's HTTP boot asks, several exchanges: still no offer.
         for (i, s) in [130, 150, 190, 260, 400].into_iter().enumerate() {
@@ -480,6 +488,11 @@ mod tests {
         let mut p = Peer::default();
         decide(ask(at(0), Asker::Firmware, 1), silent(None), &mut p);
         decide(ask(at(20), Asker::Ipxe, 2), silent(None), &mut p);
+        assert_eq!(
+            decide(ask(at(25), Asker::Ipxe, 5), silent(None), &mut p).0,
+            Decision::LocalBoot,
+            "iPXE again"
+        );
         let (d, why) = decide(ask(at(30), Asker::Firmware, 3), silent(None), &mut p);
         assert_eq!(d, Decision::Recover, "{why}");
         assert!(why.contains("went round its boot options again"), "{why}");
