@@ -191,6 +191,17 @@ pub fn boot_disk_next(vars: &Path, esp: &Esp) -> Result<Outcome, EfiBootError> {
     Ok(Outcome { entry, created, boot_order })
 }
 
+/// Whether this boot came from the first entry of the firmware's `BootOrder` (`BootCurrent`
+/// is `BootOrder`'s first): a node running from its disk says by this that its firmware boots
+/// the disk first, so that a network boot of it means its disk did not boot. `None` when the
+/// variables are not there (BIOS, or no efivarfs).
+pub fn booted_first(vars: &Path) -> Option<bool> {
+    let current = read_var(vars, "BootCurrent").ok()??;
+    let order = read_var(vars, "BootOrder").ok()??;
+    let (current, first) = (current.get(..2)?, order.get(..2)?);
+    Some(current == first)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +268,18 @@ mod tests {
         // Another ESP (a swapped disk): a new entry.
         let other = Esp { guid: Uuid::from_u128(7), ..esp() };
         assert_eq!(boot_disk_next(vars, &other).expect("done").entry, 4);
+    }
+
+    #[test]
+    fn a_boot_from_the_first_entry_is_seen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vars = dir.path();
+        assert_eq!(booted_first(vars), None, "no variables: BIOS");
+        write_var(vars, "BootOrder", &[2, 0, 1, 0]).expect("write");
+        write_var(vars, "BootCurrent", &[2, 0]).expect("write");
+        assert_eq!(booted_first(vars), Some(true));
+        write_var(vars, "BootCurrent", &[1, 0]).expect("write");
+        assert_eq!(booted_first(vars), Some(false), "booted the second entry (or by BootNext)");
     }
 
     #[test]

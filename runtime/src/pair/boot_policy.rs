@@ -10,6 +10,8 @@
 //!   first may spend minutes on its PXE and HTTP options, over IPv4 and IPv6, before its disk.
 //!   Its UEFI HTTP boot asks then get no offer at all, so the firmware falls through to the disk.
 //!   It is offered recovery only on evidence that its disk does not boot:
+//!   - its firmware boots its disk first (its heartbeats said so: it booted from the first
+//!     entry of its firmware's boot order), so any network boot of it means its disk failed;
 //!   - iPXE could not boot it (the BIOS local boot script says so: [`PairPolicy::local_boot_failed`]);
 //!   - its firmware went round its boot options again and its disk never started (its
 //!     heartbeats were not heard in between): a second exchange from the firmware's own PXE
@@ -110,6 +112,8 @@ struct Seen {
     is_live_peer: bool,
     known: bool,
     heard: Option<Instant>,
+    /// Its last heartbeat said that its firmware boots its disk first.
+    disk_first: bool,
 }
 
 /// The decision for one ask, and the reason. Pure: `peer` is what is remembered of the asking
@@ -153,6 +157,9 @@ fn decide(ask: Ask, seen: Seen, peer: &mut Peer) -> (Decision, String) {
     if b.evidence.is_none() {
         if b.reset {
             b.evidence = Some("it was reset after its disk did not start, and network-booted again".into());
+        } else if seen.disk_first {
+            b.evidence =
+                Some("its firmware boots its disk first, so a network boot means its disk failed".into());
         } else if b.told_disk && ask.asker == Asker::Firmware && b.firmware_rounds > 0 {
             b.evidence =
                 Some("its firmware went round its boot options again and its disk never started".into());
@@ -330,14 +337,20 @@ impl PairPolicy {
 
     /// Where the asking machine stands.
     fn seen(&self, mac: &str, now: Instant) -> Seen {
-        let (live, peer_mac, heard) = {
+        let (live, peer_mac, heard, disk_first) = {
             let l = self.liveness.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            (l.live(now), l.peer_mac.clone(), l.last_heard())
+            (l.live(now), l.peer_mac.clone(), l.last_heard(), l.peer_disk_first)
         };
         let is_peer = peer_mac.as_deref() == Some(mac);
         // Read each time: `pairos pair forget-peer` changes it under a running node.
         let known = is_peer || identity::known_peers(&self.state_dir).contains(mac);
-        Seen { live, is_live_peer: is_peer && live, known, heard: if is_peer { heard } else { None } }
+        Seen {
+            live,
+            is_live_peer: is_peer && live,
+            known,
+            heard: if is_peer { heard } else { None },
+            disk_first: is_peer && disk_first,
+        }
     }
 
     /// Releases the held peers the operator approved, and brings the status's alarms up to
@@ -435,13 +448,19 @@ mod tests {
     }
 
     fn silent(heard: Option<Instant>) -> Seen {
-        Seen { live: false, is_live_peer: false, known: true, heard }
+        Seen { live: false, is_live_peer: false, known: true, heard, disk_first: false }
     }
 
     #[test]
     fn network_boot_goes_by_membership() {
         let t0 = Instant::now();
-        let live = |is_live_peer, known| Seen { live: true, is_live_peer, known, heard: Some(t0) };
+        let live = |is_live_peer, known| Seen {
+            live: true,
+            is_live_peer,
+            known,
+            heard: Some(t0),
+            disk_first: false,
+        };
         let mut p = Peer::default();
         let a = ask(t0, Asker::Ipxe, 1);
         // The pair has both its nodes: its peer boots its disk, a stranger gets nothing.
@@ -453,7 +472,8 @@ mod tests {
             "a remembered MAC, not the live peer"
         );
         // The pair misses a node: a stranger is offered recovery.
-        let stranger = Seen { live: false, is_live_peer: false, known: false, heard: None };
+        let stranger =
+            Seen { live: false, is_live_peer: false, known: false, heard: None, disk_first: false };
         assert_eq!(decide(a, stranger, &mut p).0, Decision::Recover);
         assert!(p.boot.is_none(), "nothing is remembered of a stranger");
     }
@@ -524,6 +544,13 @@ mod tests {
         let (d, why) = decide(ask(at(400), Asker::HttpBoot, 9), silent(None), &mut p);
         assert_eq!(d, Decision::Recover, "{why}");
         assert!(why.contains("reset after its disk did not start"), "{why}");
+
+        // Its firmware boots its disk first (so its heartbeats said): any network boot is evidence.
+        let mut p = Peer::default();
+        let first = Seen { disk_first: true, ..silent(Some(at(0))) };
+        let (d, why) = decide(ask(at(100), Asker::Ipxe, 1), first, &mut p);
+        assert_eq!(d, Decision::Recover, "{why}");
+        assert!(why.contains("boots its disk first"), "{why}");
 
         // BIOS: iPXE's local boot fails; recovery at once.
         let mut p = Peer::default();

@@ -5,8 +5,9 @@
 //!
 //! Wire format (UDP, [`PORT`]): the magic `PHB1`, then length-prefixed fields (u16 little
 //! endian): the pair id, the sender's node name, its private-link MAC; then the sequence
-//! number (u64 LE: the sender's wall clock in microseconds, kept strictly increasing), then
-//! the 32-byte tag over everything before it.
+//! number (u64 LE: the sender's wall clock in microseconds, kept strictly increasing), then a
+//! flags byte (bit 0: its firmware boots its disk first; a heartbeat without it is read as
+//! flags 0), then the 32-byte tag over everything before it.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -29,6 +30,9 @@ pub struct Heartbeat {
     pub node_name: String,
     pub mac: String,
     pub seq: u64,
+    /// The sender booted from the first entry of its firmware's boot order, its disk: a network
+    /// boot of it means its disk did not boot ([`super::boot_policy`]).
+    pub disk_first: bool,
 }
 
 /// Appends `field` as a u16 LE length and its bytes (at most 255 of them).
@@ -45,6 +49,7 @@ impl Heartbeat {
             push_field(&mut out, f);
         }
         out.extend_from_slice(&self.seq.to_le_bytes());
+        out.push(u8::from(self.disk_first));
         let tag = key.tag(PURPOSE, &[&out]);
         out.extend_from_slice(&tag);
         out
@@ -67,7 +72,12 @@ impl Heartbeat {
         };
         let (pair_id, node_name, mac) = (field()?, field()?, field()?);
         let seq = u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?);
-        (at + 8 == body.len()).then_some(Heartbeat { pair_id, node_name, mac, seq })
+        let flags = match body.len() - (at + 8) {
+            0 => 0,
+            1 => body[at + 8],
+            _ => return None,
+        };
+        Some(Heartbeat { pair_id, node_name, mac, seq, disk_first: flags & 1 == 1 })
     }
 }
 
@@ -78,6 +88,8 @@ pub struct Liveness {
     heard: Option<Instant>,
     /// The peer's private-link MAC, from its last heartbeat.
     pub peer_mac: Option<String>,
+    /// The peer's firmware boots its disk first, as its last heartbeat said.
+    pub peer_disk_first: bool,
 }
 
 impl Liveness {
@@ -94,6 +106,7 @@ impl Liveness {
         *last = hb.seq;
         self.heard = Some(now);
         self.peer_mac = Some(hb.mac.to_ascii_lowercase());
+        self.peer_disk_first = hb.disk_first;
         true
     }
 
@@ -148,7 +161,13 @@ mod tests {
     use super::*;
 
     fn hb(seq: u64) -> Heartbeat {
-        Heartbeat { pair_id: "p1".into(), node_name: "node-2".into(), mac: "52:54:00:AA:00:02".into(), seq }
+        Heartbeat {
+            pair_id: "p1".into(),
+            node_name: "node-2".into(),
+            mac: "52:54:00:AA:00:02".into(),
+            seq,
+            disk_first: false,
+        }
     }
 
     #[test]
@@ -163,6 +182,14 @@ mod tests {
         assert_eq!(Heartbeat::decode(&flipped, &key), None, "a changed byte");
         assert_eq!(Heartbeat::decode(&packet[..20], &key), None, "a short packet");
         assert_eq!(Heartbeat::decode(&[], &key), None);
+        let first = Heartbeat { disk_first: true, ..hb(12) };
+        assert_eq!(Heartbeat::decode(&first.encode(&key), &key), Some(first));
+        // A heartbeat without its flags byte (as before it had one) is read as flags 0.
+        let mut old = hb(13).encode(&key);
+        old.truncate(old.len() - 33);
+        let tag = key.tag(PURPOSE, &[&old]);
+        old.extend_from_slice(&tag);
+        assert_eq!(Heartbeat::decode(&old, &key), Some(hb(13)));
 
         let t0 = Instant::now();
         let mut l = Liveness::default();

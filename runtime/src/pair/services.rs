@@ -195,11 +195,13 @@ impl PeerHooks for Hooks {
 pub fn start(svc: PairServices, address: Ipv4Addr) {
     let liveness = Arc::new(Mutex::new(Liveness::default()));
     let peer_address = super::private_link::address(&svc.me.peer_name);
+    let disk_first = firmware_boots_disk_first();
     let beat = Heartbeat {
         pair_id: svc.me.pair_id.clone(),
         node_name: svc.me.node_name.clone(),
         mac: svc.mac.clone(),
         seq: 0,
+        disk_first,
     };
     let started = pairos_pxe::sockets::udp_socket(&svc.interface, heartbeat::PORT)
         .map_err(|e| e.to_string())
@@ -331,6 +333,35 @@ fn reset_peers_that_do_not_boot(
             }
         }
     });
+}
+
+/// Whether this node booted from the first entry of its firmware's boot order (read through
+/// efivarfs, mounted read-only for it): then its firmware boots its disk first, and its peer
+/// takes a network boot of it as its disk not booting. Said on the console either way.
+fn firmware_boots_disk_first() -> bool {
+    use pairos_recovery::efi_boot::{booted_first, EFIVARFS};
+    let vars = Path::new(EFIVARFS);
+    if Path::new("/sys/firmware/efi").exists()
+        && std::fs::read_dir(vars).map_or(true, |mut d| d.next().is_none())
+    {
+        let flags = nix::mount::MsFlags::MS_RDONLY
+            | nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC;
+        if let Err(e) = nix::mount::mount(Some("efivarfs"), vars, Some("efivarfs"), flags, None::<&str>) {
+            say(format_args!("cannot mount efivarfs on {EFIVARFS}: {e}"));
+        }
+    }
+    let first = booted_first(vars);
+    say(format_args!(
+        "boot order: {}",
+        match first {
+            Some(true) => "booted the firmware's first boot option, this disk: the peer takes a network boot of this node as its disk not booting",
+            Some(false) => "booted by BootNext or a later boot option: the firmware tries something else first",
+            None => "no UEFI boot variables (BIOS): the peer's iPXE boots this disk",
+        }
+    ));
+    first == Some(true)
 }
 
 fn running(status: &Mutex<Status>, service: String) {
