@@ -58,12 +58,13 @@ pub fn localboot_script(uefi: bool) -> &'static str {
         "#!ipxe\necho pairos: booting the local disk (back to the firmware for its next boot option)\nexit 1\n"
     } else {
         "#!ipxe\necho pairos: booting the local disk\n\
-         sanboot --no-describe --drive 0x80 || chain /local-boot-failed/bios/${netX/mac} || exit\n"
+         sanboot --no-describe --drive 0x80 || chain /local-boot-failed/bios/${netX/mac:hexhyp} || exit\n"
     }
 }
 
 /// The path prefix of a BIOS client's word that its local disk did not boot:
-/// `/local-boot-failed/bios/MAC`.
+/// `/local-boot-failed/bios/52-54-00-12-34-56` (iPXE's `hexhyp` form: iPXE takes a colon in a
+/// relative URI for a scheme, and refuses it, the lab found).
 pub const LOCAL_BOOT_FAILED: &str = "local-boot-failed/";
 
 /// The script answering [`LOCAL_BOOT_FAILED`]: on to the recovery boot if the policy says

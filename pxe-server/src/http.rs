@@ -89,15 +89,15 @@ fn local_boot_failed(policy: &dyn Policy, word: &str) -> Response {
     let parsed = word.split_once('/').filter(|(fw, mac)| {
         matches!(*fw, "bios" | "uefi")
             && mac.len() == 17
-            && mac.split(':').all(|b| b.len() == 2 && b.bytes().all(|c| c.is_ascii_hexdigit()))
+            && mac.split('-').all(|b| b.len() == 2 && b.bytes().all(|c| c.is_ascii_hexdigit()))
     });
     let Some((firmware, mac)) = parsed else {
         return plain(
             StatusCode::BAD_REQUEST,
-            "expected /local-boot-failed/bios/MAC (MAC as 52:54:00:12:34:56)\n",
+            "expected /local-boot-failed/bios/MAC (MAC as 52-54-00-12-34-56)\n",
         );
     };
-    let mac = mac.to_ascii_lowercase();
+    let mac = mac.to_ascii_lowercase().replace('-', ":");
     let (decision, why) = policy.local_boot_failed(&mac);
     tracing::info!(%mac, ?decision, why, "local boot failed");
     ([(header::CONTENT_TYPE, "text/plain")], local_boot_failed_script(decision, firmware, &why))
@@ -167,16 +167,26 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_local_boot_goes_on_to_recovery_only_when_the_policy_says_so() {
-        let (status, script) = body(local_boot_failed(&OneMac, "bios/52:54:00:12:04:00")).await;
+        let (status, script) = body(local_boot_failed(&OneMac, "bios/52-54-00-12-04-00")).await;
         assert_eq!(status, StatusCode::OK);
         assert!(script.starts_with("#!ipxe\n"), "{script}");
         assert!(script.contains("chain /recover-bios.ipxe"), "{script}");
-        let (_, script) = body(local_boot_failed(&OneMac, "bios/52:54:00:12:05:00")).await;
+        let (_, script) = body(local_boot_failed(&OneMac, "bios/52-54-00-12-05-00")).await;
         assert!(script.contains("exit 1") && !script.contains("recover"), "{script}");
-        for bad in ["bios/", "bios/52:54:00:12:04", "efi/52:54:00:12:04:00", "bios/52:54:00:12:04:0g", "x"] {
+        for bad in [
+            "bios/",
+            "bios/52-54-00-12-04",
+            "efi/52-54-00-12-04-00",
+            "bios/52-54-00-12-04-0g",
+            "bios/52:54:00:12:04:00",
+            "x",
+        ] {
             let (status, text) = body(local_boot_failed(&OneMac, bad)).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
-            assert!(text.contains("expected /local-boot-failed/bios/MAC"), "{text}");
+            assert!(
+                text.contains("expected /local-boot-failed/bios/MAC (MAC as 52-54-00-12-34-56)"),
+                "{text}"
+            );
         }
     }
 
@@ -185,7 +195,7 @@ mod tests {
         let script = localboot_script(false);
         assert!(
             script.contains(
-                "sanboot --no-describe --drive 0x80 || chain /local-boot-failed/bios/${netX/mac} || exit"
+                "sanboot --no-describe --drive 0x80 || chain /local-boot-failed/bios/${netX/mac:hexhyp} || exit"
             ),
             "{script}"
         );
