@@ -53,8 +53,6 @@ pub const LOOP_WINDOW: Duration = Duration::from_secs(60 * 60);
 pub const IMAGINGS_BEFORE_HOLD: usize = 2;
 /// Decisions kept in the status.
 const SHOWN: usize = 8;
-/// DHCP exchanges remembered per boot.
-const XIDS_KEPT: usize = 64;
 /// The reason given for every DHCP message of an exchange after its first.
 const SAME: &str = "the same DHCP exchange";
 
@@ -77,8 +75,9 @@ struct Boot {
     last: Instant,
     /// Exchanges from the firmware's own PXE client: one per round of its boot options.
     firmware_rounds: u32,
-    /// The DHCP exchanges of this boot.
-    xids: Vec<u32>,
+    /// The last DHCP exchange: its messages (DISCOVER, its retransmissions, REQUEST) come one
+    /// after another. (iPXE may use the same xid in every boot, so older ones are not kept.)
+    last_xid: Option<u32>,
     /// iPXE was told to boot the disk.
     told_disk: bool,
     decision: Decision,
@@ -144,14 +143,14 @@ fn decide(ask: Ask, seen: Seen, peer: &mut Peer) -> (Decision, String) {
         began: ask.now,
         last: ask.now,
         firmware_rounds: 0,
-        xids: Vec::new(),
+        last_xid: None,
         told_disk: false,
         decision: Decision::LocalBoot,
         evidence: None,
         reset: false,
     });
     b.last = ask.now;
-    if b.xids.contains(&ask.xid) {
+    if b.last_xid == Some(ask.xid) {
         return (b.decision, SAME.into());
     }
     if b.evidence.is_none() {
@@ -168,10 +167,7 @@ fn decide(ask: Ask, seen: Seen, peer: &mut Peer) -> (Decision, String) {
     if ask.asker == Asker::Firmware {
         b.firmware_rounds += 1;
     }
-    if b.xids.len() >= XIDS_KEPT {
-        b.xids.remove(0);
-    }
-    b.xids.push(ask.xid);
+    b.last_xid = Some(ask.xid);
     if b.evidence.is_some() && peer.held.is_none() && imaged >= IMAGINGS_BEFORE_HOLD {
         peer.held = Some(ask.wall);
     }
@@ -203,7 +199,7 @@ fn local_boot_failed(now: Instant, wall: SystemTime, seen: Seen, peer: &mut Peer
         began: now,
         last: now,
         firmware_rounds: 0,
-        xids: Vec::new(),
+        last_xid: None,
         told_disk: true,
         decision: Decision::LocalBoot,
         evidence: None,
