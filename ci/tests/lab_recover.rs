@@ -310,9 +310,11 @@ fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -
 /// that same boot, imaged once and rejoins. Then an OVMF node whose disk comes first: blank, it
 /// falls through to the network and is imaged once; power cycled, it boots its disk and says
 /// that its firmware boots the disk first; wiped, its first network boot is offered recovery.
+/// Last, an OVMF node booting the network first over IPv4 only: imaged once, and back to its
+/// own disk through its network options after a power cut.
 #[test]
-fn bios_and_disk_first_nodes_boot_their_disks_and_a_dead_disk_is_healed_on_evidence() -> Result<(), LabError>
-{
+fn bios_disk_first_and_ipv4_nodes_boot_their_disks_and_a_dead_disk_is_healed_on_evidence(
+) -> Result<(), LabError> {
     let out = image::default_image()?;
     let mut lab = Lab::new("recover-order")?;
     let a_disk = lab.dir().join("a.raw");
@@ -419,5 +421,35 @@ fn bios_and_disk_first_nodes_boot_their_disks_and_a_dead_disk_is_healed_on_evide
     c.wait_for("pairos run: node-2 of pair", BOOT)?;
     a.wait_for(&format!("pairos run: peer live ({c_mac})"), BOOT)?;
     assert_eq!(started(&a.console().text()[from..], c_mac), 1, "imaged once more");
+    c.kill();
+    a.wait_for("pairos run: peer silent", BOOT)?;
+
+    // OVMF, network first over IPv4 only (PXE and HTTP boot), as servers are often set up: a
+    // blank node is imaged once and boots its disk next; power cycled, it goes through its
+    // network options to its disk and is never offered recovery.
+    let d_mac = "52:54:00:12:04:00";
+    let d_disk = lab.dir().join("d.raw");
+    blank_disk(&d_disk, 10 * GIB)?;
+    let ipv4_first = |name: &str| {
+        VmSpec::new(name)
+            .firmware(Firmware::Ovmf)
+            .boot_nic("private", NicModel::VirtioNet)
+            .nic("public", NicModel::VirtioNet)
+            .boot_disk(&d_disk, DiskBus::Virtio)
+    };
+    let mut d = lab.start(ipv4_first("ipv4-first-d"))?;
+    d.wait_for("pairos-recover: the disk boots next: Boot", WRITE)?;
+    d.wait_for("pairos run: node-2 of pair", BOOT)?;
+    a.wait_for(&format!("pairos run: peer live ({d_mac})"), BOOT)?;
+    d.kill();
+    a.wait_for("pairos run: peer silent", BOOT)?;
+    let from = a.console().text().len();
+    let mut d = lab.start(ipv4_first("ipv4-first-d-back").same_machine_as(4))?;
+    d.wait_for("pairos run: node-2 of pair", EVERY_OPTION)?;
+    a.wait_for(&format!("pairos run: peer live ({d_mac})"), BOOT)?;
+    let back = a.console().text()[from..].to_owned();
+    assert!(back.contains(&format!("to {d_mac}: LocalBoot (a known peer, not live")), "{back}");
+    assert!(!back.contains(&format!("to {d_mac}: Recover (")), "a healthy disk is never reimaged:\n{back}");
+    assert_eq!(started(&a.console().text(), d_mac), 1, "imaged once");
     Ok(())
 }

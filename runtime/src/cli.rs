@@ -207,7 +207,8 @@ pub struct StatusArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum PairCommand {
-    /// Let the newcomer with this private-link MAC enrol (when enrolment is `approve`).
+    /// Let the newcomer with this private-link MAC enrol (when enrolment is `approve`), or let a
+    /// node held after two imagings within the hour be offered recovery again.
     Approve(PairMacArgs),
     /// Forget a remembered peer: when it network-boots while the pair misses a node, it is
     /// treated as a newcomer and offered recovery.
