@@ -148,6 +148,12 @@ impl<P: Policy> DhcpServer<P> {
         } else {
             None
         };
+        // A network boot client with nothing to boot (a UEFI HTTP boot client told to boot its
+        // disk) gets no offer at all, so that its firmware goes on to its next boot option.
+        if (client.is_netboot() || client.ipxe) && boot.is_none() {
+            tracing::info!(mac = %mac, ?decision, reason, "no offer: nothing to boot over the network");
+            return Ok(None);
+        }
         let lease = u64::from(self.config.lease_secs);
         let netboot = client.is_netboot() || client.ipxe;
         let note = |what: &str| {
@@ -257,6 +263,22 @@ mod tests {
 
     fn file(m: &Message) -> String {
         m.fname_str().and_then(Result::ok).unwrap_or_default().to_owned()
+    }
+
+    #[test]
+    fn an_http_boot_client_told_to_boot_its_disk_gets_no_offer_at_all() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let http = |s: &mut DhcpServer<Fixed>| {
+            let mut m = request(MessageType::Discover, 3, Some(16), false);
+            m.opts_mut().insert(DhcpOption::ClassIdentifier(b"HTTPClient:Arch:00016:UNDI:003001".to_vec()));
+            s.handle(&m, 0).expect("ok")
+        };
+        assert!(
+            http(&mut server(d.path(), Decision::LocalBoot)).is_none(),
+            "no offer: on to the next option"
+        );
+        let recover = http(&mut server(d.path(), Decision::Recover)).expect("an offer");
+        assert_eq!(file(&recover.message), "http://10.77.0.1:8080/pairos-recover.efi");
     }
 
     #[test]
