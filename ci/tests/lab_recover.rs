@@ -227,8 +227,13 @@ fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -
     b.kill();
     a.wait_for("pairos run: peer silent", BOOT)?;
     let from = a.console().text().len();
+    let power_on = Instant::now();
     let mut b = lab.start(newcomer("node-b-back", &b_disk).same_machine_as(4))?;
     b.wait_for("pairos run: node-2 of pair", EVERY_OPTION)?;
+    println!(
+        "a healthy disk (OVMF, every network option): from power on to pairos run on its own disk {} s",
+        power_on.elapsed().as_secs()
+    );
     a.wait_for(&format!("pairos run: peer live ({B_MAC})"), BOOT)?;
     let back = a.console().text()[from..].to_owned();
     assert!(
@@ -256,7 +261,12 @@ fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -
         let mut b = lab.start(newcomer(name, &b_disk).same_machine_as(4))?;
         a.wait_for(&format!("{B_MAC}: LocalBoot (a known peer, not live: told to boot its disk)"), BOOT)?;
         if to_shell {
+            let power_on = Instant::now();
             b.wait_for("UEFI Interactive Shell", EVERY_OPTION)?;
+            println!(
+                "a wiped disk (OVMF, every network option): from power on to the firmware's shell {} s",
+                power_on.elapsed().as_secs()
+            );
         } else {
             a.wait_for("told to boot its disk) [Firmware xid", BOOT)?;
         }
