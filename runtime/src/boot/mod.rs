@@ -30,6 +30,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 pub use cmdline::{BootArgs, Mode};
+pub(crate) use switch::mount_efivarfs;
 
 use crate::Exit;
 

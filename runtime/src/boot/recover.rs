@@ -254,18 +254,14 @@ fn image_this_node(
 /// was done. Not fatal: the peer still tells this node to boot its disk when it network-boots.
 fn boot_the_disk_next(disk: &Path) -> String {
     use pairos_recovery::efi_boot::{self, Esp, EFIVARFS};
-    if !Path::new("/sys/firmware/efi").exists() {
-        return "BIOS firmware: the peer's iPXE boots the disk when this node network-boots".into();
+    match super::switch::mount_efivarfs(false) {
+        Ok(true) => {}
+        Ok(false) => {
+            return "BIOS firmware: the peer's iPXE boots the disk when this node network-boots".into()
+        }
+        Err(e) => return format!("{e:#}: the boot order is left as it is"),
     }
     let vars = Path::new(EFIVARFS);
-    let mounted = std::fs::read_dir(vars).is_ok_and(|mut d| d.next().is_some());
-    if !mounted {
-        let flags =
-            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC;
-        if let Err(e) = nix::mount::mount(Some("efivarfs"), vars, Some("efivarfs"), flags, None::<&str>) {
-            return format!("cannot mount efivarfs on {EFIVARFS} ({e}): the boot order is left as it is");
-        }
-    }
     let esp = super::disks::read_gpt(disk).and_then(|parts| {
         parts
             .into_iter()

@@ -27,6 +27,25 @@ pub fn mount_early() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Mounts efivarfs where the UEFI boot variables are read and written, unless it is there:
+/// `Ok(false)` on BIOS (nothing to mount). The recovery agent writes them; a running node only
+/// reads them (`read_only`).
+pub fn mount_efivarfs(read_only: bool) -> anyhow::Result<bool> {
+    use pairos_recovery::efi_boot::EFIVARFS;
+    if !std::path::Path::new("/sys/firmware/efi").exists() {
+        return Ok(false);
+    }
+    if std::fs::read_dir(EFIVARFS).is_ok_and(|mut d| d.next().is_some()) {
+        return Ok(true);
+    }
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if read_only {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    mount_fs("efivarfs", EFIVARFS, "efivarfs", flags, None)?;
+    Ok(true)
+}
+
 /// Checks every block of root A against the root hash, then opens it as /dev/mapper/root.
 /// Verifying all of it up front (a few seconds on the lab's TCG, far less on hardware) turns a
 /// damaged root into a clear refusal now rather than I/O errors later.

@@ -340,18 +340,10 @@ fn reset_peers_that_do_not_boot(
 /// takes a network boot of it as its disk not booting. Said on the console either way.
 fn firmware_boots_disk_first() -> bool {
     use pairos_recovery::efi_boot::{booted_first, EFIVARFS};
-    let vars = Path::new(EFIVARFS);
-    if Path::new("/sys/firmware/efi").exists()
-        && std::fs::read_dir(vars).map_or(true, |mut d| d.next().is_none())
-    {
-        let flags = nix::mount::MsFlags::MS_RDONLY
-            | nix::mount::MsFlags::MS_NOSUID
-            | nix::mount::MsFlags::MS_NODEV
-            | nix::mount::MsFlags::MS_NOEXEC;
-        if let Err(e) = nix::mount::mount(Some("efivarfs"), vars, Some("efivarfs"), flags, None::<&str>) {
-            say(format_args!("cannot mount efivarfs on {EFIVARFS}: {e}"));
-        }
+    if let Err(e) = crate::boot::mount_efivarfs(true) {
+        say(format_args!("{e:#}"));
     }
+    let vars = Path::new(EFIVARFS);
     let first = booted_first(vars);
     say(format_args!(
         "boot order: {}",
