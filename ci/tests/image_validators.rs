@@ -85,8 +85,11 @@ fn independent_tools_accept_every_artifact() -> Result<(), LabError> {
     assert!(info.contains("Attribute flags: 0000000000000004"), "{info}");
     let mbr = std::fs::read(&disk).expect("disk")[..440].to_vec();
     assert_eq!(mbr, std::fs::read("/usr/lib/syslinux/mbr/gptmbr.bin").expect("gptmbr.bin"), "MBR boot code");
-    let listing = sh(Cmd::new("mdir").arg("-i").arg(&esp).arg("-b").arg("::/"));
-    assert!(listing.contains("ldlinux.sys"), "syslinux installed in the ESP:\n{listing}");
+    // ldlinux.sys is hidden and a system file, as syslinux installs it: `-a` lists it.
+    let listing = sh(Cmd::new("mdir").arg("-a").arg("-i").arg(&esp).arg("::/syslinux"));
+    for f in ["ldlinux  sys", "ldlinux  c32", "syslinux cfg"] {
+        assert!(listing.contains(f), "{f} in the ESP's /syslinux:\n{listing}");
+    }
     let syslinux_cfg = t.join("syslinux.cfg");
     sh(Cmd::new("mcopy").arg("-i").arg(&esp).arg("::/syslinux/syslinux.cfg").arg(&syslinux_cfg));
     let syslinux_cfg = std::fs::read_to_string(&syslinux_cfg).expect("syslinux.cfg");

@@ -5,7 +5,7 @@
 //! MBR boots the partition marked legacy-BIOS-bootable, the ESP. UEFI firmware ignores both.
 
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use pairos_host::Cmd;
 
@@ -28,6 +28,21 @@ pub fn config(kernel: &str, initrd: &str, cmdline: &str) -> String {
     )
 }
 
+/// The BIOS boot's files for the ESP, made in `work`: (path in the ESP, file). `kernel` and
+/// `initrd` are paths in the ESP.
+pub fn esp_files(
+    work: &Path,
+    kernel: &str,
+    initrd: &str,
+    cmdline: &str,
+) -> Result<Vec<(String, PathBuf)>, StageError> {
+    let cfg = work.join("syslinux.cfg");
+    std::fs::write(&cfg, config(kernel, initrd, cmdline)).map_err(StageError::io(&cfg))?;
+    let ldlinux = work.join("ldlinux.c32");
+    std::fs::copy(LDLINUX_C32, &ldlinux).map_err(StageError::io(Path::new(LDLINUX_C32)))?;
+    Ok(vec![(format!("{DIR}/syslinux.cfg"), cfg), (format!("{DIR}/ldlinux.c32"), ldlinux)])
+}
+
 /// Installs syslinux's boot sector and `ldlinux.sys` into the FAT image `esp` (the mtools
 /// installer: no mount, no loop device). mtools stamps the files with SOURCE_DATE_EPOCH.
 pub fn install(esp: &Path, epoch: u64) -> Result<(), StageError> {
@@ -41,7 +56,20 @@ pub fn install(esp: &Path, epoch: u64) -> Result<(), StageError> {
             what: format!("installing syslinux into {}", esp.display()),
             source,
         })?;
-    Ok(())
+    copy_boot_sector_to_backup(esp)
+}
+
+/// syslinux writes its boot code into the FAT32 boot sector only; the backup boot sector (its
+/// sector number at offset 50 of the boot sector) gets the same, so that fsck finds the two alike.
+fn copy_boot_sector_to_backup(esp: &Path) -> Result<(), StageError> {
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(esp).map_err(StageError::io(esp))?;
+    let mut sector = [0u8; 512];
+    f.read_exact_at(&mut sector, 0).map_err(StageError::io(esp))?;
+    let backup = u64::from(u16::from_le_bytes([sector[50], sector[51]]));
+    if backup == 0 || backup == 0xffff {
+        return Ok(());
+    }
+    f.write_all_at(&sector, backup * 512).map_err(StageError::io(esp))
 }
 
 /// Writes syslinux's GPT MBR boot code into the first 440 bytes of `disk` (the rest of the

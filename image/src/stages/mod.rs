@@ -368,17 +368,9 @@ fn build_into(
         let mut esp_files = vec![("/EFI/BOOT/BOOTX64.EFI", disk_uki.as_path())];
         esp_files.extend(pxe_files.iter().map(|(fat, src)| (fat.as_str(), src.as_path())));
         // BIOS boots the same kernel and initramfs (the PXE set's) with the same command line.
-        let syslinux_cfg = work.join("syslinux.cfg");
         let in_esp = |f: &str| format!("/{}/{f}", pxe::ESP_DIR);
-        let config = bios_boot::config(&in_esp("vmlinuz"), &in_esp("initrd.img"), &disk_cmdline);
-        std::fs::write(&syslinux_cfg, config).map_err(StageError::io(&syslinux_cfg))?;
-        let ldlinux = work.join("ldlinux.c32");
-        std::fs::copy(bios_boot::LDLINUX_C32, &ldlinux)
-            .map_err(StageError::io(Path::new(bios_boot::LDLINUX_C32)))?;
-        let (cfg_fat, ldlinux_fat) =
-            (format!("{}/syslinux.cfg", bios_boot::DIR), format!("{}/ldlinux.c32", bios_boot::DIR));
-        esp_files.push((&cfg_fat, &syslinux_cfg));
-        esp_files.push((&ldlinux_fat, &ldlinux));
+        let bios = bios_boot::esp_files(&work, &in_esp("vmlinuz"), &in_esp("initrd.img"), &disk_cmdline)?;
+        esp_files.extend(bios.iter().map(|(fat, src)| (fat.as_str(), src.as_path())));
         disk::fat_image(&esp, p.esp_mib, "PAIROS-ESP", &esp_files, epoch)?;
         bios_boot::install(&esp, epoch)?;
         let payloads = [("esp", esp.as_path()), ("root-a", &root.root), ("verity-a", &root.verity)];
