@@ -48,9 +48,10 @@ const EVERY_OPTION: Duration = Duration::from_secs(900);
 /// B's private-link port.
 const B_MAC: &str = "52:54:00:12:04:00";
 
-/// How many recovery environments B booted, as A's `log` shows them (each reports its start).
-fn offers(log: &str) -> usize {
-    log.lines().filter(|l| l.contains(&format!("peer {B_MAC} (")) && l.contains("): Started: ")).count()
+/// How many recovery environments the node with `mac` booted, as A's `log` shows them (each
+/// reports its start).
+fn imagings(log: &str, mac: &str) -> usize {
+    log.lines().filter(|l| l.contains(&format!("peer {mac} (")) && l.contains("): Started: ")).count()
 }
 
 #[test]
@@ -130,7 +131,7 @@ fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -
     assert_eq!(version(&a_log), version(&b_log), "B runs the image version A runs");
     assert!(a_log.contains("Writing ("), "A's log shows B's progress:\n{a_log}");
     assert!(a_log.contains("Finished"), "A's log shows B's completion:\n{a_log}");
-    assert_eq!(offers(&a_log), 1, "B was offered recovery once:\n{a_log}");
+    assert_eq!(imagings(&a_log, B_MAC), 1, "B was offered recovery once:\n{a_log}");
     assert_eq!(b_log.matches("pairos-recover: image written").count(), 1, "B was imaged once");
     let after_imaging = &a_log[a_log.find("Finished").expect("finished")..];
     assert!(
@@ -291,7 +292,7 @@ fn a_blank_node_images_itself_from_its_peer_and_a_foreign_disk_is_left_alone() -
     b.wait_for("pairos run: node-2 of pair", BOOT)?;
     a.wait_for(&format!("pairos run: peer live ({B_MAC})"), BOOT)?;
     let healed = a.console().text()[from..].to_owned();
-    assert_eq!(offers(&healed), 1, "the wiped B was offered recovery once:\n{healed}");
+    assert_eq!(imagings(&healed, B_MAC), 1, "the wiped B was offered recovery once:\n{healed}");
     assert_eq!(b.console().text().matches("pairos-recover: image written").count(), 1, "imaged once");
 
     // Wiped again right after: imaged twice within the hour, B is not imaged a third time. A
@@ -373,10 +374,7 @@ fn bios_disk_first_and_ipv4_nodes_boot_their_disks_and_a_dead_disk_is_healed_on_
         log.contains(&format!("to {bios_mac}: LocalBoot (a known peer, not live: told to boot its disk)")),
         "{log}"
     );
-    let started = |log: &str, mac: &str| {
-        log.lines().filter(|l| l.contains(&format!("peer {mac} (")) && l.contains("): Started: ")).count()
-    };
-    assert_eq!(started(&log, bios_mac), 1, "imaged once:\n{log}");
+    assert_eq!(imagings(&log, bios_mac), 1, "imaged once:\n{log}");
 
     // Its disk wiped: iPXE cannot boot it, says so, and goes on to the recovery boot at once.
     b.kill();
@@ -396,7 +394,7 @@ fn bios_disk_first_and_ipv4_nodes_boot_their_disks_and_a_dead_disk_is_healed_on_
     b.wait_for("pairos-recover: identity written: node-2", WRITE)?;
     b.wait_for("pairos run: node-2 of pair", BOOT)?;
     a.wait_for(&format!("pairos run: peer live ({bios_mac})"), BOOT)?;
-    assert_eq!(started(&a.console().text()[from..], bios_mac), 1, "imaged once more");
+    assert_eq!(imagings(&a.console().text()[from..], bios_mac), 1, "imaged once more");
     b.kill();
     a.wait_for("pairos run: peer silent", BOOT)?;
 
@@ -416,7 +414,7 @@ fn bios_disk_first_and_ipv4_nodes_boot_their_disks_and_a_dead_disk_is_healed_on_
     c.wait_for("pairos-recover: the disk boots next: Boot", WRITE)?;
     c.wait_for("pairos run: node-2 of pair", BOOT)?;
     a.wait_for(&format!("pairos run: peer live ({c_mac})"), BOOT)?;
-    assert_eq!(started(&a.console().text(), c_mac), 1, "imaged once");
+    assert_eq!(imagings(&a.console().text(), c_mac), 1, "imaged once");
     // Power cycled, it boots its disk, its firmware's first option, and says so to A.
     c.kill();
     a.wait_for("pairos run: peer silent", BOOT)?;
@@ -443,7 +441,7 @@ fn bios_disk_first_and_ipv4_nodes_boot_their_disks_and_a_dead_disk_is_healed_on_
     c.wait_for("pairos-recover: identity written: node-2", WRITE)?;
     c.wait_for("pairos run: node-2 of pair", BOOT)?;
     a.wait_for(&format!("pairos run: peer live ({c_mac})"), BOOT)?;
-    assert_eq!(started(&a.console().text()[from..], c_mac), 1, "imaged once more");
+    assert_eq!(imagings(&a.console().text()[from..], c_mac), 1, "imaged once more");
     c.kill();
     a.wait_for("pairos run: peer silent", BOOT)?;
 
@@ -473,6 +471,6 @@ fn bios_disk_first_and_ipv4_nodes_boot_their_disks_and_a_dead_disk_is_healed_on_
     let back = a.console().text()[from..].to_owned();
     assert!(back.contains(&format!("to {d_mac}: LocalBoot (a known peer, not live")), "{back}");
     assert!(!back.contains(&format!("to {d_mac}: Recover (")), "a healthy disk is never reimaged:\n{back}");
-    assert_eq!(started(&a.console().text(), d_mac), 1, "imaged once");
+    assert_eq!(imagings(&a.console().text(), d_mac), 1, "imaged once");
     Ok(())
 }

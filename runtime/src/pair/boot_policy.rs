@@ -87,6 +87,22 @@ struct Boot {
     reset: bool,
 }
 
+impl Boot {
+    /// A boot whose first word comes `now`: told to boot the disk, nothing known against it.
+    fn starting(now: Instant, told_disk: bool) -> Boot {
+        Boot {
+            began: now,
+            last: now,
+            firmware_rounds: 0,
+            last_xid: None,
+            told_disk,
+            decision: Decision::LocalBoot,
+            evidence: None,
+            reset: false,
+        }
+    }
+}
+
 /// What the policy remembers of one peer.
 #[derive(Debug, Clone, Default)]
 struct Peer {
@@ -139,16 +155,7 @@ fn decide(ask: Ask, seen: Seen, peer: &mut Peer) -> (Decision, String) {
     if peer.boot.as_ref().is_some_and(|b| seen.heard.is_some_and(|h| h >= b.began)) {
         peer.boot = None;
     }
-    let b = peer.boot.get_or_insert(Boot {
-        began: ask.now,
-        last: ask.now,
-        firmware_rounds: 0,
-        last_xid: None,
-        told_disk: false,
-        decision: Decision::LocalBoot,
-        evidence: None,
-        reset: false,
-    });
+    let b = peer.boot.get_or_insert(Boot::starting(ask.now, false));
     b.last = ask.now;
     if b.last_xid == Some(ask.xid) {
         return (b.decision, SAME.into());
@@ -195,16 +202,7 @@ fn local_boot_failed(now: Instant, wall: SystemTime, seen: Seen, peer: &mut Peer
         return (Decision::Ignore, "not a known peer that the pair misses".into());
     }
     let imaged = peer.imaged_recently(now);
-    let b = peer.boot.get_or_insert(Boot {
-        began: now,
-        last: now,
-        firmware_rounds: 0,
-        last_xid: None,
-        told_disk: true,
-        decision: Decision::LocalBoot,
-        evidence: None,
-        reset: false,
-    });
+    let b = peer.boot.get_or_insert(Boot::starting(now, true));
     b.evidence = Some("iPXE could not boot its disk".into());
     if peer.held.is_none() && imaged >= IMAGINGS_BEFORE_HOLD {
         peer.held = Some(wall);
